@@ -1,0 +1,42 @@
+"""ppacer: DAGs of Python tasks on a schedule, a scheduler and executors.
+
+The public surface is re-exported here; everything else is imported by its
+full path (``ppacer.scheduler.config``, ``ppacer.db.schema``, ...).
+"""
+
+__version__ = "0.1.0"
+
+from ppacer.dag.dag import Dag, Node, Registry  # noqa: E402
+from ppacer.dag.schedule import FixedSchedule, Schedule  # noqa: E402
+from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus  # noqa: E402
+from ppacer.dag.task import BaseTask, Task, TaskConfig, TaskContext, task  # noqa: E402
+from ppacer.executor.client import Client  # noqa: E402
+from ppacer.executor.executor import Executor  # noqa: E402
+from ppacer.local import LocalRunner, default_started, run  # noqa: E402
+from ppacer.scheduler.config import DEFAULT_CONFIG, Config  # noqa: E402
+from ppacer.scheduler.server import Scheduler  # noqa: E402
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "BaseTask",
+    "Client",
+    "Config",
+    "Dag",
+    "DagRunStatus",
+    "Executor",
+    "FixedSchedule",
+    "LocalRunner",
+    "Node",
+    "Registry",
+    "Schedule",
+    "Scheduler",
+    "SchedulerState",
+    "Task",
+    "TaskConfig",
+    "TaskContext",
+    "TaskStatus",
+    "__version__",
+    "default_started",
+    "run",
+    "task",
+]

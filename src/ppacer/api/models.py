@@ -1,0 +1,94 @@
+"""Wire models of the scheduler's HTTP API (field names as in the original ppacer).
+
+Requests are validated strictly: a field of the wrong type is an error, not a
+guess; unknown fields are ignored, as the original does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "DagRunRestartInput",
+    "TaskToExec",
+    "DagRunTriggerInput",
+    "TaskStatusUpdate",
+    "describe_validation_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskToExec:
+    """A task attempt to run, as ``GET /dag/task/pop`` hands it to an executor."""
+
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    # Extensions over the original protocol (its clients ignore them).
+    run_id: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form: the original's four fields plus ``runId`` and ``params``."""
+        return {
+            "dagId": self.dag_id,
+            "execTs": self.exec_ts,
+            "taskId": self.task_id,
+            "retry": self.retry,
+            "runId": self.run_id,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskToExec:
+        """Read the wire form (``runId`` and ``params`` are optional)."""
+        return cls(
+            dag_id=str(data["dagId"]),
+            exec_ts=str(data["execTs"]),
+            task_id=str(data["taskId"]),
+            retry=int(data.get("retry", 0)),
+            run_id=data.get("runId"),
+            params=dict(data.get("params") or {}),
+        )
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class TaskStatusUpdate(_Input):
+    """``POST /dag/task/update``: an executor's report on one task attempt."""
+
+    dagId: str = Field(min_length=1)
+    execTs: str = Field(min_length=1)
+    taskId: str = Field(min_length=1)
+    retry: int = Field(ge=0)
+    status: str = Field(min_length=1)
+    taskError: str | None = None
+
+
+class DagRunTriggerInput(_Input):
+    """``POST /dag/run/trigger``: run a DAG now, optionally with parameters."""
+
+    dagId: str = Field(min_length=1)
+    params: dict[str, Any] | None = None
+
+
+class DagRunRestartInput(_Input):
+    """``POST /dag/run/restart``: restart a FAILED DAG run."""
+
+    dagId: str = Field(min_length=1)
+    execTs: str = Field(min_length=1)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad field and what is wrong with it."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

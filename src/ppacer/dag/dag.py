@@ -1,0 +1,338 @@
+"""Nodes, DAGs and the registry, with the validation that runs when a DAG is built."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ppacer.dag.schedule import Schedule
+from ppacer.dag.task import DEFAULT_TASK_CONFIG, Task, TaskConfig, task_source, task_type_name
+from ppacer.errors import DagValidationError, DuplicateDagError
+
+__all__ = ["Dag", "DagAttributes", "Node", "Registry", "TaskInfo"]
+
+
+class Node:
+    """A task in a DAG, with its configuration and its children.
+
+    ``a.next(b)`` makes ``b`` a child of ``a`` and returns ``b``, so chains read
+    left to right: ``start.next(middle).next(finish)``.
+    """
+
+    __slots__ = ("children", "config", "task")
+
+    def __init__(self, task: Task, config: TaskConfig | None = None) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"Node needs a Task (id() and execute(ctx)), got {type(task).__name__}")
+        self.task = task
+        self.config = config if config is not None else DEFAULT_TASK_CONFIG
+        self.children: list[Node] = []
+
+    @property
+    def task_id(self) -> str:
+        """The id of this node's task."""
+        return self.task.id()
+
+    def next(self, child: Node | Task, config: TaskConfig | None = None) -> Node:
+        """Add ``child`` (a node, or a task wrapped in a new node) after this one; return it."""
+        node = child if isinstance(child, Node) else Node(child, config)
+        if not any(c is node for c in self.children):
+            self.children.append(node)
+        return node
+
+    def next_task(self, task: Task, config: TaskConfig | None = None) -> Node:
+        """Wrap ``task`` in a new node, add it after this one and return it."""
+        return self.next(Node(task, config))
+
+    def next_async_and_merge(self, branches: Sequence[Node | Task], merge: Node | Task) -> Node:
+        """Fan out to ``branches`` (run in parallel) and join them all into ``merge``; return it."""
+        merge_node = merge if isinstance(merge, Node) else Node(merge)
+        for branch in branches:
+            self.next(branch).next(merge_node)
+        return merge_node
+
+    def __repr__(self) -> str:
+        return f"Node({self.task_id!r}, children={[c.task_id for c in self.children]})"
+
+
+@dataclass(frozen=True, slots=True)
+class DagAttributes:
+    """DAG-level settings stored in ``dags.Attributes``."""
+
+    # Run every schedule point missed while the scheduler was down (in order).
+    catch_up: bool = False
+    # Free-form labels for grouping DAGs in lists and the UI.
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """Return the JSON stored in the database."""
+        return json.dumps({"catchUp": self.catch_up, "tags": list(self.tags)}, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A validated task of a DAG with everything the scheduler needs about it."""
+
+    task_id: str
+    node: Node
+    parents: tuple[str, ...]
+    children: tuple[str, ...]
+    depth: int
+    width: int
+
+    @property
+    def task(self) -> Task:
+        """The task object."""
+        return self.node.task
+
+    @property
+    def config(self) -> TaskConfig:
+        """The task's configuration."""
+        return self.node.config
+
+
+class Dag:
+    """A DAG: an id, an optional schedule, attributes and one root node.
+
+    Build it with chained calls and finish with :meth:`done`, which validates
+    it (cycles, duplicate or empty task ids, no tasks) and computes each task's
+    position; an invalid DAG raises :class:`DagValidationError` there, naming
+    the DAG and the task.
+    """
+
+    def __init__(
+        self,
+        dag_id: str,
+        *,
+        schedule: Schedule | None = None,
+        root: Node | None = None,
+        catch_up: bool = False,
+        tags: Iterable[str] = (),
+        description: str = "",
+    ) -> None:
+        self.id = dag_id
+        self.schedule = schedule
+        self.root = root
+        self.attributes = DagAttributes(catch_up=catch_up, tags=tuple(tags))
+        self.description = description
+        self._tasks: dict[str, TaskInfo] | None = None
+
+    def add_schedule(self, schedule: Schedule) -> Dag:
+        """Set the schedule (without one, the DAG runs only when triggered)."""
+        if not isinstance(schedule, Schedule):
+            raise DagValidationError(self.id, f"schedule must implement Schedule, got {schedule!r}")
+        self.schedule = schedule
+        self._tasks = None
+        return self
+
+    def add_root(self, root: Node | Task) -> Dag:
+        """Set the root node (a task is wrapped in a node)."""
+        self.root = root if isinstance(root, Node) else Node(root)
+        self._tasks = None
+        return self
+
+    def add_attributes(self, *, catch_up: bool = False, tags: Iterable[str] = ()) -> Dag:
+        """Set DAG attributes: ``catch_up`` after downtime, and ``tags``."""
+        self.attributes = DagAttributes(catch_up=catch_up, tags=tuple(tags))
+        return self
+
+    def done(self) -> Dag:
+        """Validate the DAG and freeze its task graph; return the DAG."""
+        self._tasks = _compile(self)
+        return self
+
+    @property
+    def tasks(self) -> Mapping[str, TaskInfo]:
+        """The DAG's tasks by id (validated on first use)."""
+        if self._tasks is None:
+            self.done()
+        assert self._tasks is not None
+        return self._tasks
+
+    def task_ids(self) -> list[str]:
+        """Task ids in a stable order: by depth, then width."""
+        return list(self.tasks)
+
+    def descendants(self, task_id: str) -> list[str]:
+        """Every task downstream of ``task_id`` (not itself), in graph order."""
+        tasks = self.tasks
+        seen: set[str] = set()
+        stack = list(tasks[task_id].children)
+        while stack:
+            tid = stack.pop()
+            if tid not in seen:
+                seen.add(tid)
+                stack.extend(tasks[tid].children)
+        return [tid for tid in tasks if tid in seen]
+
+    def start_ts(self) -> datetime | None:
+        """The schedule's start, or None for a manual-only DAG."""
+        return self.schedule.start() if self.schedule is not None else None
+
+    def hash_meta(self) -> str:
+        """Hash of the DAG's metadata (id, schedule, start, attributes)."""
+        start = self.start_ts()
+        parts = [self.id, str(self.schedule or ""), start.isoformat() if start else ""]
+        parts.append(self.attributes.to_json())
+        return _sha256("\x1f".join(parts))
+
+    def hash_tasks(self) -> str:
+        """Hash of the tasks: ids, types, configs, sources and edges."""
+        digest = hashlib.sha256()
+        for info in self.tasks.values():
+            digest.update(
+                "\x1f".join(
+                    [
+                        info.task_id,
+                        task_type_name(info.task),
+                        info.config.to_json(),
+                        _sha256(task_source(info.task)),
+                        ",".join(info.children),
+                    ]
+                ).encode()
+            )
+            digest.update(b"\x1e")
+        return digest.hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Dag({self.id!r}, schedule={self.schedule!s}, tasks={len(self.tasks)})"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _compile(dag: Dag) -> dict[str, TaskInfo]:
+    """Validate ``dag`` and compute parents, children and positions of its tasks."""
+    if not isinstance(dag.id, str) or not dag.id.strip():
+        raise DagValidationError(str(dag.id), "DAG id must be a non-empty string")
+    if dag.root is None:
+        raise DagValidationError(dag.id, "DAG has no tasks: add a root node with add_root()")
+    nodes: dict[str, Node] = {}
+    order: list[str] = []
+    # Iterative DFS with colours: finds cycles and duplicate ids without recursion limits.
+    state: dict[int, int] = {}  # id(node) -> 1 visiting, 2 done
+    stack: list[tuple[Node, int]] = [(dag.root, 0)]
+    path: list[str] = []
+    while stack:
+        node, child_idx = stack.pop()
+        if child_idx == 0:
+            tid = node.task.id()
+            if not isinstance(tid, str) or not tid.strip():
+                raise DagValidationError(dag.id, "task id must be a non-empty string", repr(tid))
+            known = nodes.get(tid)
+            if known is not None and known is not node:
+                raise DagValidationError(
+                    dag.id, "duplicate task id: two different nodes use it", tid
+                )
+            if state.get(id(node)) == 1:
+                cycle = " -> ".join([*path[path.index(tid) :], tid])
+                raise DagValidationError(dag.id, f"cycle detected: {cycle}", tid)
+            if state.get(id(node)) == 2:
+                continue
+            nodes[tid] = node
+            order.append(tid)
+            state[id(node)] = 1
+            path.append(tid)
+        if child_idx < len(node.children):
+            stack.append((node, child_idx + 1))
+            child = node.children[child_idx]
+            if state.get(id(child)) == 1:
+                ctid = child.task.id()
+                cycle = " -> ".join([*path[path.index(ctid) :], ctid])
+                raise DagValidationError(dag.id, f"cycle detected: {cycle}", ctid)
+            stack.append((child, 0))
+        else:
+            state[id(node)] = 2
+            path.pop()
+
+    parents: dict[str, list[str]] = {tid: [] for tid in nodes}
+    for tid, node in nodes.items():
+        for child in node.children:
+            parents[child.task.id()].append(tid)
+    depth = _depths(dag.root.task.id(), nodes, parents)
+    # Width: position within the depth level, in breadth-first discovery order.
+    bfs = _bfs_order(dag.root)
+    width: dict[str, int] = {}
+    level_count: dict[int, int] = {}
+    for tid in bfs:
+        level_count[depth[tid]] = level_count.get(depth[tid], 0) + 1
+        width[tid] = level_count[depth[tid]]
+    ordered = sorted(nodes, key=lambda t: (depth[t], width[t]))
+    return {
+        tid: TaskInfo(
+            task_id=tid,
+            node=nodes[tid],
+            parents=tuple(parents[tid]),
+            children=tuple(dict.fromkeys(c.task.id() for c in nodes[tid].children)),
+            depth=depth[tid],
+            width=width[tid],
+        )
+        for tid in ordered
+    }
+
+
+def _depths(root: str, nodes: Mapping[str, Node], parents: Mapping[str, list[str]]) -> dict[str, int]:
+    """Longest-path depth from the root (root = 1): a node sits at its deepest level."""
+    indegree = {tid: len(ps) for tid, ps in parents.items()}
+    depth = {root: 1}
+    ready = [root]
+    while ready:
+        tid = ready.pop()
+        for child in nodes[tid].children:
+            ctid = child.task.id()
+            depth[ctid] = max(depth.get(ctid, 0), depth[tid] + 1)
+            indegree[ctid] -= 1
+            if indegree[ctid] == 0:
+                ready.append(ctid)
+    return depth
+
+
+def _bfs_order(root: Node) -> list[str]:
+    seen = {root.task.id()}
+    order = [root.task.id()]
+    queue = [root]
+    i = 0
+    while i < len(queue):
+        for child in queue[i].children:
+            ctid = child.task.id()
+            if ctid not in seen:
+                seen.add(ctid)
+                order.append(ctid)
+                queue.append(child)
+        i += 1
+    return order
+
+
+class Registry(Mapping[str, Dag]):
+    """The DAGs a scheduler and its executors know, by id; a duplicate id is an error."""
+
+    def __init__(self, dags: Iterable[Dag] = ()) -> None:
+        self._dags: dict[str, Dag] = {}
+        for dag in dags:
+            self.add(dag)
+
+    def add(self, dag: Dag) -> Dag:
+        """Validate ``dag`` and add it; raise :class:`DuplicateDagError` if its id is taken."""
+        if not isinstance(dag, Dag):
+            raise TypeError(f"Registry.add needs a Dag, got {type(dag).__name__}")
+        dag.done()
+        if dag.id in self._dags:
+            raise DuplicateDagError(dag.id)
+        self._dags[dag.id] = dag
+        return dag
+
+    def __getitem__(self, dag_id: str) -> Dag:
+        return self._dags[dag_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dags)
+
+    def __len__(self) -> int:
+        return len(self._dags)
+
+    def __repr__(self) -> str:
+        return f"Registry({list(self._dags)})"

@@ -1,0 +1,204 @@
+"""Tasks: the unit of work in a DAG, its configuration and the context it runs in."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import textwrap
+import weakref
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, overload, runtime_checkable
+
+__all__ = [
+    "DEFAULT_TASK_CONFIG",
+    "BaseTask",
+    "FunctionTask",
+    "Task",
+    "TaskConfig",
+    "TaskContext",
+    "TaskLogger",
+    "task",
+    "task_source",
+    "task_type_name",
+]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A unit of work: an id unique within its DAG and an ``execute`` method.
+
+    ``execute`` returning normally means SUCCESS; raising means FAILED.
+    """
+
+    def id(self) -> str:
+        """Return the task's id, unique within its DAG."""
+        ...
+
+    def execute(self, ctx: TaskContext) -> object:
+        """Do the work of one attempt of this task."""
+        ...
+
+
+class BaseTask:
+    """Convenience base class: keeps the id; subclasses implement ``execute``."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def id(self) -> str:
+        """Return the task's id."""
+        return self.task_id
+
+    def execute(self, ctx: TaskContext) -> object:
+        """Do the task's work; subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task_id!r})"
+
+
+class FunctionTask:
+    """A task made from a plain function ``fn(ctx)`` by the :func:`task` decorator."""
+
+    def __init__(self, fn: Callable[[TaskContext], object], task_id: str | None = None) -> None:
+        self.fn = fn
+        self.task_id = task_id if task_id is not None else fn.__name__
+
+    def id(self) -> str:
+        """Return the task's id (the function's name unless given)."""
+        return self.task_id
+
+    def execute(self, ctx: TaskContext) -> object:
+        """Call the wrapped function with the context."""
+        return self.fn(ctx)
+
+    def __repr__(self) -> str:
+        return f"FunctionTask({self.task_id!r})"
+
+
+@overload
+def task(fn: Callable[[TaskContext], object], /) -> FunctionTask: ...
+@overload
+def task(*, id: str | None = None) -> Callable[[Callable[[TaskContext], object]], FunctionTask]: ...
+def task(
+    fn: Callable[[TaskContext], object] | None = None, /, *, id: str | None = None
+) -> FunctionTask | Callable[[Callable[[TaskContext], object]], FunctionTask]:
+    """Turn a function ``fn(ctx)`` into a task; its id is the function name or ``id``.
+
+    Use as ``@task`` or ``@task(id="load")``.
+    """
+    if fn is not None:
+        return FunctionTask(fn)
+
+    def wrap(inner: Callable[[TaskContext], object]) -> FunctionTask:
+        return FunctionTask(inner, id)
+
+    return wrap
+
+
+def task_type_name(t: Task) -> str:
+    """Return the name stored in ``dagtasks.TaskTypeName``: the class, or the function."""
+    if isinstance(t, FunctionTask):
+        return getattr(t.fn, "__qualname__", t.task_id)
+    return type(t).__name__
+
+
+def task_source(t: Task) -> str:
+    """Return the source of the task's ``execute`` (or wrapped function).
+
+    Source that cannot be read (defined in a REPL, a C extension, ...) gives a
+    clear placeholder instead of an error.
+    """
+    target: Any = t.fn if isinstance(t, FunctionTask) else type(t).execute
+    try:
+        return _source_cache[target]
+    except (KeyError, TypeError):
+        pass
+    try:
+        source = textwrap.dedent(inspect.getsource(target))
+    except (OSError, TypeError) as exc:
+        source = f"<source of {task_type_name(t)} not available: {exc}>"
+    try:
+        _source_cache[target] = source
+    except TypeError:  # not weak-referenceable: just don't cache
+        pass
+    return source
+
+
+# Sources by function object: many tasks share one class, and getsource is slow.
+_source_cache: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskConfig:
+    """How a task runs; stored as JSON in ``dagtasks.TaskConfig``."""
+
+    # Seconds an attempt may run before it is failed.
+    timeout_s: float = 600.0
+    # How many times a failed task is tried again (0: no retries).
+    retries: int = 0
+    # Seconds to wait before the next attempt.
+    retry_delay_s: float = 0.0
+    # Notify on each failed attempt that will be retried.
+    send_alert_on_retry: bool = False
+    # Notify when the task fails for good.
+    send_alert_on_failure: bool = True
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"TaskConfig.timeout_s must be positive, got {self.timeout_s}")
+        if self.retries < 0 or int(self.retries) != self.retries:
+            raise ValueError(f"TaskConfig.retries must be a whole number >= 0, got {self.retries}")
+        if self.retry_delay_s < 0:
+            raise ValueError(f"TaskConfig.retry_delay_s must be >= 0, got {self.retry_delay_s}")
+
+    def to_json(self) -> str:
+        """Return the JSON stored in the database (the original's field names)."""
+        return json.dumps(
+            {
+                "timeoutSeconds": self.timeout_s,
+                "retries": self.retries,
+                "retriesDelaySeconds": self.retry_delay_s,
+                "sendAlertOnRetry": self.send_alert_on_retry,
+                "sendAlertOnFailure": self.send_alert_on_failure,
+            },
+            sort_keys=True,
+        )
+
+
+DEFAULT_TASK_CONFIG = TaskConfig()
+
+
+class TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger for one task attempt: each record carries the attempt's identity.
+
+    Keyword ``extra`` values given to a call are kept as the record's attributes
+    (stored as JSON next to the message in the logs DB).
+    """
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        """Merge the attempt's identity with the call's own ``extra`` attributes."""
+        attrs = dict(kwargs.get("extra") or {})
+        kwargs["extra"] = {**(self.extra or {}), "ppacer_attrs": attrs}
+        return msg, kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a running task knows: its DAG run, its id and attempt, parameters and a logger."""
+
+    dag_id: str
+    exec_ts: datetime
+    task_id: str
+    retry: int
+    logger: logging.LoggerAdapter[logging.Logger]
+    run_id: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """Alias of ``logger``."""
+        return self.logger

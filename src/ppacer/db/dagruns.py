@@ -1,0 +1,189 @@
+"""DAG runs: ``dagruns``, their parameters, restarts and the ``schedules`` decisions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from ppacer.dag.status import DagRunStatus, ScheduleEvent
+from ppacer.db.schema import dagrunparams, dagrunrestarts, dagruns, schedules
+
+__all__ = [
+    "DagRunRow",
+    "ScheduleRow",
+    "count_dag_runs_by_status",
+    "count_restarts",
+    "insert_dag_run",
+    "insert_restart",
+    "insert_schedule",
+    "read_dag_run",
+    "read_dag_run_by_exec",
+    "read_dag_run_params",
+    "read_latest_dag_runs",
+    "read_latest_schedule",
+    "read_unfinished_dag_runs",
+    "update_dag_run_status",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DagRunRow:
+    """A ``dagruns`` row."""
+
+    run_id: int
+    dag_id: str
+    exec_ts: str
+    insert_ts: str
+    status: DagRunStatus
+    status_update_ts: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """A ``schedules`` row."""
+
+    dag_id: str
+    insert_ts: str
+    event: ScheduleEvent
+    schedule_ts: str | None
+    next_schedule_ts: str | None
+
+
+def _run(r: Row[Any]) -> DagRunRow:
+    return DagRunRow(
+        r.RunId, r.DagId, r.ExecTs, r.InsertTs, DagRunStatus(r.Status), r.StatusUpdateTs, r.Version
+    )
+
+
+def insert_dag_run(
+    conn: Connection,
+    dag_id: str,
+    exec_ts: str,
+    now: str,
+    version: str,
+    status: DagRunStatus = DagRunStatus.READY_TO_SCHEDULE,
+    params: dict[str, Any] | None = None,
+) -> int:
+    """Insert a DAG run (and its parameters, if any); return its RunId.
+
+    (DagId, ExecTs) is unique: a second run for the same point raises IntegrityError.
+    """
+    result = conn.execute(
+        insert(dagruns).values(
+            DagId=dag_id, ExecTs=exec_ts, InsertTs=now, Status=status, StatusUpdateTs=now,
+            Version=version,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    run_id = int(pk[0])
+    if params:
+        conn.execute(insert(dagrunparams).values(RunId=run_id, Params=json.dumps(params)))
+    return run_id
+
+
+def update_dag_run_status(conn: Connection, run_id: int, status: DagRunStatus, now: str) -> None:
+    """Set a run's status."""
+    conn.execute(
+        update(dagruns).where(dagruns.c.RunId == run_id).values(Status=status, StatusUpdateTs=now)
+    )
+
+
+def read_dag_run(conn: Connection, run_id: int) -> DagRunRow | None:
+    """Return the run with this RunId, or None."""
+    row = conn.execute(select(dagruns).where(dagruns.c.RunId == run_id)).first()
+    return _run(row) if row is not None else None
+
+
+def read_dag_run_by_exec(conn: Connection, dag_id: str, exec_ts: str) -> DagRunRow | None:
+    """Return the run of a DAG at a logical time, or None."""
+    row = conn.execute(
+        select(dagruns).where(and_(dagruns.c.DagId == dag_id, dagruns.c.ExecTs == exec_ts))
+    ).first()
+    return _run(row) if row is not None else None
+
+
+def read_dag_run_params(conn: Connection, run_id: int) -> dict[str, Any]:
+    """Return the parameters given when the run was triggered ({} if none)."""
+    text = conn.execute(select(dagrunparams.c.Params).where(dagrunparams.c.RunId == run_id)).scalar()
+    return dict(json.loads(text)) if text else {}
+
+
+def read_unfinished_dag_runs(conn: Connection) -> list[DagRunRow]:
+    """Return every run that is not SUCCESS or FAILED, oldest first."""
+    rows = conn.execute(
+        select(dagruns)
+        .where(dagruns.c.Status.not_in([DagRunStatus.SUCCESS, DagRunStatus.FAILED]))
+        .order_by(dagruns.c.RunId)
+    )
+    return [_run(r) for r in rows]
+
+
+def read_latest_dag_runs(conn: Connection, n: int) -> list[DagRunRow]:
+    """Return the ``n`` latest runs, newest first."""
+    rows = conn.execute(select(dagruns).order_by(dagruns.c.RunId.desc()).limit(n))
+    return [_run(r) for r in rows]
+
+
+def count_dag_runs_by_status(conn: Connection) -> dict[str, int]:
+    """Return the number of runs per status."""
+    rows = conn.execute(select(dagruns.c.Status, func.count()).group_by(dagruns.c.Status))
+    return {status: count for status, count in rows}
+
+
+def insert_restart(conn: Connection, dag_id: str, exec_ts: str, now: str) -> int:
+    """Record a restart of a run; return its number (1 for the first)."""
+    number = count_restarts(conn, dag_id, exec_ts) + 1
+    conn.execute(
+        insert(dagrunrestarts).values(DagId=dag_id, ExecTs=exec_ts, Restart=number, InsertTs=now)
+    )
+    return number
+
+
+def count_restarts(conn: Connection, dag_id: str, exec_ts: str) -> int:
+    """Return how many times a run was restarted."""
+    found = conn.execute(
+        select(func.max(dagrunrestarts.c.Restart)).where(
+            and_(dagrunrestarts.c.DagId == dag_id, dagrunrestarts.c.ExecTs == exec_ts)
+        )
+    ).scalar()
+    return int(found or 0)
+
+
+def insert_schedule(
+    conn: Connection,
+    dag_id: str,
+    event: ScheduleEvent,
+    schedule_ts: str | None,
+    next_schedule_ts: str | None,
+    now: str,
+) -> None:
+    """Record one scheduling decision."""
+    conn.execute(
+        insert(schedules).values(
+            DagId=dag_id, InsertTs=now, Event=event, ScheduleTs=schedule_ts,
+            NextScheduleTs=next_schedule_ts,
+        )
+    )
+
+
+_POINT_EVENTS = (ScheduleEvent.REGULAR, ScheduleEvent.CAUGHT_UP, ScheduleEvent.SKIPPED)
+
+
+def read_latest_schedule(conn: Connection, dag_id: str) -> ScheduleRow | None:
+    """Return the latest decision about a schedule point (REGULAR, CAUGHT_UP or SKIPPED)."""
+    row = conn.execute(
+        select(schedules)
+        .where(and_(schedules.c.DagId == dag_id, schedules.c.Event.in_(_POINT_EVENTS)))
+        .order_by(schedules.c.ScheduleTs.desc(), schedules.c.InsertTs.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return ScheduleRow(
+        row.DagId, row.InsertTs, ScheduleEvent(row.Event), row.ScheduleTs, row.NextScheduleTs
+    )

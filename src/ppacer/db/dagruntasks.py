@@ -1,0 +1,178 @@
+"""Task attempts of DAG runs: ``dagruntasks`` and ``dagruntaskerrors``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from ppacer.dag.status import TaskStatus
+from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntasks
+
+__all__ = [
+    "DagRunTaskRow",
+    "count_tasks_by_run",
+    "count_tasks_by_status",
+    "insert_dag_run_tasks",
+    "insert_task_error",
+    "read_dag_run_tasks",
+    "read_task_errors",
+    "update_dag_run_task_status",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DagRunTaskRow:
+    """A ``dagruntasks`` row: one attempt of a task in a run."""
+
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    insert_ts: str
+    status: TaskStatus
+    status_update_ts: str
+    version: str
+
+
+def _row(r: Row[Any]) -> DagRunTaskRow:
+    return DagRunTaskRow(
+        r.DagId, r.ExecTs, r.TaskId, r.Retry, r.InsertTs, TaskStatus(r.Status), r.StatusUpdateTs,
+        r.Version,
+    )
+
+
+def insert_dag_run_tasks(
+    conn: Connection,
+    dag_id: str,
+    exec_ts: str,
+    attempts: Sequence[tuple[str, int, TaskStatus]],
+    now: str,
+    version: str,
+) -> None:
+    """Insert task attempts ``(task_id, retry, status)`` of one run in one statement."""
+    if not attempts:
+        return
+    conn.execute(
+        insert(dagruntasks),
+        [
+            {
+                "DagId": dag_id, "ExecTs": exec_ts, "TaskId": task_id, "Retry": retry,
+                "InsertTs": now, "Status": status, "StatusUpdateTs": now, "Version": version,
+            }
+            for task_id, retry, status in attempts
+        ],
+    )
+
+
+def update_dag_run_task_status(
+    conn: Connection,
+    dag_id: str,
+    exec_ts: str,
+    task_id: str,
+    retry: int,
+    status: TaskStatus,
+    now: str,
+) -> int:
+    """Set an attempt's status; return the number of rows changed (0: no such attempt)."""
+    result = conn.execute(
+        update(dagruntasks)
+        .where(
+            and_(
+                dagruntasks.c.DagId == dag_id,
+                dagruntasks.c.ExecTs == exec_ts,
+                dagruntasks.c.TaskId == task_id,
+                dagruntasks.c.Retry == retry,
+            )
+        )
+        .values(Status=status, StatusUpdateTs=now)
+    )
+    return int(result.rowcount)
+
+
+def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:
+    """Return every attempt of every task of a run, in insertion order."""
+    rows = conn.execute(
+        select(dagruntasks)
+        .where(and_(dagruntasks.c.DagId == dag_id, dagruntasks.c.ExecTs == exec_ts))
+        .order_by(dagruntasks.c.InsertTs, dagruntasks.c.TaskId, dagruntasks.c.Retry)
+    )
+    return [_row(r) for r in rows]
+
+
+def insert_task_error(
+    conn: Connection, dag_id: str, exec_ts: str, task_id: str, retry: int, error: str, now: str
+) -> None:
+    """Store the error an attempt failed with (the latest report wins)."""
+    conn.execute(
+        dagruntaskerrors.delete().where(
+            and_(
+                dagruntaskerrors.c.DagId == dag_id,
+                dagruntaskerrors.c.ExecTs == exec_ts,
+                dagruntaskerrors.c.TaskId == task_id,
+                dagruntaskerrors.c.Retry == retry,
+            )
+        )
+    )
+    conn.execute(
+        insert(dagruntaskerrors).values(
+            DagId=dag_id, ExecTs=exec_ts, TaskId=task_id, Retry=retry, InsertTs=now, Error=error
+        )
+    )
+
+
+def read_task_errors(conn: Connection, dag_id: str, exec_ts: str) -> dict[tuple[str, int], str]:
+    """Return the stored errors of a run's attempts by ``(task_id, retry)``."""
+    rows = conn.execute(
+        select(dagruntaskerrors.c.TaskId, dagruntaskerrors.c.Retry, dagruntaskerrors.c.Error).where(
+            and_(dagruntaskerrors.c.DagId == dag_id, dagruntaskerrors.c.ExecTs == exec_ts)
+        )
+    )
+    return {(r.TaskId, r.Retry): r.Error for r in rows}
+
+
+def count_tasks_by_status(conn: Connection) -> dict[str, int]:
+    """Return the number of task attempts per status."""
+    rows = conn.execute(select(dagruntasks.c.Status, func.count()).group_by(dagruntasks.c.Status))
+    return {status: count for status, count in rows}
+
+
+def count_tasks_by_run(conn: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Return, per run, how many tasks are in each status (latest attempt of each task)."""
+    if not run_ids:
+        return {}
+    latest = (
+        select(
+            dagruns.c.RunId,
+            dagruntasks.c.TaskId,
+            func.max(dagruntasks.c.Retry).label("Retry"),
+        )
+        .join(
+            dagruntasks,
+            and_(dagruntasks.c.DagId == dagruns.c.DagId, dagruntasks.c.ExecTs == dagruns.c.ExecTs),
+        )
+        .where(dagruns.c.RunId.in_(run_ids))
+        .group_by(dagruns.c.RunId, dagruntasks.c.TaskId)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(latest.c.RunId, dagruntasks.c.Status, func.count())
+        .select_from(latest)
+        .join(dagruns, dagruns.c.RunId == latest.c.RunId)
+        .join(
+            dagruntasks,
+            and_(
+                dagruntasks.c.DagId == dagruns.c.DagId,
+                dagruntasks.c.ExecTs == dagruns.c.ExecTs,
+                dagruntasks.c.TaskId == latest.c.TaskId,
+                dagruntasks.c.Retry == latest.c.Retry,
+            ),
+        )
+        .group_by(latest.c.RunId, dagruntasks.c.Status)
+    )
+    out: dict[int, dict[str, int]] = {}
+    for run_id, status, count in rows:
+        out.setdefault(run_id, {})[status] = count
+    return out

@@ -1,0 +1,173 @@
+"""The scheduler DB and logs DB tables, with every column explained.
+
+Table and column names are the original ppacer's, so its documented queries
+(``SELECT * FROM dagruns`` ...) work on our databases as written. Every
+timestamp is text in :func:`ppacer.timeutils.format_ts` form (UTC, six fraction
+digits), so text order is time order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "dagrunparams",
+    "dagrunrestarts",
+    "dagruns",
+    "dagruntaskerrors",
+    "dagruntasks",
+    "dags",
+    "dagtasks",
+    "logs_metadata",
+    "metadata",
+    "schedules",
+    "schemaversion",
+    "tasklogs",
+]
+
+#: Version of the schema below; stored in ``schemaversion`` and checked on start.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+dags = Table(
+    "dags",
+    metadata,
+    Column("DagId", Text, primary_key=True, comment="DAG id, unique"),
+    Column("StartTs", Text, nullable=True, comment="schedule start; NULL: no schedule"),
+    Column("Schedule", Text, nullable=True, comment="schedule in words, e.g. 'FixedSchedule: 10s'"),
+    Column("CreateTs", Text, nullable=False, comment="when the DAG was first synced"),
+    Column("LatestUpdateTs", Text, nullable=True, comment="when its metadata or tasks last changed"),
+    Column("CreateVersion", Text, nullable=False, comment="ppacer version that created the row"),
+    Column("LatestUpdateVersion", Text, nullable=True, comment="ppacer version of the latest update"),
+    Column("HashDagMeta", Text, nullable=False, comment="sha256 of id, schedule, start, attributes"),
+    Column("HashTasks", Text, nullable=False, comment="sha256 of tasks: ids, types, configs, edges"),
+    Column("Attributes", Text, nullable=False, comment="JSON: {catchUp, tags}"),
+)
+
+dagtasks = Table(
+    "dagtasks",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("TaskId", Text, nullable=False, comment="task id within the DAG"),
+    Column("IsCurrent", Integer, nullable=False, comment="1 for the version in use, 0 for history"),
+    Column("InsertTs", Text, nullable=False, comment="when this version was stored"),
+    Column("PosDepth", Integer, nullable=False, comment="graph depth, root = 1 (deepest path)"),
+    Column("PosWidth", Integer, nullable=False, comment="position within its depth level, from 1"),
+    Column("Version", Text, nullable=False, comment="ppacer version that stored the row"),
+    Column("TaskTypeName", Text, nullable=False, comment="the task's class (or function) name"),
+    Column("TaskConfig", Text, nullable=False, comment="JSON task config (timeout, retries, ...)"),
+    Column("TaskBodyHash", Text, nullable=False, comment="sha256 of TaskBodySource"),
+    Column("TaskBodySource", Text, nullable=False, comment="source code of the task's execute"),
+    # Many versions of one task may exist; only one is current.
+    Index("ix_dagtasks_dag_task", "DagId", "TaskId", "IsCurrent"),
+)
+
+dagruns = Table(
+    "dagruns",
+    metadata,
+    Column("RunId", Integer, primary_key=True, autoincrement=True, comment="run id"),
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="logical (schedule) time of the run"),
+    Column("InsertTs", Text, nullable=False, comment="when the run was created"),
+    Column("Status", Text, nullable=False, comment="DagRunStatus"),
+    Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
+    Column("Version", Text, nullable=False, comment="ppacer version that created the run"),
+    UniqueConstraint("DagId", "ExecTs", name="uq_dagruns_dag_exec"),
+    Index("ix_dagruns_status", "Status"),
+    sqlite_autoincrement=True,
+)
+
+dagruntasks = Table(
+    "dagruntasks",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number, from 0"),
+    Column("InsertTs", Text, nullable=False, comment="when the attempt was scheduled"),
+    Column("Status", Text, nullable=False, comment="TaskStatus"),
+    Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
+    Column("Version", Text, nullable=False, comment="ppacer version"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
+    Index("ix_dagruntasks_status", "Status"),
+)
+
+dagruntaskerrors = Table(
+    "dagruntaskerrors",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number"),
+    Column("InsertTs", Text, nullable=False, comment="when the error was reported"),
+    Column("Error", Text, nullable=False, comment="error as reported: 'Type: message'"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskerrors"),
+)
+
+dagrunparams = Table(
+    "dagrunparams",
+    metadata,
+    Column("RunId", Integer, primary_key=True, autoincrement=False, comment="dagruns.RunId"),
+    Column("Params", Text, nullable=False, comment="JSON object given at trigger"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("InsertTs", Text, nullable=False, comment="when the decision was made"),
+    Column("Event", Text, nullable=False, comment="ScheduleEvent: REGULAR, CAUGHT_UP, SKIPPED, ..."),
+    Column("ScheduleTs", Text, nullable=True, comment="the schedule point decided on"),
+    Column(
+        "NextScheduleTs",
+        Text,
+        nullable=True,
+        comment="the next point; for SKIPPED, the first point after the skipped range",
+    ),
+    Index("ix_schedules_dag_ts", "DagId", "ScheduleTs"),
+)
+
+dagrunrestarts = Table(
+    "dagrunrestarts",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("Restart", Integer, nullable=False, comment="restart number, from 1"),
+    Column("InsertTs", Text, nullable=False, comment="when the run was restarted"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "Restart", name="pk_dagrunrestarts"),
+)
+
+schemaversion = Table(
+    "schemaversion",
+    metadata,
+    Column("Version", Integer, nullable=False, comment="schema version in this database"),
+    Column("InsertTs", Text, nullable=False, comment="when it was applied"),
+)
+
+logs_metadata = MetaData()
+
+tasklogs = Table(
+    "tasklogs",
+    logs_metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number"),
+    Column("InsertTs", Text, nullable=False, comment="when the record was logged"),
+    Column("Level", Text, nullable=False, comment="INFO, WARNING, ERROR, ..."),
+    Column("Message", Text, nullable=False, comment="the formatted message"),
+    Column("Attributes", Text, nullable=False, comment="JSON of the record's extra attributes"),
+    # No key on InsertTs: records in the same microsecond never collide (rowid orders them).
+    Index("ix_tasklogs_attempt", "DagId", "ExecTs", "TaskId", "Retry"),
+)

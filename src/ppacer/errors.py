@@ -1,0 +1,52 @@
+"""ppacer's exceptions: one base class and a few precise subclasses."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictError",
+    "DagValidationError",
+    "DuplicateDagError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PpacerError",
+    "SchedulerUnavailableError",
+]
+
+
+class PpacerError(Exception):
+    """Base class of every error ppacer raises on purpose."""
+
+
+class DagValidationError(PpacerError, ValueError):
+    """A DAG is not valid: it names the DAG and, where there is one, the task."""
+
+    def __init__(self, dag_id: str, reason: str, task_id: str | None = None) -> None:
+        self.dag_id = dag_id
+        self.task_id = task_id
+        self.reason = reason
+        where = f"DAG {dag_id!r}" + (f", task {task_id!r}" if task_id is not None else "")
+        super().__init__(f"{where}: {reason}")
+
+
+class DuplicateDagError(PpacerError, ValueError):
+    """A registry already holds a DAG with this id."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        super().__init__(f"DAG {dag_id!r} is already in the registry")
+
+
+class InvalidInputError(PpacerError, ValueError):
+    """A request or argument is malformed; the message says which field and why."""
+
+
+class NotFoundError(PpacerError, LookupError):
+    """A DAG, DAG run or task that was asked for does not exist."""
+
+
+class ConflictError(PpacerError):
+    """The request is valid but conflicts with the current state (e.g. restart of a running run)."""
+
+
+class SchedulerUnavailableError(PpacerError, ConnectionError):
+    """The scheduler could not be reached, or answered with a server error."""

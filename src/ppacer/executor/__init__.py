@@ -1,0 +1,1 @@
+"""The executor and the scheduler's HTTP client."""

@@ -1,0 +1,150 @@
+"""The scheduler's HTTP client: one method per endpoint, URLs from the shared route table.
+
+This is the only module that does HTTP. 4xx answers become ppacer errors
+carrying the scheduler's message; connection failures and 5xx answers become
+:class:`~ppacer.errors.SchedulerUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+
+from ppacer.api.models import TaskToExec
+from ppacer.api.routes import ROUTES
+from ppacer.dag.status import SchedulerState, TaskStatus
+from ppacer.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PpacerError,
+    SchedulerUnavailableError,
+)
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Talks to a ppacer scheduler (ours or the original) over HTTP. Thread-safe."""
+
+    def __init__(self, url: str, *, timeout_s: float = 15.0, token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx2.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            headers=headers,
+            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(
+        self,
+        name: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        **path: object,
+    ) -> httpx2.Response:
+        route = ROUTES[name]
+        try:
+            response = self._http.request(
+                route.method,
+                route.url(**path),
+                json=json,
+                params=params,
+                timeout=timeout_s if timeout_s is not None else self.timeout_s,
+            )
+        except httpx2.HTTPError as exc:
+            raise SchedulerUnavailableError(f"scheduler at {self.url} unreachable: {exc}") from exc
+        if response.status_code < 400:
+            return response
+        message = _error_text(response)
+        if response.status_code >= 500:
+            raise SchedulerUnavailableError(f"scheduler answered {response.status_code}: {message}")
+        error_type = {400: InvalidInputError, 404: NotFoundError, 409: ConflictError}.get(
+            response.status_code, PpacerError
+        )
+        raise error_type(message)
+
+    def get_task(self, wait_s: float = 0.0) -> TaskToExec | None:
+        """Pop the next ready task attempt; with ``wait_s`` wait that long for one (long poll)."""
+        params = {"wait_s": wait_s} if wait_s > 0 else None
+        response = self._call("pop_task", params=params, timeout_s=self.timeout_s + wait_s)
+        if response.status_code == 204 or not response.content:
+            return None
+        return TaskToExec.from_json(response.json())
+
+    def upsert_task_status(
+        self, task: TaskToExec, status: TaskStatus, task_error: BaseException | str | None = None
+    ) -> None:
+        """Report a task attempt's status (RUNNING, SUCCESS or FAILED, with the error)."""
+        error: str | None
+        if isinstance(task_error, BaseException):
+            error = f"{type(task_error).__name__}: {task_error}"
+        else:
+            error = task_error
+        body = {
+            "dagId": task.dag_id,
+            "execTs": task.exec_ts,
+            "taskId": task.task_id,
+            "retry": task.retry,
+            "status": str(status),
+            "taskError": error,
+        }
+        self._call("update_task_status", json=body)
+
+    def get_state(self) -> SchedulerState:
+        """The scheduler's state (RUNNING, ...)."""
+        return SchedulerState(self._call("state").json()["state"])
+
+    def trigger_dag_run(self, dag_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start a run of ``dag_id`` now; returns ``{runId, dagId, execTs}``."""
+        body: dict[str, Any] = {"dagId": dag_id}
+        if params is not None:
+            body["params"] = params
+        return dict(self._call("trigger_dag_run", json=body).json())
+
+    def restart_dag_run(self, dag_id: str, exec_ts: str) -> dict[str, Any]:
+        """Restart a FAILED run."""
+        return dict(self._call("restart_dag_run", json={"dagId": dag_id, "execTs": exec_ts}).json())
+
+    def ui_dagrun_stats(self) -> dict[str, Any]:
+        """Counts of runs and tasks by status, and queue lengths."""
+        return dict(self._call("ui_dagrun_stats").json())
+
+    def ui_dagrun_latest(self, n: int) -> list[dict[str, Any]]:
+        """The latest ``n`` runs with their task completion."""
+        return list(self._call("ui_dagrun_latest", n=n).json())
+
+    def ui_dagrun_details(self, run_id: int) -> dict[str, Any]:
+        """A run with its tasks, their configs and logs."""
+        return dict(self._call("ui_dagrun_details", runId=run_id).json())
+
+    def ui_dagrun_task_details(self, run_id: int, task_id: str, retry: int) -> dict[str, Any]:
+        """One task attempt with its logs."""
+        return dict(
+            self._call("ui_dagrun_task_details", runId=run_id, taskId=task_id, retry=retry).json()
+        )
+
+
+def _error_text(response: httpx2.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status_code}"
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return response.text.strip()

@@ -1,0 +1,239 @@
+"""The executor: pops task attempts from the scheduler, runs them, reports their status.
+
+It talks to the scheduler only through :class:`~ppacer.executor.client.Client`
+and never opens the scheduler's database, so any number of executors can run
+in other processes or on other machines. Task logs go to the logs DB given to
+it. Nothing a task or the scheduler does stops the loop: a task that raises is
+reported FAILED; an unreachable scheduler is retried with backoff (logged once
+per outage); a status report that cannot be delivered is retried, not dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ppacer.api.models import TaskToExec
+from ppacer.dag.dag import Registry
+from ppacer.dag.status import TaskStatus
+from ppacer.dag.task import TaskContext
+from ppacer.db.engine import open_logs_db
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, SchedulerUnavailableError
+from ppacer.executor.client import Client
+from ppacer.tasklog import TaskLogHandler, task_logger
+from ppacer.timeutils import monotonic, parse_ts
+
+__all__ = ["Executor"]
+
+log = logging.getLogger("ppacer.executor")
+
+
+class Executor:
+    """Runs the tasks the scheduler hands out, up to ``concurrency`` at once, in threads."""
+
+    def __init__(
+        self,
+        scheduler: str | Client,
+        registry: Registry,
+        *,
+        logs_db: str | Engine | None = None,
+        concurrency: int = 8,
+        poll_wait_s: float = 10.0,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout_s=15.0)
+        self.registry = registry
+        self.concurrency = concurrency
+        self.poll_wait_s = poll_wait_s
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self._slots = threading.Semaphore(concurrency)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ppacer-task")
+        self._stop = threading.Event()
+        self._abandon = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unreachable = False
+        self._running = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        # One logger object per executor, child of "ppacer.task" so records also reach the console.
+        self.task_log = logging.Logger("ppacer.task")
+        self.task_log.parent = logging.getLogger("ppacer.task")
+        self.task_log.setLevel(logging.DEBUG)
+        self.logs_engine = open_logs_db(logs_db) if logs_db is not None else None
+        if self.logs_engine is not None:
+            self.task_log.addHandler(TaskLogHandler(self.logs_engine))
+
+    # ------------------------------------------------------------------ life cycle
+
+    def run(self) -> None:
+        """Poll, run and report until :meth:`stop` is called (blocks)."""
+        log.info("executor %s polling %s (concurrency %d)", self.name, self.client.url, self.concurrency)
+        empty_polls = 0
+        while not self._stop.is_set():
+            while not self._slots.acquire(timeout=0.5):
+                if self._stop.is_set():
+                    return
+            handed_off = False
+            try:
+                started = monotonic()
+                task = self._poll()
+                if task is not None:
+                    empty_polls = 0
+                    self._begin()
+                    self._pool.submit(self._run_task, task)
+                    handed_off = True
+                elif not self._stop.is_set() and monotonic() - started < self.poll_wait_s / 2:
+                    # A scheduler without long polls answered at once: back off linearly to 1 s.
+                    empty_polls += 1
+                    self._stop.wait(min(1.0, 0.001 * empty_polls))
+            finally:
+                if not handed_off:
+                    self._slots.release()
+
+    def start(self) -> Executor:
+        """Run :meth:`run` in a background thread; return self."""
+        self._thread = threading.Thread(target=self.run, name=f"ppacer-executor-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop polling and wait up to ``timeout_s`` for running tasks; True if all finished.
+
+        Attempts still running after the deadline stay RUNNING in the scheduler,
+        which queues them again on its next start; nothing is lost.
+        """
+        self._stop.set()
+        deadline = monotonic() + timeout_s
+        with self._idle:
+            while self._running and monotonic() < deadline:
+                self._idle.wait(max(0.0, deadline - monotonic()))
+            finished = self._running == 0
+        if not finished:
+            log.warning("executor %s stopping with %d tasks still running", self.name, self._running)
+            self._abandon.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, deadline - monotonic()) + self.poll_wait_s + 1)
+        self._pool.shutdown(wait=finished, cancel_futures=True)
+        self.client.close()
+        return finished
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def _end(self) -> None:
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+        self._slots.release()
+
+    # ------------------------------------------------------------------ polling and reporting
+
+    def _poll(self) -> TaskToExec | None:
+        try:
+            task = self.client.get_task(wait_s=self.poll_wait_s)
+        except SchedulerUnavailableError as exc:
+            self._on_unreachable(exc)
+            return None
+        except Exception:
+            log.exception("unexpected answer to a task poll; polling again")
+            self._stop.wait(1.0)
+            return None
+        self._on_reachable()
+        return task
+
+    def _on_unreachable(self, exc: Exception) -> None:
+        if not self._unreachable:
+            self._unreachable = True
+            log.warning("scheduler unreachable (%s); retrying with backoff", exc)
+        self._backoff = min(5.0, getattr(self, "_backoff", 0.05) * 2)
+        self._stop.wait(self._backoff)
+
+    def _on_reachable(self) -> None:
+        self._backoff = 0.05
+        if self._unreachable:
+            self._unreachable = False
+            log.info("scheduler reachable again")
+
+    def _report(self, task: TaskToExec, status: TaskStatus, error: str | None = None) -> bool:
+        """Deliver a status report, retrying while the scheduler is unreachable.
+
+        Returns False when the scheduler refused it (4xx) or the executor gave up
+        at its stop deadline.
+        """
+        delay = 0.05
+        while True:
+            try:
+                self.client.upsert_task_status(task, status, error)
+                self._on_reachable()
+                return True
+            except (ConflictError, NotFoundError, InvalidInputError) as exc:
+                log.warning("scheduler refused %s for %s: %s", status, _describe(task), exc)
+                return False
+            except Exception as exc:
+                if self._abandon.is_set():
+                    log.error("giving up reporting %s for %s: %s", status, _describe(task), exc)
+                    return False
+                if not self._unreachable:
+                    self._unreachable = True
+                    log.warning("cannot report %s for %s (%s); retrying", status, _describe(task), exc)
+                self._abandon.wait(delay)
+                delay = min(5.0, delay * 2)
+
+    # ------------------------------------------------------------------ running a task
+
+    def _run_task(self, task: TaskToExec) -> None:
+        try:
+            self._execute(task)
+        except Exception:
+            log.exception("executor error while running %s", _describe(task))
+        finally:
+            self._end()
+
+    def _execute(self, task: TaskToExec) -> None:
+        dag = self.registry.get(task.dag_id)
+        info = dag.tasks.get(task.task_id) if dag is not None else None
+        if info is None:
+            what = f"DAG {task.dag_id!r}" if dag is None else f"task {task.task_id!r}"
+            self._report(task, TaskStatus.FAILED, f"LookupError: this executor's registry has no {what}")
+            return
+        if not self._report(task, TaskStatus.RUNNING):
+            return
+        logger = task_logger(self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry)
+        ctx = TaskContext(
+            dag_id=task.dag_id,
+            exec_ts=parse_ts(task.exec_ts),
+            task_id=task.task_id,
+            retry=task.retry,
+            logger=logger,
+            run_id=task.run_id,
+            params=task.params,
+        )
+        log.info("Start executing task %s", _describe(task))
+        started = monotonic()
+        try:
+            result: Any = info.task.execute(ctx)
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+            self._report(task, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        log.info("Finished executing task %s duration=%.1fms", _describe(task), (monotonic() - started) * 1000)
+        self._report(task, TaskStatus.SUCCESS)
+
+
+def _describe(task: TaskToExec) -> str:
+    return f"{{DagId:{task.dag_id} ExecTs:{task.exec_ts} TaskId:{task.task_id} Retry:{task.retry}}}"

@@ -1,0 +1,1 @@
+"""The scheduler: DAG-run watcher, task scheduler and the HTTP API."""

@@ -1,0 +1,41 @@
+"""Scheduler configuration: a frozen dataclass with one documented default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["DEFAULT_CONFIG", "Config"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """How a :class:`~ppacer.scheduler.Scheduler` behaves."""
+
+    # DAG runs created but not yet picked up by the task scheduler. When full,
+    # the DAG-run watcher waits: runs are delayed, in order, never dropped.
+    dag_run_queue_len: int = 100
+    # Longest a single `GET /dag/task/pop?wait_s=` long poll may wait, in seconds.
+    max_pop_wait_s: float = 30.0
+    # Longest the DAG-run watcher sleeps before looking at the clock again, in
+    # seconds. It wakes earlier when a run is due; this only bounds the effect
+    # of a wall-clock jump.
+    max_watch_sleep_s: float = 1.0
+    # IANA timezone used to display times (storage is always UTC).
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.dag_run_queue_len < 1:
+            raise ValueError(f"Config.dag_run_queue_len must be >= 1, got {self.dag_run_queue_len}")
+        if self.max_pop_wait_s < 0:
+            raise ValueError(f"Config.max_pop_wait_s must be >= 0, got {self.max_pop_wait_s}")
+        if self.max_watch_sleep_s <= 0:
+            raise ValueError(f"Config.max_watch_sleep_s must be > 0, got {self.max_watch_sleep_s}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"Config.timezone: unknown IANA timezone {self.timezone!r}") from None
+
+
+#: The default configuration.
+DEFAULT_CONFIG = Config()

@@ -1,0 +1,341 @@
+"""The Scheduler: start-up sync and recovery, the loops, and the HTTP API they serve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from ppacer import __version__
+from ppacer.api.models import (
+    DagRunRestartInput,
+    DagRunTriggerInput,
+    TaskStatusUpdate,
+    describe_validation_error,
+)
+from ppacer.api.routes import ROUTES
+from ppacer.dag.dag import Registry
+from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
+from ppacer.db import dagruns as runs_db
+from ppacer.db.dags import sync_dags
+from ppacer.db.engine import open_logs_db, open_scheduler_db
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.notify import LogNotifier, Notifier
+from ppacer.scheduler import ui_data
+from ppacer.scheduler.config import DEFAULT_CONFIG, Config
+from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
+from ppacer.scheduler.task_scheduler import TaskScheduler
+from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic, parse_ts
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("ppacer.scheduler")
+
+Handler = Callable[[Request], Awaitable[Response]]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
+    """The one error shape of the API: ``{"error": ..., "detail": ...}``."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+class Scheduler:
+    """The heart of ppacer: watches schedules, schedules tasks, serves the HTTP API.
+
+    ``start(registry)`` syncs the registry with the database, recovers
+    unfinished DAG runs and returns the ASGI app; the app's lifespan runs the
+    DAG-run watcher and the task scheduler. There is one Scheduler per
+    database; any number of executors talk to it over HTTP.
+    """
+
+    def __init__(
+        self,
+        db: str | Engine,
+        config: Config = DEFAULT_CONFIG,
+        *,
+        logs_db: str | Engine | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = open_scheduler_db(db)
+        self.logs_engine = open_logs_db(logs_db) if logs_db is not None else None
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
+        self.version = __version__
+        self._state = SchedulerState.STARTED
+        self.registry: Registry = Registry()
+        self.task_scheduler: TaskScheduler | None = None
+        self.watcher: DagRunWatcher | None = None
+        self._queue: asyncio.Queue[NewDagRun] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.app: Starlette | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def state(self) -> SchedulerState:
+        """The scheduler's life-cycle state."""
+        return self._state
+
+    # ------------------------------------------------------------------ start-up
+
+    def start(self, registry: Registry) -> Starlette:
+        """Sync ``registry`` with the database, recover unfinished runs, return the ASGI app."""
+        if self.app is not None:
+            raise PpacerError("Scheduler.start was called already")
+        if not isinstance(registry, Registry):
+            registry = Registry(registry)
+        self.registry = registry
+        self._state = SchedulerState.SYNCHRONIZING
+        started = monotonic()
+        log.info("Start syncing DAG registry with dags and dagtasks tables")
+        with self.engine.begin() as conn:
+            result = sync_dags(conn, registry.values(), format_ts(self.clock.now()), self.version)
+        log.info(
+            "Finished syncing DAG registry with dags and dagtasks tables duration=%.3fms "
+            "dagsInserted=%d dagsUpdated=%d tasksInserted=%d tasksRetired=%d",
+            (monotonic() - started) * 1000, result.dags_inserted, result.dags_updated,
+            result.tasks_inserted, result.tasks_retired,
+        )
+        self.task_scheduler = TaskScheduler(
+            self.engine, registry, self.clock, self.version, self.notifier
+        )
+        with self.task_scheduler.transaction() as conn:
+            unfinished = runs_db.read_unfinished_dag_runs(conn)
+            for row in unfinished:
+                self.task_scheduler.load_run(conn, row)
+        if unfinished:
+            log.info("recovered %d unfinished DAG runs", len(unfinished))
+        self.watcher = DagRunWatcher(
+            self.engine, registry, self.clock, asyncio.Queue(self.config.dag_run_queue_len),
+            self.version, self.config.max_watch_sleep_s,
+        )
+        self.watcher.prepare()
+        self._queue = self.watcher.queue
+        on_change = getattr(self.clock, "on_change", None)
+        if callable(on_change):
+            on_change(self.watcher.wake)
+        self.app = self._build_app()
+        return self.app
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        assert self.task_scheduler is not None and self.watcher is not None
+        self._loop = asyncio.get_running_loop()
+        self.task_scheduler.start_timers(self._loop)
+        self._tasks = [
+            asyncio.create_task(self.watcher.run(), name="ppacer-dagrun-watcher"),
+            asyncio.create_task(self._consume_runs(), name="ppacer-task-scheduler"),
+        ]
+        self._state = SchedulerState.RUNNING
+        log.info("scheduler running")
+        try:
+            yield
+        finally:
+            self.begin_stop()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for state in self.task_scheduler.active.values():
+                for timer in state.retry_timers.values():
+                    timer.cancel()
+            self._state = SchedulerState.STOPPED
+            log.info("scheduler stopped")
+
+    def begin_stop(self) -> None:
+        """Enter STOPPING: answer pending long polls with 204 and hand out no more tasks.
+
+        Call it on the scheduler's event loop.
+        """
+        if self._state in (SchedulerState.STOPPING, SchedulerState.STOPPED):
+            return
+        self._state = SchedulerState.STOPPING
+        if self.task_scheduler is not None:
+            self.task_scheduler.release_waiters()
+
+    def stop_soon(self) -> None:
+        """Thread-safe :meth:`begin_stop`, for code outside the scheduler's loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.begin_stop)
+
+    async def _consume_runs(self) -> None:
+        assert self._queue is not None and self.task_scheduler is not None
+        while True:
+            run = await self._queue.get()
+            try:
+                with self.task_scheduler.transaction() as conn:
+                    row = runs_db.read_dag_run(conn, run.run_id)
+                    if row is not None and (row.dag_id, row.exec_ts) not in self.task_scheduler.active:
+                        self.task_scheduler.load_run(conn, row)
+            except Exception:
+                # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
+                log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)
+
+    # ------------------------------------------------------------------ operations
+
+    async def trigger(self, dag_id: str, params: dict[str, Any] | None = None) -> NewDagRun:
+        """Create a DAG run now (on the scheduler's loop); returns it once queued."""
+        if dag_id not in self.registry:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        assert self._queue is not None
+        now_dt = self.clock.now()
+        exec_ts = now = format_ts(now_dt)
+        try:
+            with self.engine.begin() as conn:
+                run_id = runs_db.insert_dag_run(
+                    conn, dag_id, exec_ts, now, self.version, DagRunStatus.READY_TO_SCHEDULE, params
+                )
+                runs_db.insert_schedule(
+                    conn, dag_id, ScheduleEvent.MANUALLY_TRIGGERED, exec_ts, None, now
+                )
+        except IntegrityError:
+            raise ConflictError(f"DAG {dag_id!r} already has a run at {exec_ts}") from None
+        run = NewDagRun(run_id, dag_id, exec_ts)
+        log.info("DAG run triggered dagId=%s execTs=%s runId=%d", dag_id, exec_ts, run_id)
+        await self._queue.put(run)
+        return run
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _build_app(self) -> Starlette:
+        handlers: dict[str, Handler] = {
+            "pop_task": self._pop_task,
+            "update_task_status": self._update_task_status,
+            "trigger_dag_run": self._trigger_dag_run,
+            "restart_dag_run": self._restart_dag_run,
+            "state": self._get_state,
+            "ui_dagrun_stats": self._ui_stats,
+            "ui_dagrun_latest": self._ui_latest,
+            "ui_dagrun_details": self._ui_details,
+            "ui_dagrun_task_details": self._ui_task_details,
+        }
+        routes = [
+            StarletteRoute(r.path, _guarded(handlers[r.name]), methods=[r.method], name=r.name)
+            for r in ROUTES.values()
+        ]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    async def _pop_task(self, request: Request) -> Response:
+        ts = self._ts()
+        raw = request.query_params.get("wait_s", "0")
+        try:
+            wait_s = float(raw)
+        except ValueError:
+            return error_response(400, f"wait_s: not a number: {raw!r}")
+        if not 0 <= wait_s <= self.config.max_pop_wait_s:
+            return error_response(400, f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
+        if self._state is not SchedulerState.RUNNING:
+            return Response(status_code=204)
+        item = await ts.pop(wait_s)
+        if item is None:
+            return Response(status_code=204)
+        return JSONResponse(item.to_json())
+
+    async def _update_task_status(self, request: Request) -> Response:
+        body = await _parse(request, TaskStatusUpdate)
+        try:
+            status = TaskStatus(body.status)
+        except ValueError:
+            raise InvalidInputError(f"status: unknown task status {body.status!r}") from None
+        self._ts().update_status(
+            body.dagId, _exec_ts(body.execTs), body.taskId, body.retry, status, body.taskError
+        )
+        return Response(status_code=200)
+
+    async def _trigger_dag_run(self, request: Request) -> Response:
+        body = await _parse(request, DagRunTriggerInput)
+        run = await self.trigger(body.dagId, body.params)
+        return JSONResponse({"runId": run.run_id, "dagId": run.dag_id, "execTs": run.exec_ts})
+
+    async def _restart_dag_run(self, request: Request) -> Response:
+        body = await _parse(request, DagRunRestartInput)
+        number = self._ts().restart_run(body.dagId, _exec_ts(body.execTs))
+        return JSONResponse({"dagId": body.dagId, "execTs": format_ts(_exec_ts(body.execTs)), "restart": number})
+
+    async def _get_state(self, _request: Request) -> Response:
+        return JSONResponse({"state": str(self._state)})
+
+    async def _ui_stats(self, _request: Request) -> Response:
+        return JSONResponse(ui_data.dagrun_stats(self))
+
+    async def _ui_latest(self, request: Request) -> Response:
+        n = _int_param(request, "n", minimum=0)
+        return JSONResponse(ui_data.dagrun_latest(self, n))
+
+    async def _ui_details(self, request: Request) -> Response:
+        run_id = _int_param(request, "runId", minimum=1)
+        return JSONResponse(ui_data.dagrun_details(self, run_id))
+
+    async def _ui_task_details(self, request: Request) -> Response:
+        run_id = _int_param(request, "runId", minimum=1)
+        retry = _int_param(request, "retry", minimum=0)
+        task_id = request.path_params["taskId"]
+        return JSONResponse(ui_data.dagrun_task_details(self, run_id, task_id, retry))
+
+    def _ts(self) -> TaskScheduler:
+        if self.task_scheduler is None:
+            raise PpacerError("scheduler not started")
+        return self.task_scheduler
+
+
+def _exec_ts(text: str) -> Any:
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"execTs: {exc}") from None
+
+
+def _int_param(request: Request, name: str, *, minimum: int) -> int:
+    raw = request.path_params[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name}: not an integer: {raw!r}") from None
+    if value < minimum:
+        raise InvalidInputError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+async def _parse(request: Request, model: type[_M]) -> _M:
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError("body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("body: expected a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(exc)) from None
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Map ppacer's errors to 4xx answers; anything else is logged and answered 500 without a traceback."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except InvalidInputError as exc:
+            return error_response(400, str(exc))
+        except NotFoundError as exc:
+            return error_response(404, str(exc))
+        except ConflictError as exc:
+            return error_response(409, str(exc))
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error_response(500, "internal error; see the scheduler's log")
+
+    return guarded

@@ -1,0 +1,464 @@
+"""The task scheduler: decides which task attempts are ready, and takes status reports.
+
+Everything here runs on the scheduler's event loop, so the in-memory state
+needs no locks. Readiness is event-driven: when a task succeeds, only its
+children are looked at (a counter of parents still to succeed per task);
+nothing polls. Every change is written to the database in one transaction
+before it becomes visible (queued or answered), so a restart rebuilds exactly
+this state from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from ppacer.api.models import TaskToExec
+from ppacer.dag.dag import Dag, Registry
+from ppacer.dag.status import DagRunStatus, TaskStatus
+from ppacer.db import dagruns as runs_db
+from ppacer.db import dagruntasks as tasks_db
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.notify import Message, Notifier, send_safely
+from ppacer.timeutils import Clock, format_ts, parse_ts
+
+__all__ = ["RunState", "TaskScheduler"]
+
+log = logging.getLogger("ppacer.scheduler")
+
+_REPORTABLE = (TaskStatus.RUNNING, TaskStatus.SUCCESS, TaskStatus.FAILED)
+
+
+@dataclass(slots=True)
+class RunState:
+    """In-memory state of one active DAG run."""
+
+    run_id: int
+    dag: Dag
+    exec_ts: str
+    status: DagRunStatus
+    params: dict[str, Any]
+    restarts: int = 0
+    # Latest attempt of each task that has one in the current epoch: (retry, status).
+    latest: dict[str, tuple[int, TaskStatus]] = field(default_factory=dict)
+    # Retry number the next attempt of a task without a current attempt gets.
+    next_retry: dict[str, int] = field(default_factory=dict)
+    # For tasks not yet scheduled: how many parents have not succeeded yet.
+    waiting: dict[str, int] = field(default_factory=dict)
+    # Tasks whose latest attempt is not terminal (or that have none yet).
+    unfinished: int = 0
+    retry_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+    def retry_allowed(self, task_id: str, retry: int) -> bool:
+        """Whether a failed attempt ``retry`` may be tried again.
+
+        Each restart of the run grants the task its full retry budget again.
+        """
+        retries = self.dag.tasks[task_id].config.retries
+        return retry < (retries + 1) * (self.restarts + 1) - 1
+
+
+class TaskScheduler:
+    """Schedules the tasks of active DAG runs and applies executors' status reports."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: Registry,
+        clock: Clock,
+        version: str,
+        notifier: Notifier | None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.clock = clock
+        self.version = version
+        self.notifier = notifier
+        self.active: dict[tuple[str, str], RunState] = {}
+        self.ready: deque[TaskToExec] = deque()
+        self._waiters: deque[asyncio.Future[TaskToExec | None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Retries whose delay started before the loop existed: (due, run key, task id, retry).
+        self._pending_timers: list[tuple[datetime, tuple[str, str], str, int]] = []
+        # Attempts to queue once the current transaction commits.
+        self._outbox: list[tuple[RunState, str, int]] = []
+        #: Called after a run finishes (the watcher uses it to learn about free slots).
+        self.on_run_finished: Callable[[RunState], None] | None = None
+
+    # ------------------------------------------------------------------ loading runs
+
+    def now_ts(self) -> str:
+        """The current time in stored form."""
+        return format_ts(self.clock.now())
+
+    def load_run(
+        self,
+        conn: Connection,
+        row: runs_db.DagRunRow,
+        *,
+        restart: bool = False,
+        recover: bool = True,
+    ) -> None:
+        """Make a run active from its database rows and schedule whatever is ready.
+
+        Used for new runs, for runs recovered after a restart of the scheduler
+        (SUCCESS tasks are kept; SCHEDULED and RUNNING attempts are queued
+        again; pending retries resume) and for restarted FAILED runs
+        (``restart=True``: FAILED and UPSTREAM_FAILED tasks get a new attempt).
+        With ``recover=False`` (reloading after a failed write while executors
+        work on) SCHEDULED and RUNNING attempts are left as they are.
+        """
+        dag = self.registry.get(row.dag_id)
+        if dag is None:
+            log.warning("DAG run %s of unknown DAG %r left as it is", row.run_id, row.dag_id)
+            return
+        state = RunState(
+            run_id=row.run_id,
+            dag=dag,
+            exec_ts=row.exec_ts,
+            status=row.status,
+            params=runs_db.read_dag_run_params(conn, row.run_id),
+            restarts=runs_db.count_restarts(conn, row.dag_id, row.exec_ts),
+        )
+        now = self.now_ts()
+        attempts = tasks_db.read_dag_run_tasks(conn, row.dag_id, row.exec_ts)
+        for a in attempts:
+            if a.task_id in dag.tasks:
+                prev = state.latest.get(a.task_id)
+                if prev is None or a.retry >= prev[0]:
+                    state.latest[a.task_id] = (a.retry, a.status)
+        requeue: list[tuple[str, int]] = []
+        for task_id, (retry, status) in list(state.latest.items()):
+            if restart and status in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED):
+                del state.latest[task_id]
+                state.next_retry[task_id] = retry + 1
+            elif status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING) and recover:
+                requeue.append((task_id, retry))
+                if status is TaskStatus.RUNNING:
+                    tasks_db.update_dag_run_task_status(
+                        conn, row.dag_id, row.exec_ts, task_id, retry, TaskStatus.SCHEDULED, now
+                    )
+                    state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
+            elif status is TaskStatus.FAILED_PENDING_RETRY:
+                delay = timedelta(seconds=dag.tasks[task_id].config.retry_delay_s)
+                failed_at = next(
+                    parse_ts(a.status_update_ts)
+                    for a in attempts
+                    if a.task_id == task_id and a.retry == retry
+                )
+                self._pending_timers.append(
+                    (failed_at + delay, (row.dag_id, row.exec_ts), task_id, retry + 1)
+                )
+        for task_id, info in dag.tasks.items():
+            if task_id not in state.latest:
+                state.waiting[task_id] = sum(
+                    1 for p in info.parents if state.latest.get(p, (0, None))[1] is not TaskStatus.SUCCESS
+                )
+        state.unfinished = sum(
+            1 for t in dag.tasks if t not in state.latest or not state.latest[t][1].is_terminal
+        )
+        if state.status is DagRunStatus.READY_TO_SCHEDULE or restart:
+            state.status = DagRunStatus.SCHEDULED
+            runs_db.update_dag_run_status(conn, row.run_id, DagRunStatus.SCHEDULED, now)
+        self.active[(row.dag_id, row.exec_ts)] = state
+        # Tasks downstream of a failure that never got their UPSTREAM_FAILED row.
+        failed_roots = [
+            t for t, (_, s) in state.latest.items() if s in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED)
+        ]
+        for task_id in failed_roots:
+            self._mark_upstream_failed(conn, state, task_id, now)
+        ready = [t for t, n in state.waiting.items() if n == 0]
+        self._schedule(conn, state, ready, now)
+        self._outbox.extend((state, task_id, retry) for task_id, retry in requeue)
+        if state.unfinished == 0:
+            self._finish_run(conn, state, now)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction; attempts scheduled in it are queued only after it commits.
+
+        If it fails, the runs it touched are reloaded from the database, so
+        memory never holds what the database does not.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except PpacerError:
+            # Raised by checks before anything was written or changed in memory.
+            self._outbox.clear()
+            raise
+        except BaseException:
+            self._outbox.clear()
+            self._reload_active()
+            raise
+        outbox, self._outbox = self._outbox, []
+        for state, task_id, retry in outbox:
+            self._push(state, task_id, retry)
+
+    def _reload_active(self) -> None:
+        """Rebuild all active runs from the database after a failed write."""
+        for state in self.active.values():
+            for timer in state.retry_timers.values():
+                timer.cancel()
+        self.active.clear()
+        queued = list(self.ready)
+        self.ready.clear()
+        try:
+            with self.engine.begin() as conn:
+                for row in runs_db.read_unfinished_dag_runs(conn):
+                    self.load_run(conn, row, recover=False)
+        except Exception:
+            log.exception("could not reload active DAG runs from the database")
+        self._outbox.clear()
+        for item in queued:
+            state = self.active.get((item.dag_id, item.exec_ts))
+            if state is not None and state.latest.get(item.task_id) == (item.retry, TaskStatus.SCHEDULED):
+                self._push(state, item.task_id, item.retry)
+        if self._loop is not None:
+            self.start_timers(self._loop)
+
+    def start_timers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to the running loop and start retry delays found while loading runs."""
+        self._loop = loop
+        for due, key, task_id, retry in self._pending_timers:
+            state = self.active.get(key)
+            if state is not None:
+                self._start_retry_timer(state, task_id, retry, self.clock.seconds_until(due))
+        self._pending_timers.clear()
+
+    # ------------------------------------------------------------------ queue and long polls
+
+    def _push(self, state: RunState, task_id: str, retry: int) -> None:
+        item = TaskToExec(state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        self.ready.append(item)
+
+    async def pop(self, wait_s: float) -> TaskToExec | None:
+        """Return the next ready attempt, waiting up to ``wait_s`` seconds for one."""
+        if self.ready:
+            return self.ready.popleft()
+        if wait_s <= 0:
+            return None
+        waiter: asyncio.Future[TaskToExec | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, wait_s)
+        except TimeoutError:
+            return None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    def release_waiters(self) -> None:
+        """Answer every pending long poll with "nothing" (used when stopping)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _schedule(self, conn: Connection, state: RunState, task_ids: Iterable[str], now: str) -> None:
+        attempts = []
+        for task_id in task_ids:
+            retry = state.next_retry.pop(task_id, 0)
+            state.waiting.pop(task_id, None)
+            state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
+            attempts.append((task_id, retry, TaskStatus.SCHEDULED))
+        tasks_db.insert_dag_run_tasks(conn, state.dag.id, state.exec_ts, attempts, now, self.version)
+        self._outbox.extend((state, task_id, retry) for task_id, retry, _ in attempts)
+
+    def _mark_upstream_failed(self, conn: Connection, state: RunState, task_id: str, now: str) -> None:
+        """Give every not-yet-run task downstream of ``task_id`` an UPSTREAM_FAILED attempt."""
+        attempts = []
+        for tid in state.dag.descendants(task_id):
+            if tid in state.latest:
+                continue
+            retry = state.next_retry.pop(tid, 0)
+            state.waiting.pop(tid, None)
+            state.latest[tid] = (retry, TaskStatus.UPSTREAM_FAILED)
+            state.unfinished -= 1
+            attempts.append((tid, retry, TaskStatus.UPSTREAM_FAILED))
+        tasks_db.insert_dag_run_tasks(conn, state.dag.id, state.exec_ts, attempts, now, self.version)
+
+    def _finish_run(self, conn: Connection, state: RunState, now: str) -> None:
+        failed = any(s is not TaskStatus.SUCCESS for _, s in state.latest.values())
+        state.status = DagRunStatus.FAILED if failed else DagRunStatus.SUCCESS
+        runs_db.update_dag_run_status(conn, state.run_id, state.status, now)
+        self.active.pop((state.dag.id, state.exec_ts), None)
+        for timer in state.retry_timers.values():
+            timer.cancel()
+        log.info("DAG run finished dagId=%s execTs=%s status=%s", state.dag.id, state.exec_ts, state.status)
+        if failed:
+            send_safely(self.notifier, Message("dag_run_failed", state.dag.id, state.exec_ts))
+        if self.on_run_finished is not None:
+            self.on_run_finished(state)
+
+    def _start_retry_timer(self, state: RunState, task_id: str, retry: int, delay_s: float) -> None:
+        if self._loop is None:
+            due = self.clock.now() + timedelta(seconds=delay_s)
+            self._pending_timers.append((due, (state.dag.id, state.exec_ts), task_id, retry))
+            return
+        state.retry_timers[task_id] = self._loop.call_later(
+            delay_s, self._retry_due, state, task_id, retry
+        )
+
+    def _retry_due(self, state: RunState, task_id: str, retry: int) -> None:
+        state.retry_timers.pop(task_id, None)
+        if self.active.get((state.dag.id, state.exec_ts)) is not state:
+            return
+        try:
+            with self.transaction() as conn:
+                now = self.now_ts()
+                del state.latest[task_id]
+                state.next_retry[task_id] = retry
+                self._schedule(conn, state, [task_id], now)
+        except Exception:
+            # The run was reloaded from the database, which restarts the retry timer.
+            log.exception("could not schedule retry %d of %s/%s", retry, state.dag.id, task_id)
+
+    # ------------------------------------------------------------------ status reports
+
+    def update_status(
+        self,
+        dag_id: str,
+        exec_ts: datetime,
+        task_id: str,
+        retry: int,
+        status: TaskStatus,
+        task_error: str | None,
+    ) -> None:
+        """Apply an executor's report of an attempt's status.
+
+        A repeated report is a no-op; a report about an attempt that is not
+        the current one, or a change out of a final status, raises
+        :class:`ConflictError`; unknown DAGs, runs and tasks raise
+        :class:`NotFoundError`.
+        """
+        if status not in _REPORTABLE:
+            raise InvalidInputError(
+                f"status: {status} cannot be reported by an executor "
+                f"(expected one of {', '.join(_REPORTABLE)})"
+            )
+        dag = self.registry.get(dag_id)
+        if dag is None:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        if task_id not in dag.tasks:
+            raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
+        ts = format_ts(exec_ts)
+        state = self.active.get((dag_id, ts))
+        if state is None:
+            self._check_inactive_report(dag_id, ts, task_id, retry, status)
+            return
+        current = state.latest.get(task_id)
+        if current is None or current[0] != retry:
+            have = f"retry {current[0]} is {current[1]}" if current else "no attempt is scheduled"
+            raise ConflictError(
+                f"task {task_id!r} of DAG {dag_id!r} run {ts}: retry {retry} is not the current "
+                f"attempt ({have})"
+            )
+        if current[1] == status:
+            return
+        if current[1] not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING) or (
+            status is TaskStatus.RUNNING and current[1] is not TaskStatus.SCHEDULED
+        ):
+            raise ConflictError(
+                f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry} is {current[1]}; "
+                f"it cannot become {status}"
+            )
+        now = self.now_ts()
+        with self.transaction() as conn:
+            if status is TaskStatus.RUNNING:
+                self._set(conn, state, task_id, retry, status, now)
+                if state.status is DagRunStatus.SCHEDULED:
+                    state.status = DagRunStatus.RUNNING
+                    runs_db.update_dag_run_status(conn, state.run_id, DagRunStatus.RUNNING, now)
+            elif status is TaskStatus.SUCCESS:
+                self._on_success(conn, state, task_id, retry, now)
+            else:
+                self._on_failure(conn, state, task_id, retry, task_error, now)
+        log.debug("status dagId=%s execTs=%s taskId=%s retry=%d -> %s", dag_id, ts, task_id, retry, status)
+
+    def _check_inactive_report(self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus) -> None:
+        with self.engine.connect() as conn:
+            run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
+            if run is None:
+                raise NotFoundError(f"execTs: DAG {dag_id!r} has no run at {ts}")
+            for a in tasks_db.read_dag_run_tasks(conn, dag_id, ts):
+                if a.task_id == task_id and a.retry == retry and a.status == status:
+                    return  # a repeated report of what is already recorded
+        raise ConflictError(f"DAG {dag_id!r} run {ts} is {run.status}; it takes no status reports")
+
+    def _set(self, conn: Connection, state: RunState, task_id: str, retry: int, status: TaskStatus, now: str) -> None:
+        tasks_db.update_dag_run_task_status(conn, state.dag.id, state.exec_ts, task_id, retry, status, now)
+        state.latest[task_id] = (retry, status)
+
+    def _on_success(self, conn: Connection, state: RunState, task_id: str, retry: int, now: str) -> None:
+        self._set(conn, state, task_id, retry, TaskStatus.SUCCESS, now)
+        state.unfinished -= 1
+        ready = []
+        for child in state.dag.tasks[task_id].children:
+            if child in state.waiting:
+                state.waiting[child] -= 1
+                if state.waiting[child] == 0:
+                    ready.append(child)
+        self._schedule(conn, state, ready, now)
+        if state.unfinished == 0:
+            self._finish_run(conn, state, now)
+
+    def _on_failure(
+        self, conn: Connection, state: RunState, task_id: str, retry: int, error: str | None, now: str
+    ) -> None:
+        config = state.dag.tasks[task_id].config
+        if error:
+            tasks_db.insert_task_error(conn, state.dag.id, state.exec_ts, task_id, retry, error, now)
+        if state.retry_allowed(task_id, retry):
+            self._set(conn, state, task_id, retry, TaskStatus.FAILED_PENDING_RETRY, now)
+            self._start_retry_timer(state, task_id, retry + 1, config.retry_delay_s)
+            if config.send_alert_on_retry:
+                send_safely(self.notifier, Message("task_retry", state.dag.id, state.exec_ts, task_id, retry, error))
+            return
+        self._set(conn, state, task_id, retry, TaskStatus.FAILED, now)
+        state.unfinished -= 1
+        if config.send_alert_on_failure:
+            send_safely(self.notifier, Message("task_failed", state.dag.id, state.exec_ts, task_id, retry, error))
+        self._mark_upstream_failed(conn, state, task_id, now)
+        if state.unfinished == 0:
+            self._finish_run(conn, state, now)
+
+    # ------------------------------------------------------------------ restart
+
+    def restart_run(self, dag_id: str, exec_ts: datetime) -> int:
+        """Restart a FAILED run: failed and upstream-failed tasks run again; return the restart number."""
+        if dag_id not in self.registry:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        ts = format_ts(exec_ts)
+        now = self.now_ts()
+        with self.transaction() as conn:
+            run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
+            if run is None:
+                raise NotFoundError(f"execTs: DAG {dag_id!r} has no run at {ts}")
+            if run.status is not DagRunStatus.FAILED or (dag_id, ts) in self.active:
+                raise InvalidInputError(
+                    f"DAG {dag_id!r} run {ts} is {run.status}; only a FAILED run can be restarted"
+                )
+            number = runs_db.insert_restart(conn, dag_id, ts, now)
+            self.load_run(conn, run, restart=True)
+        log.info("DAG run restarted dagId=%s execTs=%s restart=%d", dag_id, ts, number)
+        return number
+
+    def stats(self) -> dict[str, int]:
+        """Queue lengths for the UI and metrics."""
+        return {"ready": len(self.ready), "active_runs": len(self.active), "waiters": len(self._waiters)}

@@ -1,0 +1,1 @@
+"""Data for the UI endpoints (placeholder, filled below)."""
