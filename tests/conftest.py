@@ -1,0 +1,104 @@
+"""Shared fixtures: real SQLite files, a real scheduler HTTP server on a free port, a real executor."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import ppacer
+from ppacer.local import LocalRunner
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout_s: float = 20.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
+
+
+def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Run ``sql`` on a SQLite file with the standard library (as a user would)."""
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(sql, params))
+    finally:
+        conn.close()
+
+
+def run_status(db: Path, dag_id: str) -> list[str]:
+    """Statuses of a DAG's runs, oldest first."""
+    return [r["Status"] for r in query(db, "SELECT Status FROM dagruns WHERE DagId=? ORDER BY RunId", (dag_id,))]
+
+
+def wait_run_finished(db: Path, dag_id: str, count: int = 1, timeout_s: float = 30.0) -> list[sqlite3.Row]:
+    """Wait until ``count`` runs of ``dag_id`` are SUCCESS or FAILED; return them."""
+
+    def finished() -> list[sqlite3.Row]:
+        rows = query(
+            db,
+            "SELECT * FROM dagruns WHERE DagId=? AND Status IN ('SUCCESS','FAILED') ORDER BY RunId",
+            (dag_id,),
+        )
+        return rows if len(rows) >= count else []
+
+    return wait_for(finished, timeout_s, f"{count} finished run(s) of {dag_id}")
+
+
+class Recorder:
+    """Thread-safe record of what tasks saw, for assertions."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, Any]] = []
+
+    def add(self, key: str, value: Any = None) -> None:
+        with self.lock:
+            self.events.append((key, value))
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [k for k, _ in self.events]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def db_paths(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "scheduler.db", tmp_path / "logs.db"
+
+
+@pytest.fixture
+def start_local(db_paths: tuple[Path, Path]) -> Iterator[Callable[..., LocalRunner]]:
+    """Start a scheduler + executor on a free loopback port with the test's SQLite files."""
+    runners: list[LocalRunner] = []
+
+    def start(registry: ppacer.Registry, **kwargs: Any) -> LocalRunner:
+        db, logs = db_paths
+        kwargs.setdefault("port", 0)
+        kwargs.setdefault("stop_timeout_s", 10.0)
+        runner = LocalRunner(registry, str(db), str(logs), **kwargs).start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.stop()
