@@ -1,4 +1,4 @@
-"""Shared fixtures: real SQLite files, a real scheduler HTTP server on a free port, a real executor."""
+"""Shared fixtures: real SQLite files, a real scheduler on a free port, a real executor."""
 
 from __future__ import annotations
 
@@ -43,10 +43,15 @@ def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]
 
 def run_status(db: Path, dag_id: str) -> list[str]:
     """Statuses of a DAG's runs, oldest first."""
-    return [r["Status"] for r in query(db, "SELECT Status FROM dagruns WHERE DagId=? ORDER BY RunId", (dag_id,))]
+    return [
+        r["Status"]
+        for r in query(db, "SELECT Status FROM dagruns WHERE DagId=? ORDER BY RunId", (dag_id,))
+    ]
 
 
-def wait_run_finished(db: Path, dag_id: str, count: int = 1, timeout_s: float = 30.0) -> list[sqlite3.Row]:
+def wait_run_finished(
+    db: Path, dag_id: str, count: int = 1, timeout_s: float = 30.0
+) -> list[sqlite3.Row]:
     """Wait until ``count`` runs of ``dag_id`` are SUCCESS or FAILED; return them."""
 
     def finished() -> list[sqlite3.Row]:
@@ -71,7 +76,7 @@ class Recorder:
         with self.lock:
             self.events.append((key, value))
 
-    def keys(self) -> list[str]:
+    def task_ids(self) -> list[str]:
         with self.lock:
             return [k for k, _ in self.events]
 

@@ -6,15 +6,15 @@ full path (``ppacer.scheduler.config``, ``ppacer.db.schema``, ...).
 
 __version__ = "0.1.0"
 
-from ppacer.dag.dag import Dag, Node, Registry  # noqa: E402
-from ppacer.dag.schedule import FixedSchedule, Schedule  # noqa: E402
-from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus  # noqa: E402
-from ppacer.dag.task import BaseTask, Task, TaskConfig, TaskContext, task  # noqa: E402
-from ppacer.executor.client import Client  # noqa: E402
-from ppacer.executor.executor import Executor  # noqa: E402
-from ppacer.local import LocalRunner, default_started, run  # noqa: E402
-from ppacer.scheduler.config import DEFAULT_CONFIG, Config  # noqa: E402
-from ppacer.scheduler.server import Scheduler  # noqa: E402
+from ppacer.dag.dag import Dag, Node, Registry
+from ppacer.dag.schedule import FixedSchedule, Schedule
+from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus
+from ppacer.dag.task import BaseTask, Task, TaskConfig, TaskContext, task
+from ppacer.executor.client import Client
+from ppacer.executor.executor import Executor
+from ppacer.local import LocalRunner, default_started, run
+from ppacer.scheduler.config import DEFAULT_CONFIG, Config
+from ppacer.scheduler.server import Scheduler
 
 __all__ = [
     "DEFAULT_CONFIG",

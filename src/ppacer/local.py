@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from ppacer.dag.dag import Registry
+from ppacer.executor.client import Client
 from ppacer.executor.executor import Executor
 from ppacer.notify import Notifier
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
@@ -42,7 +43,9 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y/%m/%d %H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y/%m/%d %H:%M:%S")
+        )
         root.addHandler(handler)
     root.setLevel(logging.getLevelNamesMapping()[name])
 
@@ -63,6 +66,7 @@ class LocalRunner:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         stop_timeout_s: float = 30.0,
+        with_executor: bool = True,
     ) -> None:
         self.registry = registry
         self.stop_timeout_s = stop_timeout_s
@@ -75,24 +79,41 @@ class LocalRunner:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
         )
-        self.executor = Executor(
-            self.url, registry, logs_db=self.scheduler.logs_engine, concurrency=concurrency, poll_wait_s=5.0
-        )
+        #: A client of this scheduler, for triggering runs and reading state.
+        self.client = Client(self.url)
+        self.executor: Executor | None = None
+        if with_executor:
+            self.executor = Executor(
+                self.url,
+                registry,
+                logs_db=self.scheduler.logs_engine,
+                concurrency=concurrency,
+                poll_wait_s=5.0,
+            )
         self._server_thread: threading.Thread | None = None
         self._stopping = threading.Lock()
 
     def start(self) -> LocalRunner:
         """Serve in a background thread and start the executor; return once serving."""
-        self._server_thread = threading.Thread(target=self._serve, name="ppacer-scheduler", daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._serve, name="ppacer-scheduler", daemon=True
+        )
         self._server_thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
             if not self._server_thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the scheduler's HTTP server did not start")
             time.sleep(0.005)
-        self.executor.start()
+        if self.executor is not None:
+            self.executor.start()
         return self
 
     def _serve(self) -> None:
@@ -104,11 +125,13 @@ class LocalRunner:
         if not self._stopping.acquire(blocking=False):
             return
         self.scheduler.stop_soon()
-        self.executor.stop(self.stop_timeout_s)
+        if self.executor is not None:
+            self.executor.stop(self.stop_timeout_s)
         self.server.should_exit = True
         if self._server_thread is not None:
             self._server_thread.join(30)
         self.sock.close()
+        self.client.close()
 
     def serve_forever(self) -> None:
         """Start, print the URL and block until SIGINT/SIGTERM, then stop cleanly."""
@@ -136,8 +159,8 @@ class LocalRunner:
                     break
         finally:
             self.stop()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         log.info("ppacer stopped")
 
 

@@ -1,4 +1,4 @@
-"""Task logs: a logging handler that writes records of task attempts to the logs DB, and a reader."""
+"""Task logs: a logging handler writing task attempts' records to the logs DB, and a reader."""
 
 from __future__ import annotations
 
@@ -96,4 +96,7 @@ def read_task_logs(
         )
         .order_by(tasklogs.c.InsertTs)
     )
-    return [TaskLogRecord(r.InsertTs, r.Level, r.Message, json.loads(r.Attributes or "{}")) for r in rows]
+    return [
+        TaskLogRecord(r.InsertTs, r.Level, r.Message, json.loads(r.Attributes or "{}"))
+        for r in rows
+    ]

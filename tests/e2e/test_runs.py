@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,9 @@ class Note(ppacer.BaseTask):
         with self.lock:
             self.calls += 1
             call = self.calls
-        self.recorder.add(self.task_id, {"retry": ctx.retry, "params": dict(ctx.params), "run_id": ctx.run_id})
+        self.recorder.add(
+            self.task_id, {"retry": ctx.retry, "params": dict(ctx.params), "run_id": ctx.run_id}
+        )
         ctx.logger.info("ran %s", self.task_id, extra={"call": call})
         if call <= self.fail_times:
             raise RuntimeError(f"{self.task_id} boom #{call}")
@@ -42,14 +45,16 @@ def manual_dag(dag_id: str, root: ppacer.Node) -> ppacer.Dag:
 
 
 def tasks_of(db: Path, dag_id: str) -> list[Any]:
-    return query(db, "SELECT * FROM dagruntasks WHERE DagId=? ORDER BY InsertTs, TaskId, Retry", (dag_id,))
+    return query(
+        db, "SELECT * FROM dagruntasks WHERE DagId=? ORDER BY InsertTs, TaskId, Retry", (dag_id,)
+    )
 
 
 def test_diamond_runs_in_dependency_order(start_local, db_paths, recorder):
     root = ppacer.Node(Note("1", recorder))
     root.next_async_and_merge([Note(t, recorder) for t in ("21", "22", "23")], Note("3", recorder))
     runner = start_local(ppacer.Registry([manual_dag("diamond", root)]))
-    runner.executor.client.trigger_dag_run("diamond")
+    runner.client.trigger_dag_run("diamond")
     db = db_paths[0]
     (run,) = wait_run_finished(db, "diamond")
     assert run["Status"] == "SUCCESS"
@@ -59,7 +64,7 @@ def test_diamond_runs_in_dependency_order(start_local, db_paths, recorder):
     for mid in ("21", "22", "23"):
         assert rows[mid]["InsertTs"] >= rows["1"]["StatusUpdateTs"]
         assert rows["3"]["InsertTs"] >= rows[mid]["StatusUpdateTs"]
-    order = recorder.keys()
+    order = recorder.task_ids()
     assert order[0] == "1" and order[-1] == "3"
 
 
@@ -69,10 +74,10 @@ def test_chain_of_100_tasks_succeeds_in_order(start_local, db_paths, recorder):
     for i in range(1, 100):
         node = node.next(Note(f"t{i:03d}", recorder))
     runner = start_local(ppacer.Registry([manual_dag("chain100", root)]))
-    runner.executor.client.trigger_dag_run("chain100")
+    runner.client.trigger_dag_run("chain100")
     (run,) = wait_run_finished(db_paths[0], "chain100", timeout_s=60)
     assert run["Status"] == "SUCCESS"
-    assert recorder.keys() == [f"t{i:03d}" for i in range(100)]
+    assert recorder.task_ids() == [f"t{i:03d}" for i in range(100)]
     rows = tasks_of(db_paths[0], "chain100")
     assert len(rows) == 100 and {r["Status"] for r in rows} == {"SUCCESS"}
 
@@ -85,7 +90,7 @@ def test_failed_task_marks_downstream_upstream_failed_and_sibling_branch_succeed
     bad.next(Note("after_bad", recorder)).next(Note("after_after_bad", recorder))
     root.next(Note("good", recorder)).next(Note("after_good", recorder))
     runner = start_local(ppacer.Registry([manual_dag("branches", root)]))
-    runner.executor.client.trigger_dag_run("branches")
+    runner.client.trigger_dag_run("branches")
     db = db_paths[0]
     (run,) = wait_run_finished(db, "branches")
     assert run["Status"] == "FAILED"
@@ -100,15 +105,17 @@ def test_failed_task_marks_downstream_upstream_failed_and_sibling_branch_succeed
     }
     (err,) = query(db, "SELECT * FROM dagruntaskerrors WHERE DagId='branches'")
     assert err["TaskId"] == "bad" and err["Error"] == "RuntimeError: bad boom #1"
-    assert "after_bad" not in recorder.keys()
+    assert "after_bad" not in recorder.task_ids()
 
 
-def test_task_failing_twice_with_three_retries_succeeds_after_delays(start_local, db_paths, recorder):
+def test_task_failing_twice_with_three_retries_succeeds_after_delays(
+    start_local, db_paths, recorder
+):
     delay_s = 0.3
     cfg = ppacer.TaskConfig(retries=3, retry_delay_s=delay_s)
     root = ppacer.Node(Note("flaky", recorder, fail_times=2), cfg)
     runner = start_local(ppacer.Registry([manual_dag("retries", root)]))
-    runner.executor.client.trigger_dag_run("retries")
+    runner.client.trigger_dag_run("retries")
     db = db_paths[0]
     (run,) = wait_run_finished(db, "retries")
     assert run["Status"] == "SUCCESS"
@@ -118,7 +125,7 @@ def test_task_failing_twice_with_three_retries_succeeds_after_delays(start_local
         (1, "FAILED_PENDING_RETRY"),
         (2, "SUCCESS"),
     ]
-    for failed, retried in zip(rows, rows[1:], strict=False):
+    for failed, retried in itertools.pairwise(rows):
         gap = parse_ts(retried["InsertTs"]) - parse_ts(failed["StatusUpdateTs"])
         assert gap >= timedelta(seconds=delay_s)
     errors = query(db, "SELECT Retry, Error FROM dagruntaskerrors ORDER BY Retry")
@@ -126,14 +133,19 @@ def test_task_failing_twice_with_three_retries_succeeds_after_delays(start_local
         (0, "RuntimeError: flaky boom #1"),
         (1, "RuntimeError: flaky boom #2"),
     ]
-    logs = query(db_paths[1], "SELECT Retry, Level, Message FROM tasklogs WHERE TaskId='flaky' ORDER BY InsertTs")
+    logs = query(
+        db_paths[1],
+        "SELECT Retry, Level, Message FROM tasklogs WHERE TaskId='flaky' ORDER BY InsertTs",
+    )
     assert {r["Retry"] for r in logs} == {0, 1, 2}
     assert any(r["Level"] == "ERROR" and "flaky boom #1" in r["Message"] for r in logs)
 
 
 def test_trigger_params_reach_task_context(start_local, db_paths, recorder):
-    runner = start_local(ppacer.Registry([manual_dag("params", ppacer.Node(Note("only", recorder)))]))
-    answer = runner.executor.client.trigger_dag_run("params", {"date": "2024-03-11", "n": 3})
+    runner = start_local(
+        ppacer.Registry([manual_dag("params", ppacer.Node(Note("only", recorder)))])
+    )
+    answer = runner.client.trigger_dag_run("params", {"date": "2024-03-11", "n": 3})
     wait_run_finished(db_paths[0], "params")
     ((_, seen),) = recorder.events
     assert seen["params"] == {"date": "2024-03-11", "n": 3}
@@ -146,13 +158,16 @@ def test_restart_reruns_only_failed_and_upstream_failed_tasks(start_local, db_pa
     flaky.next(Note("child", recorder))
     root.next(Note("side", recorder))
     runner = start_local(ppacer.Registry([manual_dag("restart", root)]))
-    client = runner.executor.client
+    client = runner.client
     client.trigger_dag_run("restart")
     db = db_paths[0]
     (run,) = wait_run_finished(db, "restart")
     assert run["Status"] == "FAILED"
     client.restart_dag_run("restart", run["ExecTs"])
-    wait_for(lambda: query(db, "SELECT Status FROM dagruns")[0]["Status"] == "SUCCESS", what="restarted run SUCCESS")
+    wait_for(
+        lambda: query(db, "SELECT Status FROM dagruns")[0]["Status"] == "SUCCESS",
+        what="restarted run SUCCESS",
+    )
     rows = [(r["TaskId"], r["Retry"], r["Status"]) for r in tasks_of(db, "restart")]
     assert sorted(rows) == sorted(
         [
@@ -164,14 +179,16 @@ def test_restart_reruns_only_failed_and_upstream_failed_tasks(start_local, db_pa
             ("child", 1, "SUCCESS"),
         ]
     )
-    assert recorder.keys().count("ok") == 1 and recorder.keys().count("side") == 1
+    assert recorder.task_ids().count("ok") == 1 and recorder.task_ids().count("side") == 1
     restarts = query(db, "SELECT * FROM dagrunrestarts")
-    assert [(r["DagId"], r["ExecTs"], r["Restart"]) for r in restarts] == [("restart", run["ExecTs"], 1)]
+    assert [(r["DagId"], r["ExecTs"], r["Restart"]) for r in restarts] == [
+        ("restart", run["ExecTs"], 1)
+    ]
 
 
 def test_restart_of_a_successful_run_is_refused(start_local, db_paths, recorder):
     runner = start_local(ppacer.Registry([manual_dag("fine", ppacer.Node(Note("a", recorder)))]))
-    client = runner.executor.client
+    client = runner.client
     client.trigger_dag_run("fine")
     (run,) = wait_run_finished(db_paths[0], "fine")
     with pytest.raises(ppacer.errors.InvalidInputError, match="only a FAILED run"):
@@ -208,14 +225,14 @@ def test_scheduler_restarted_mid_run_finishes_it_without_rerunning_successes(
     with Client(runner.url) as client:
         client.trigger_dag_run("resume")
     db = db_paths[0]
-    wait_for(lambda: "second" in recorder.keys(), what="second task running")
+    wait_for(lambda: "second" in recorder.task_ids(), what="second task running")
     runner.stop()  # "second" is still running: its attempt stays RUNNING in the DB
     assert query(db, "SELECT Status FROM dagruns")[0]["Status"] == "RUNNING"
     gate.set()
     start_local(registry())
     (run,) = wait_run_finished(db, "resume")
     assert run["Status"] == "SUCCESS"
-    keys = recorder.keys()
+    keys = recorder.task_ids()
     assert keys.count("first") == 1
     assert keys.count("third") == 1
     status = {(r["TaskId"], r["Retry"]): r["Status"] for r in tasks_of(db, "resume")}
@@ -238,7 +255,9 @@ def test_outage_is_caught_up_or_skipped(start_local, db_paths, recorder, catch_u
     t0 = datetime(2024, 3, 11, 12, 0, 0, tzinfo=UTC)
     clock = ManualClock(t0 + timedelta(seconds=5))
     db = db_paths[0]
-    runner = start_local(ppacer.Registry([_scheduled_dag("tick", recorder, catch_up, t0)]), clock=clock)
+    runner = start_local(
+        ppacer.Registry([_scheduled_dag("tick", recorder, catch_up, t0)]), clock=clock
+    )
     clock.advance(10)  # 12:00:15 -> the 12:00:10 point is due
     wait_run_finished(db, "tick", 1)
     runner.stop()
@@ -249,12 +268,20 @@ def test_outage_is_caught_up_or_skipped(start_local, db_paths, recorder, catch_u
     if catch_up:
         runs = wait_run_finished(db, "tick", 7)
         assert [r["ExecTs"][11:19] for r in runs] == [
-            "12:00:10", "12:00:20", "12:00:30", "12:00:40", "12:00:50", "12:01:00", "12:01:10"
+            "12:00:10",
+            "12:00:20",
+            "12:00:30",
+            "12:00:40",
+            "12:00:50",
+            "12:01:00",
+            "12:01:10",
         ]
         events = query(db, "SELECT Event, ScheduleTs FROM schedules ORDER BY ScheduleTs")
         assert [e["Event"] for e in events] == ["REGULAR"] + ["CAUGHT_UP"] * 6
     else:
-        skipped = wait_for(lambda: query(db, "SELECT * FROM schedules WHERE Event='SKIPPED'"), what="SKIPPED")
+        skipped = wait_for(
+            lambda: query(db, "SELECT * FROM schedules WHERE Event='SKIPPED'"), what="SKIPPED"
+        )
         assert skipped[0]["ScheduleTs"].startswith("2024-03-11T12:00:20")
         assert skipped[0]["NextScheduleTs"].startswith("2024-03-11T12:01:20")
         clock2.advance(10)  # 12:01:25 -> the 12:01:20 point is due

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "DagRunRestartInput",
-    "TaskToExec",
     "DagRunTriggerInput",
     "TaskStatusUpdate",
+    "TaskToExec",
     "describe_validation_error",
 ]
 

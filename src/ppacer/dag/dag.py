@@ -275,7 +275,9 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
     }
 
 
-def _depths(root: str, nodes: Mapping[str, Node], parents: Mapping[str, list[str]]) -> dict[str, int]:
+def _depths(
+    root: str, nodes: Mapping[str, Node], parents: Mapping[str, list[str]]
+) -> dict[str, int]:
     """Longest-path depth from the root (root = 1): a node sits at its deepest level."""
     indegree = {tid: len(ps) for tid, ps in parents.items()}
     depth = {root: 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -121,10 +122,8 @@ def task_source(t: Task) -> str:
         source = textwrap.dedent(inspect.getsource(target))
     except (OSError, TypeError) as exc:
         source = f"<source of {task_type_name(t)} not available: {exc}>"
-    try:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: just don't cache
         _source_cache[target] = source
-    except TypeError:  # not weak-referenceable: just don't cache
-        pass
     return source
 
 
@@ -179,7 +178,9 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     (stored as JSON next to the message in the logs DB).
     """
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         """Merge the attempt's identity with the call's own ``extra`` attributes."""
         attrs = dict(kwargs.get("extra") or {})
         kwargs["extra"] = {**(self.extra or {}), "ppacer_attrs": attrs}

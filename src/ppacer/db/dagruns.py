@@ -74,7 +74,11 @@ def insert_dag_run(
     """
     result = conn.execute(
         insert(dagruns).values(
-            DagId=dag_id, ExecTs=exec_ts, InsertTs=now, Status=status, StatusUpdateTs=now,
+            DagId=dag_id,
+            ExecTs=exec_ts,
+            InsertTs=now,
+            Status=status,
+            StatusUpdateTs=now,
             Version=version,
         )
     )
@@ -109,7 +113,9 @@ def read_dag_run_by_exec(conn: Connection, dag_id: str, exec_ts: str) -> DagRunR
 
 def read_dag_run_params(conn: Connection, run_id: int) -> dict[str, Any]:
     """Return the parameters given when the run was triggered ({} if none)."""
-    text = conn.execute(select(dagrunparams.c.Params).where(dagrunparams.c.RunId == run_id)).scalar()
+    text = conn.execute(
+        select(dagrunparams.c.Params).where(dagrunparams.c.RunId == run_id)
+    ).scalar()
     return dict(json.loads(text)) if text else {}
 
 
@@ -165,7 +171,10 @@ def insert_schedule(
     """Record one scheduling decision."""
     conn.execute(
         insert(schedules).values(
-            DagId=dag_id, InsertTs=now, Event=event, ScheduleTs=schedule_ts,
+            DagId=dag_id,
+            InsertTs=now,
+            Event=event,
+            ScheduleTs=schedule_ts,
             NextScheduleTs=next_schedule_ts,
         )
     )

@@ -39,7 +39,13 @@ class DagRunTaskRow:
 
 def _row(r: Row[Any]) -> DagRunTaskRow:
     return DagRunTaskRow(
-        r.DagId, r.ExecTs, r.TaskId, r.Retry, r.InsertTs, TaskStatus(r.Status), r.StatusUpdateTs,
+        r.DagId,
+        r.ExecTs,
+        r.TaskId,
+        r.Retry,
+        r.InsertTs,
+        TaskStatus(r.Status),
+        r.StatusUpdateTs,
         r.Version,
     )
 
@@ -59,8 +65,14 @@ def insert_dag_run_tasks(
         insert(dagruntasks),
         [
             {
-                "DagId": dag_id, "ExecTs": exec_ts, "TaskId": task_id, "Retry": retry,
-                "InsertTs": now, "Status": status, "StatusUpdateTs": now, "Version": version,
+                "DagId": dag_id,
+                "ExecTs": exec_ts,
+                "TaskId": task_id,
+                "Retry": retry,
+                "InsertTs": now,
+                "Status": status,
+                "StatusUpdateTs": now,
+                "Version": version,
             }
             for task_id, retry, status in attempts
         ],

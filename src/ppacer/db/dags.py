@@ -73,7 +73,9 @@ def sync_dags(conn: Connection, registry: Iterable[Dag], now: str, version: str)
     new current row and its old row becomes ``IsCurrent = 0``; a task that left
     the DAG is retired the same way.
     """
-    existing = {r.DagId: r for r in conn.execute(select(dags.c.DagId, dags.c.HashDagMeta, dags.c.HashTasks))}
+    existing = {
+        r.DagId: r for r in conn.execute(select(dags.c.DagId, dags.c.HashDagMeta, dags.c.HashTasks))
+    }
     inserted = updated = t_inserted = t_retired = 0
     for dag in registry:
         start = dag.start_ts()
@@ -88,8 +90,12 @@ def sync_dags(conn: Connection, registry: Iterable[Dag], now: str, version: str)
         if row is None:
             conn.execute(
                 insert(dags).values(
-                    DagId=dag.id, CreateTs=now, CreateVersion=version, LatestUpdateTs=now,
-                    LatestUpdateVersion=version, **meta_values,
+                    DagId=dag.id,
+                    CreateTs=now,
+                    CreateVersion=version,
+                    LatestUpdateTs=now,
+                    LatestUpdateVersion=version,
+                    **meta_values,
                 )
             )
             new_rows = list(_task_rows(dag, now, version).values())
@@ -98,7 +104,10 @@ def sync_dags(conn: Connection, registry: Iterable[Dag], now: str, version: str)
             inserted += 1
             t_inserted += len(new_rows)
             continue
-        if row.HashDagMeta == meta_values["HashDagMeta"] and row.HashTasks == meta_values["HashTasks"]:
+        if (
+            row.HashDagMeta == meta_values["HashDagMeta"]
+            and row.HashTasks == meta_values["HashTasks"]
+        ):
             continue
         conn.execute(
             update(dags)

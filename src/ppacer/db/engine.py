@@ -60,7 +60,9 @@ def _init(engine: Engine, meta: MetaData, versioned: bool) -> Engine:
             found = conn.execute(select(func.max(schemaversion.c.Version))).scalar()
             if found is None:
                 conn.execute(
-                    insert(schemaversion).values(Version=SCHEMA_VERSION, InsertTs=format_ts(utc_now()))
+                    insert(schemaversion).values(
+                        Version=SCHEMA_VERSION, InsertTs=format_ts(utc_now())
+                    )
                 )
             elif found > SCHEMA_VERSION:
                 raise PpacerError(

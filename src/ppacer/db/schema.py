@@ -47,11 +47,19 @@ dags = Table(
     Column("StartTs", Text, nullable=True, comment="schedule start; NULL: no schedule"),
     Column("Schedule", Text, nullable=True, comment="schedule in words, e.g. 'FixedSchedule: 10s'"),
     Column("CreateTs", Text, nullable=False, comment="when the DAG was first synced"),
-    Column("LatestUpdateTs", Text, nullable=True, comment="when its metadata or tasks last changed"),
+    Column(
+        "LatestUpdateTs", Text, nullable=True, comment="when its metadata or tasks last changed"
+    ),
     Column("CreateVersion", Text, nullable=False, comment="ppacer version that created the row"),
-    Column("LatestUpdateVersion", Text, nullable=True, comment="ppacer version of the latest update"),
-    Column("HashDagMeta", Text, nullable=False, comment="sha256 of id, schedule, start, attributes"),
-    Column("HashTasks", Text, nullable=False, comment="sha256 of tasks: ids, types, configs, edges"),
+    Column(
+        "LatestUpdateVersion", Text, nullable=True, comment="ppacer version of the latest update"
+    ),
+    Column(
+        "HashDagMeta", Text, nullable=False, comment="sha256 of id, schedule, start, attributes"
+    ),
+    Column(
+        "HashTasks", Text, nullable=False, comment="sha256 of tasks: ids, types, configs, edges"
+    ),
     Column("Attributes", Text, nullable=False, comment="JSON: {catchUp, tags}"),
 )
 
@@ -127,7 +135,9 @@ schedules = Table(
     metadata,
     Column("DagId", Text, nullable=False, comment="DAG id"),
     Column("InsertTs", Text, nullable=False, comment="when the decision was made"),
-    Column("Event", Text, nullable=False, comment="ScheduleEvent: REGULAR, CAUGHT_UP, SKIPPED, ..."),
+    Column(
+        "Event", Text, nullable=False, comment="ScheduleEvent: REGULAR, CAUGHT_UP, SKIPPED, ..."
+    ),
     Column("ScheduleTs", Text, nullable=True, comment="the schedule point decided on"),
     Column(
         "NextScheduleTs",

@@ -51,7 +51,9 @@ class Executor:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout_s=15.0)
+        self.client = (
+            scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout_s=15.0)
+        )
         self.registry = registry
         self.concurrency = concurrency
         self.poll_wait_s = poll_wait_s
@@ -77,7 +79,9 @@ class Executor:
 
     def run(self) -> None:
         """Poll, run and report until :meth:`stop` is called (blocks)."""
-        log.info("executor %s polling %s (concurrency %d)", self.name, self.client.url, self.concurrency)
+        log.info(
+            "executor %s polling %s (concurrency %d)", self.name, self.client.url, self.concurrency
+        )
         empty_polls = 0
         while not self._stop.is_set():
             while not self._slots.acquire(timeout=0.5):
@@ -102,7 +106,9 @@ class Executor:
 
     def start(self) -> Executor:
         """Run :meth:`run` in a background thread; return self."""
-        self._thread = threading.Thread(target=self.run, name=f"ppacer-executor-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.run, name=f"ppacer-executor-{self.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -119,7 +125,9 @@ class Executor:
                 self._idle.wait(max(0.0, deadline - monotonic()))
             finished = self._running == 0
         if not finished:
-            log.warning("executor %s stopping with %d tasks still running", self.name, self._running)
+            log.warning(
+                "executor %s stopping with %d tasks still running", self.name, self._running
+            )
             self._abandon.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - monotonic()) + self.poll_wait_s + 1)
@@ -186,7 +194,9 @@ class Executor:
                     return False
                 if not self._unreachable:
                     self._unreachable = True
-                    log.warning("cannot report %s for %s (%s); retrying", status, _describe(task), exc)
+                    log.warning(
+                        "cannot report %s for %s (%s); retrying", status, _describe(task), exc
+                    )
                 self._abandon.wait(delay)
                 delay = min(5.0, delay * 2)
 
@@ -205,7 +215,9 @@ class Executor:
         info = dag.tasks.get(task.task_id) if dag is not None else None
         if info is None:
             what = f"DAG {task.dag_id!r}" if dag is None else f"task {task.task_id!r}"
-            self._report(task, TaskStatus.FAILED, f"LookupError: this executor's registry has no {what}")
+            self._report(
+                task, TaskStatus.FAILED, f"LookupError: this executor's registry has no {what}"
+            )
             return
         if not self._report(task, TaskStatus.RUNNING):
             return
@@ -231,7 +243,11 @@ class Executor:
             logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
             self._report(task, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
             return
-        log.info("Finished executing task %s duration=%.1fms", _describe(task), (monotonic() - started) * 1000)
+        log.info(
+            "Finished executing task %s duration=%.1fms",
+            _describe(task),
+            (monotonic() - started) * 1000,
+        )
         self._report(task, TaskStatus.SUCCESS)
 
 

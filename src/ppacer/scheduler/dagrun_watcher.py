@@ -10,6 +10,7 @@ watcher waits; after downtime, missed points are either caught up (DAGs with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from dataclasses import dataclass
@@ -84,10 +85,19 @@ class DagRunWatcher:
                 resume = parse_ts(latest.next_schedule_ts)
                 if resume < now and not dag.attributes.catch_up:
                     runs_db.insert_schedule(
-                        conn, dag.id, ScheduleEvent.SKIPPED, format_ts(resume),
-                        format_ts(upcoming), format_ts(now),
+                        conn,
+                        dag.id,
+                        ScheduleEvent.SKIPPED,
+                        format_ts(resume),
+                        format_ts(upcoming),
+                        format_ts(now),
                     )
-                    log.info("skipped missed schedule points dagId=%s from=%s until=%s", dag.id, resume, upcoming)
+                    log.info(
+                        "skipped missed schedule points dagId=%s from=%s until=%s",
+                        dag.id,
+                        resume,
+                        upcoming,
+                    )
                     resume = upcoming
                 heap.append((resume, dag.id))
         heapq.heapify(heap)
@@ -121,10 +131,8 @@ class DagRunWatcher:
                 timeout = min(timeout, self.clock.seconds_until(due))
             if timeout > 0:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
 
     async def create_due_runs(self) -> int:
         """Create every run whose point is due, in order; return how many were created."""
@@ -158,7 +166,9 @@ class DagRunWatcher:
         except IntegrityError:
             # A run at this point exists already (triggered for that exact time):
             # record the decision, keep the existing run.
-            log.warning("DAG run dagId=%s execTs=%s exists already; not creating it again", dag_id, exec_ts)
+            log.warning(
+                "DAG run dagId=%s execTs=%s exists already; not creating it again", dag_id, exec_ts
+            )
             with self.engine.begin() as conn:
                 runs_db.insert_schedule(conn, dag_id, event, exec_ts, format_ts(following), now)
             return None

@@ -106,8 +106,11 @@ class Scheduler:
         log.info(
             "Finished syncing DAG registry with dags and dagtasks tables duration=%.3fms "
             "dagsInserted=%d dagsUpdated=%d tasksInserted=%d tasksRetired=%d",
-            (monotonic() - started) * 1000, result.dags_inserted, result.dags_updated,
-            result.tasks_inserted, result.tasks_retired,
+            (monotonic() - started) * 1000,
+            result.dags_inserted,
+            result.dags_updated,
+            result.tasks_inserted,
+            result.tasks_retired,
         )
         self.task_scheduler = TaskScheduler(
             self.engine, registry, self.clock, self.version, self.notifier
@@ -119,8 +122,12 @@ class Scheduler:
         if unfinished:
             log.info("recovered %d unfinished DAG runs", len(unfinished))
         self.watcher = DagRunWatcher(
-            self.engine, registry, self.clock, asyncio.Queue(self.config.dag_run_queue_len),
-            self.version, self.config.max_watch_sleep_s,
+            self.engine,
+            registry,
+            self.clock,
+            asyncio.Queue(self.config.dag_run_queue_len),
+            self.version,
+            self.config.max_watch_sleep_s,
         )
         self.watcher.prepare()
         self._queue = self.watcher.queue
@@ -177,7 +184,10 @@ class Scheduler:
             try:
                 with self.task_scheduler.transaction() as conn:
                     row = runs_db.read_dag_run(conn, run.run_id)
-                    if row is not None and (row.dag_id, row.exec_ts) not in self.task_scheduler.active:
+                    if (
+                        row is not None
+                        and (row.dag_id, row.exec_ts) not in self.task_scheduler.active
+                    ):
                         self.task_scheduler.load_run(conn, row)
             except Exception:
                 # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
@@ -235,7 +245,9 @@ class Scheduler:
         except ValueError:
             return error_response(400, f"wait_s: not a number: {raw!r}")
         if not 0 <= wait_s <= self.config.max_pop_wait_s:
-            return error_response(400, f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
+            return error_response(
+                400, f"wait_s: must be between 0 and {self.config.max_pop_wait_s}"
+            )
         if self._state is not SchedulerState.RUNNING:
             return Response(status_code=204)
         item = await ts.pop(wait_s)
@@ -262,7 +274,9 @@ class Scheduler:
     async def _restart_dag_run(self, request: Request) -> Response:
         body = await _parse(request, DagRunRestartInput)
         number = self._ts().restart_run(body.dagId, _exec_ts(body.execTs))
-        return JSONResponse({"dagId": body.dagId, "execTs": format_ts(_exec_ts(body.execTs)), "restart": number})
+        return JSONResponse(
+            {"dagId": body.dagId, "execTs": format_ts(_exec_ts(body.execTs)), "restart": number}
+        )
 
     async def _get_state(self, _request: Request) -> Response:
         return JSONResponse({"state": str(self._state)})
@@ -323,7 +337,7 @@ async def _parse(request: Request, model: type[_M]) -> _M:
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Map ppacer's errors to 4xx answers; anything else is logged and answered 500 without a traceback."""
+    """Map ppacer's errors to 4xx answers; anything else: logged, 500, no traceback."""
 
     async def guarded(request: Request) -> Response:
         try:

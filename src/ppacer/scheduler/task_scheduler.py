@@ -160,7 +160,9 @@ class TaskScheduler:
         for task_id, info in dag.tasks.items():
             if task_id not in state.latest:
                 state.waiting[task_id] = sum(
-                    1 for p in info.parents if state.latest.get(p, (0, None))[1] is not TaskStatus.SUCCESS
+                    1
+                    for p in info.parents
+                    if state.latest.get(p, (0, None))[1] is not TaskStatus.SUCCESS
                 )
         state.unfinished = sum(
             1 for t in dag.tasks if t not in state.latest or not state.latest[t][1].is_terminal
@@ -171,7 +173,9 @@ class TaskScheduler:
         self.active[(row.dag_id, row.exec_ts)] = state
         # Tasks downstream of a failure that never got their UPSTREAM_FAILED row.
         failed_roots = [
-            t for t, (_, s) in state.latest.items() if s in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED)
+            t
+            for t, (_, s) in state.latest.items()
+            if s in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED)
         ]
         for task_id in failed_roots:
             self._mark_upstream_failed(conn, state, task_id, now)
@@ -219,9 +223,12 @@ class TaskScheduler:
             log.exception("could not reload active DAG runs from the database")
         self._outbox.clear()
         for item in queued:
-            state = self.active.get((item.dag_id, item.exec_ts))
-            if state is not None and state.latest.get(item.task_id) == (item.retry, TaskStatus.SCHEDULED):
-                self._push(state, item.task_id, item.retry)
+            run = self.active.get((item.dag_id, item.exec_ts))
+            if run is not None and run.latest.get(item.task_id) == (
+                item.retry,
+                TaskStatus.SCHEDULED,
+            ):
+                self._push(run, item.task_id, item.retry)
         if self._loop is not None:
             self.start_timers(self._loop)
 
@@ -270,17 +277,23 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------ scheduling
 
-    def _schedule(self, conn: Connection, state: RunState, task_ids: Iterable[str], now: str) -> None:
+    def _schedule(
+        self, conn: Connection, state: RunState, task_ids: Iterable[str], now: str
+    ) -> None:
         attempts = []
         for task_id in task_ids:
             retry = state.next_retry.pop(task_id, 0)
             state.waiting.pop(task_id, None)
             state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
             attempts.append((task_id, retry, TaskStatus.SCHEDULED))
-        tasks_db.insert_dag_run_tasks(conn, state.dag.id, state.exec_ts, attempts, now, self.version)
+        tasks_db.insert_dag_run_tasks(
+            conn, state.dag.id, state.exec_ts, attempts, now, self.version
+        )
         self._outbox.extend((state, task_id, retry) for task_id, retry, _ in attempts)
 
-    def _mark_upstream_failed(self, conn: Connection, state: RunState, task_id: str, now: str) -> None:
+    def _mark_upstream_failed(
+        self, conn: Connection, state: RunState, task_id: str, now: str
+    ) -> None:
         """Give every not-yet-run task downstream of ``task_id`` an UPSTREAM_FAILED attempt."""
         attempts = []
         for tid in state.dag.descendants(task_id):
@@ -291,7 +304,9 @@ class TaskScheduler:
             state.latest[tid] = (retry, TaskStatus.UPSTREAM_FAILED)
             state.unfinished -= 1
             attempts.append((tid, retry, TaskStatus.UPSTREAM_FAILED))
-        tasks_db.insert_dag_run_tasks(conn, state.dag.id, state.exec_ts, attempts, now, self.version)
+        tasks_db.insert_dag_run_tasks(
+            conn, state.dag.id, state.exec_ts, attempts, now, self.version
+        )
 
     def _finish_run(self, conn: Connection, state: RunState, now: str) -> None:
         failed = any(s is not TaskStatus.SUCCESS for _, s in state.latest.values())
@@ -300,7 +315,12 @@ class TaskScheduler:
         self.active.pop((state.dag.id, state.exec_ts), None)
         for timer in state.retry_timers.values():
             timer.cancel()
-        log.info("DAG run finished dagId=%s execTs=%s status=%s", state.dag.id, state.exec_ts, state.status)
+        log.info(
+            "DAG run finished dagId=%s execTs=%s status=%s",
+            state.dag.id,
+            state.exec_ts,
+            state.status,
+        )
         if failed:
             send_safely(self.notifier, Message("dag_run_failed", state.dag.id, state.exec_ts))
         if self.on_run_finished is not None:
@@ -389,9 +409,13 @@ class TaskScheduler:
                 self._on_success(conn, state, task_id, retry, now)
             else:
                 self._on_failure(conn, state, task_id, retry, task_error, now)
-        log.debug("status dagId=%s execTs=%s taskId=%s retry=%d -> %s", dag_id, ts, task_id, retry, status)
+        log.debug(
+            "status dagId=%s execTs=%s taskId=%s retry=%d -> %s", dag_id, ts, task_id, retry, status
+        )
 
-    def _check_inactive_report(self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus) -> None:
+    def _check_inactive_report(
+        self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus
+    ) -> None:
         with self.engine.connect() as conn:
             run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
             if run is None:
@@ -401,11 +425,23 @@ class TaskScheduler:
                     return  # a repeated report of what is already recorded
         raise ConflictError(f"DAG {dag_id!r} run {ts} is {run.status}; it takes no status reports")
 
-    def _set(self, conn: Connection, state: RunState, task_id: str, retry: int, status: TaskStatus, now: str) -> None:
-        tasks_db.update_dag_run_task_status(conn, state.dag.id, state.exec_ts, task_id, retry, status, now)
+    def _set(
+        self,
+        conn: Connection,
+        state: RunState,
+        task_id: str,
+        retry: int,
+        status: TaskStatus,
+        now: str,
+    ) -> None:
+        tasks_db.update_dag_run_task_status(
+            conn, state.dag.id, state.exec_ts, task_id, retry, status, now
+        )
         state.latest[task_id] = (retry, status)
 
-    def _on_success(self, conn: Connection, state: RunState, task_id: str, retry: int, now: str) -> None:
+    def _on_success(
+        self, conn: Connection, state: RunState, task_id: str, retry: int, now: str
+    ) -> None:
         self._set(conn, state, task_id, retry, TaskStatus.SUCCESS, now)
         state.unfinished -= 1
         ready = []
@@ -419,21 +455,35 @@ class TaskScheduler:
             self._finish_run(conn, state, now)
 
     def _on_failure(
-        self, conn: Connection, state: RunState, task_id: str, retry: int, error: str | None, now: str
+        self,
+        conn: Connection,
+        state: RunState,
+        task_id: str,
+        retry: int,
+        error: str | None,
+        now: str,
     ) -> None:
         config = state.dag.tasks[task_id].config
         if error:
-            tasks_db.insert_task_error(conn, state.dag.id, state.exec_ts, task_id, retry, error, now)
+            tasks_db.insert_task_error(
+                conn, state.dag.id, state.exec_ts, task_id, retry, error, now
+            )
         if state.retry_allowed(task_id, retry):
             self._set(conn, state, task_id, retry, TaskStatus.FAILED_PENDING_RETRY, now)
             self._start_retry_timer(state, task_id, retry + 1, config.retry_delay_s)
             if config.send_alert_on_retry:
-                send_safely(self.notifier, Message("task_retry", state.dag.id, state.exec_ts, task_id, retry, error))
+                send_safely(
+                    self.notifier,
+                    Message("task_retry", state.dag.id, state.exec_ts, task_id, retry, error),
+                )
             return
         self._set(conn, state, task_id, retry, TaskStatus.FAILED, now)
         state.unfinished -= 1
         if config.send_alert_on_failure:
-            send_safely(self.notifier, Message("task_failed", state.dag.id, state.exec_ts, task_id, retry, error))
+            send_safely(
+                self.notifier,
+                Message("task_failed", state.dag.id, state.exec_ts, task_id, retry, error),
+            )
         self._mark_upstream_failed(conn, state, task_id, now)
         if state.unfinished == 0:
             self._finish_run(conn, state, now)
@@ -441,7 +491,7 @@ class TaskScheduler:
     # ------------------------------------------------------------------ restart
 
     def restart_run(self, dag_id: str, exec_ts: datetime) -> int:
-        """Restart a FAILED run: failed and upstream-failed tasks run again; return the restart number."""
+        """Restart a FAILED run (failed and upstream-failed tasks run again); return its number."""
         if dag_id not in self.registry:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
         ts = format_ts(exec_ts)
@@ -461,4 +511,8 @@ class TaskScheduler:
 
     def stats(self) -> dict[str, int]:
         """Queue lengths for the UI and metrics."""
-        return {"ready": len(self.ready), "active_runs": len(self.active), "waiters": len(self._waiters)}
+        return {
+            "ready": len(self.ready),
+            "active_runs": len(self.active),
+            "waiters": len(self._waiters),
+        }
