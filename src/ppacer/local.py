@@ -48,6 +48,9 @@ def configure_logging(level: str | None = None) -> None:
         )
         root.addHandler(handler)
     root.setLevel(logging.getLevelNamesMapping()[name])
+    # One line per HTTP request from the executor's client is noise at INFO.
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 class LocalRunner:

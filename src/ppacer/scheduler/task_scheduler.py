@@ -399,6 +399,16 @@ class TaskScheduler:
                 f"it cannot become {status}"
             )
         now = self.now_ts()
+        log.info(
+            "Updating dag run task status dagId=%s execTs=%s taskId=%s retry=%d "
+            "currentStatus=%s newStatus=%s",
+            dag_id,
+            ts,
+            task_id,
+            retry,
+            current[1],
+            status,
+        )
         with self.transaction() as conn:
             if status is TaskStatus.RUNNING:
                 self._set(conn, state, task_id, retry, status, now)
@@ -409,9 +419,6 @@ class TaskScheduler:
                 self._on_success(conn, state, task_id, retry, now)
             else:
                 self._on_failure(conn, state, task_id, retry, task_error, now)
-        log.debug(
-            "status dagId=%s execTs=%s taskId=%s retry=%d -> %s", dag_id, ts, task_id, retry, status
-        )
 
     def _check_inactive_report(
         self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus
