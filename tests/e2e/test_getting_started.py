@@ -1,4 +1,4 @@
-"""The getting-started page, in Python: run examples/hello.py, stop it with Ctrl-C, query its DBs."""
+"""The getting-started page in Python: run examples/hello.py, Ctrl-C it, query its DBs."""
 
 from __future__ import annotations
 
