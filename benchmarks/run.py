@@ -141,9 +141,8 @@ def main() -> None:
         result = measure(name, runs, args.concurrency)
         results.append(result)
         print(json.dumps(result), flush=True)
-    print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\nmachine: {machine}")
     print(
         f"{'workload':<10} {'tasks':>6} {'median s':>9} {'min s':>8} {'wall s':>8} {'tasks/s':>9}"
     )
