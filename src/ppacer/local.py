@@ -135,6 +135,7 @@ class LocalRunner:
             self._server_thread.join(30)
         self.sock.close()
         self.client.close()
+        self.scheduler.close()
 
     def serve_forever(self) -> None:
         """Start, print the URL and block until SIGINT/SIGTERM, then stop cleanly."""

@@ -64,6 +64,7 @@ class Executor:
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self._unreachable = False
+        self._backoff = 0.05
         self._running = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -72,6 +73,7 @@ class Executor:
         self.task_log.parent = logging.getLogger("ppacer.task")
         self.task_log.setLevel(logging.DEBUG)
         self.logs_engine = open_logs_db(logs_db) if logs_db is not None else None
+        self._owns_logs_engine = logs_db is not None and not isinstance(logs_db, Engine)
         if self.logs_engine is not None:
             self.task_log.addHandler(TaskLogHandler(self.logs_engine))
 
@@ -133,6 +135,8 @@ class Executor:
             self._thread.join(max(0.0, deadline - monotonic()) + self.poll_wait_s + 1)
         self._pool.shutdown(wait=finished, cancel_futures=True)
         self.client.close()
+        if self._owns_logs_engine and self.logs_engine is not None:
+            self.logs_engine.dispose()
         return finished
 
     def _begin(self) -> None:
@@ -164,7 +168,7 @@ class Executor:
         if not self._unreachable:
             self._unreachable = True
             log.warning("scheduler unreachable (%s); retrying with backoff", exc)
-        self._backoff = min(5.0, getattr(self, "_backoff", 0.05) * 2)
+        self._backoff = min(5.0, self._backoff * 2)
         self._stop.wait(self._backoff)
 
     def _on_reachable(self) -> None:

@@ -177,6 +177,12 @@ class Scheduler:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.begin_stop)
 
+    def close(self) -> None:
+        """Release database connections (after the app has stopped)."""
+        self.engine.dispose()
+        if self.logs_engine is not None:
+            self.logs_engine.dispose()
+
     async def _consume_runs(self) -> None:
         assert self._queue is not None and self.task_scheduler is not None
         while True:
