@@ -117,11 +117,15 @@ class Executor:
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop polling and wait up to ``timeout_s`` for running tasks; True if all finished.
 
-        Attempts still running after the deadline stay RUNNING in the scheduler,
+        A long poll in flight is awaited first (at most ``poll_wait_s``), and a
+        task it hands over still runs. Attempts still running after the deadline stay RUNNING in the scheduler,
         which queues them again on its next start; nothing is lost.
         """
         self._stop.set()
         deadline = monotonic() + timeout_s
+        # A long poll in flight may still hand over a task: it is run, not dropped.
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(self.poll_wait_s + self.client.timeout_s)
         with self._idle:
             while self._running and monotonic() < deadline:
                 self._idle.wait(max(0.0, deadline - monotonic()))
@@ -131,8 +135,6 @@ class Executor:
                 "executor %s stopping with %d tasks still running", self.name, self._running
             )
             self._abandon.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, deadline - monotonic()) + self.poll_wait_s + 1)
         self._pool.shutdown(wait=finished, cancel_futures=True)
         self.client.close()
         if self._owns_logs_engine and self.logs_engine is not None:

@@ -1,0 +1,103 @@
+"""Executors in other processes, and executors that outlive the scheduler's absence."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ppacer
+from ppacer.executor.executor import Executor
+from tests.conftest import Recorder, query, wait_for, wait_run_finished
+from tests.e2e.dags_for_processes import registry
+from tests.e2e.test_runs import Note, manual_dag
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_executors_in_separate_processes_share_the_work(start_local, db_paths):
+    runner = start_local(registry(), with_executor=False)
+    logs_db = str(db_paths[1])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.dags_for_processes", runner.url, logs_db, f"x{i}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "executor started"
+        runner.client.trigger_dag_run("spread")
+        (run,) = wait_run_finished(db_paths[0], "spread")
+        assert run["Status"] == "SUCCESS"
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        errs = [proc.communicate(timeout=30)[1] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), errs
+    pids = {row["Attributes"] for row in query(db_paths[1], "SELECT Attributes FROM tasklogs")}
+    assert len(pids) == 2, "both executor processes ran tasks"
+    assert str(os.getpid()) not in "".join(pids)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_executor_started_before_the_scheduler_waits_and_logs_once(
+    start_local, db_paths, recorder: Recorder, caplog: pytest.LogCaptureFixture
+):
+    port = free_port()
+    dags = ppacer.Registry([manual_dag("late", ppacer.Node(Note("a", recorder)))])
+    caplog.set_level(logging.INFO, logger="ppacer.executor")
+    executor = Executor(f"http://127.0.0.1:{port}", dags, poll_wait_s=1.0).start()
+    try:
+        wait_for(
+            lambda: any("unreachable" in r.getMessage() for r in caplog.records),
+            what="unreachable warning",
+        )
+        runner = start_local(dags, port=port, with_executor=False)
+        runner.client.trigger_dag_run("late")
+        (run,) = wait_run_finished(db_paths[0], "late")
+        assert run["Status"] == "SUCCESS"
+    finally:
+        executor.stop(5)
+    messages = [r.getMessage() for r in caplog.records if r.name == "ppacer.executor"]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert any("reachable again" in m for m in messages)
+
+
+def test_task_unknown_to_the_executor_fails_without_stopping_it(start_local, db_paths, recorder):
+    scheduler_dags = ppacer.Registry(
+        [
+            manual_dag("known", ppacer.Node(Note("a", recorder))),
+            manual_dag("unknown_here", ppacer.Node(Note("b", recorder))),
+        ]
+    )
+    runner = start_local(scheduler_dags, with_executor=False)
+    executor_dags = ppacer.Registry([manual_dag("known", ppacer.Node(Note("a", recorder)))])
+    executor = Executor(runner.url, executor_dags, poll_wait_s=1.0).start()
+    try:
+        runner.client.trigger_dag_run("unknown_here")
+        (bad,) = wait_run_finished(db_paths[0], "unknown_here")
+        assert bad["Status"] == "FAILED"
+        (err,) = query(db_paths[0], "SELECT Error FROM dagruntaskerrors")
+        assert "unknown_here" in err["Error"]
+        runner.client.trigger_dag_run("known")
+        (good,) = wait_run_finished(db_paths[0], "known")
+        assert good["Status"] == "SUCCESS"
+    finally:
+        executor.stop(5)
