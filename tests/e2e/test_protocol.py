@@ -217,3 +217,13 @@ def test_ui_endpoints_describe_runs(server):
     assert one["taskId"] == "start" and one["status"] == "RUNNING"
     assert http.get("/ui/dagrun/999").status_code == 404
     assert http.get("/ui/dagrun/abc").status_code == 400
+
+
+def test_unknown_path_and_method_get_the_error_shape(server):
+    _, http = server
+    response = http.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.json()["error"] == "Not Found"
+    response = http.get("/dag/run/trigger")
+    assert response.status_code == 405
+    assert "error" in response.json()

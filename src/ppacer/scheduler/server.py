@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
@@ -241,7 +242,11 @@ class Scheduler:
             StarletteRoute(r.path, _guarded(handlers[r.name]), methods=[r.method], name=r.name)
             for r in ROUTES.values()
         ]
-        return Starlette(routes=routes, lifespan=self._lifespan)
+        return Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: _http_error},
+        )
 
     async def _pop_task(self, request: Request) -> Response:
         ts = self._ts()
@@ -258,6 +263,10 @@ class Scheduler:
             return Response(status_code=204)
         item = await ts.pop(wait_s)
         if item is None:
+            return Response(status_code=204)
+        if wait_s > 0 and await request.is_disconnected():
+            # The poller gave up while waiting: keep the task for the next one.
+            ts.requeue_front(item)
             return Response(status_code=204)
         return JSONResponse(item.to_json())
 
@@ -308,6 +317,12 @@ class Scheduler:
         if self.task_scheduler is None:
             raise PpacerError("scheduler not started")
         return self.task_scheduler
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods get the API's error shape too."""
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail)
 
 
 def _exec_ts(text: str) -> Any:

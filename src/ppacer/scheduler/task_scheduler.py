@@ -243,14 +243,19 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------ queue and long polls
 
-    def _push(self, state: RunState, task_id: str, retry: int) -> None:
-        item = TaskToExec(state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params)
+    def _hand_over(self, item: TaskToExec) -> bool:
+        """Give ``item`` to the longest-waiting long poll, if there is one."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
-                return
-        self.ready.append(item)
+                return True
+        return False
+
+    def _push(self, state: RunState, task_id: str, retry: int) -> None:
+        item = TaskToExec(state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params)
+        if not self._hand_over(item):
+            self.ready.append(item)
 
     async def pop(self, wait_s: float) -> TaskToExec | None:
         """Return the next ready attempt, waiting up to ``wait_s`` seconds for one."""
@@ -267,6 +272,11 @@ class TaskScheduler:
         finally:
             if not waiter.done():
                 waiter.cancel()
+
+    def requeue_front(self, item: TaskToExec) -> None:
+        """Put back an attempt that could not be handed over; it is the next one out."""
+        if not self._hand_over(item):
+            self.ready.appendleft(item)
 
     def release_waiters(self) -> None:
         """Answer every pending long poll with "nothing" (used when stopping)."""
