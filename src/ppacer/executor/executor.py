@@ -118,8 +118,9 @@ class Executor:
         """Stop polling and wait up to ``timeout_s`` for running tasks; True if all finished.
 
         A long poll in flight is awaited first (at most ``poll_wait_s``), and a
-        task it hands over still runs. Attempts still running after the deadline stay RUNNING in the scheduler,
-        which queues them again on its next start; nothing is lost.
+        task it hands over still runs. Attempts still running after the deadline
+        stay RUNNING in the scheduler, which queues them again on its next
+        start; nothing is lost.
         """
         self._stop.set()
         deadline = monotonic() + timeout_s
