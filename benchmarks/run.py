@@ -77,6 +77,7 @@ def sleep20() -> ppacer.Node:
 
 WORKLOADS: dict[str, Callable[[], ppacer.Node]] = {
     "single": single,
+    "hello": chain(2),
     "chain50": chain(50),
     "chain100": chain(100),
     "fanout200": fanout(200),
