@@ -56,7 +56,7 @@ def test_hello_world_then_the_seed_queries(tmp_path):
     (dag,) = query(db, "SELECT DagId, StartTs, Schedule, CreateTs FROM dags")
     assert dag["DagId"] == "example"
     assert dag["StartTs"] == "2024-03-11T12:00:00.000000UTC+00:00"
-    assert dag["Schedule"] == "FixedSchedule: 0.5s"
+    assert dag["Schedule"] == "FixedSchedule: 500ms"  # Go's Duration form, as the original
     parse_ts(dag["CreateTs"])
 
     runs = query(db, "SELECT * FROM dagruns")

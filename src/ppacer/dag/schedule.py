@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from ppacer.timeutils import require_aware
 
-__all__ = ["FixedSchedule", "Schedule", "first_point_at_or_after"]
+__all__ = ["FixedSchedule", "Schedule", "first_point_at_or_after", "format_duration"]
 
 
 @runtime_checkable
@@ -37,19 +37,36 @@ class Schedule(Protocol):
         ...
 
 
-def _format_interval(interval: timedelta) -> str:
-    total_us = interval // timedelta(microseconds=1)
-    if total_us % 1_000_000:
-        return f"{total_us / 1_000_000:g}s"
-    seconds = total_us // 1_000_000
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return "".join(parts)
+def _fraction(value: int, unit: int) -> str:
+    whole, rest = divmod(value, unit)
+    if not rest:
+        return str(whole)
+    digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"
+
+
+def format_duration(interval: timedelta) -> str:
+    """Format a duration as Go's ``time.Duration.String`` does (``10s``, ``1h30m0s``, ``500ms``).
+
+    The original stores schedules in this form, e.g. ``FixedSchedule: 10s``.
+    """
+    ns = (interval // timedelta(microseconds=1)) * 1000
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_fraction(ns, 1_000)}\u00b5s"
+    if ns < 1_000_000_000:
+        return f"{sign}{_fraction(ns, 1_000_000)}ms"
+    hours, ns = divmod(ns, 3_600_000_000_000)
+    minutes, ns = divmod(ns, 60_000_000_000)
+    out = f"{hours}h" if hours else ""
+    if hours or minutes:
+        out += f"{minutes}m"
+    return f"{sign}{out}{_fraction(ns, 1_000_000_000)}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +101,7 @@ class FixedSchedule:
         return self.start_ts + steps * self.interval
 
     def __str__(self) -> str:
-        return f"FixedSchedule: {_format_interval(self.interval)}"
+        return f"FixedSchedule: {format_duration(self.interval)}"
 
 
 def first_point_at_or_after(schedule: Schedule, when: datetime) -> datetime:
