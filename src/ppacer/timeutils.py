@@ -57,8 +57,12 @@ def to_utc(value: datetime) -> datetime:
 
 def format_ts(value: datetime) -> str:
     """Format an aware datetime as ppacer's stored, sortable timestamp text."""
-    utc = require_aware(value, "timestamp")
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%f") + "UTC+00:00"
+    u = require_aware(value, "timestamp")
+    # Formatted by hand: strftime does not zero-pad years below 1000 on every platform.
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}UTC+00:00"
+    )
 
 
 def parse_ts(text: str) -> datetime:
@@ -82,14 +86,17 @@ def parse_ts(text: str) -> datetime:
     else:
         sign = -1 if offset[0] == "-" else 1
         digits = offset[1:].replace(":", "")
-        delta = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        off_h, off_m = int(digits[:2]), int(digits[2:])
+        if off_h > 23 or off_m > 59:
+            raise ValueError(f"invalid timestamp {text!r}: UTC offset {offset} out of range")
+        delta = sign * timedelta(hours=off_h, minutes=off_m)
     try:
         naive = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micro
         )
-    except ValueError as exc:
+        return (naive - delta).replace(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
-    return (naive - delta).replace(tzinfo=UTC)
 
 
 class Clock(Protocol):

@@ -226,7 +226,10 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
             known = nodes.get(tid)
             if known is not None and known is not node:
                 raise DagValidationError(
-                    dag.id, "duplicate task id: two different nodes use it", tid
+                    dag.id,
+                    "duplicate task id: two different nodes use it (to join branches, "
+                    "pass the same Node object to next())",
+                    tid,
                 )
             if state.get(id(node)) == 1:
                 cycle = " -> ".join([*path[path.index(tid) :], tid])
