@@ -159,7 +159,7 @@ def test_dags_row_has_schedule_start_in_stored_form_and_attributes(engine, db_pa
     assert row["Schedule"] == "FixedSchedule: 10s"
     assert row["StartTs"] == "2024-03-11T22:50:20.000000UTC+00:00"
     assert row["StartTs"] == format_ts(START)
-    assert json.loads(row["Attributes"]) == {"catchUp": True, "tags": ["nightly"]}
+    assert json.loads(row["Attributes"]) == {"catchUp": True, "tags": ["nightly"], "maxActiveRuns": 16}
     assert row["CreateTs"] == T1
     assert row["LatestUpdateTs"] == T1
     assert row["CreateVersion"] == VERSION
@@ -175,7 +175,7 @@ def test_dags_row_start_is_stored_in_utc_when_given_in_another_zone(engine, db_p
     (row,) = rows(db_path, "SELECT * FROM dags")
     assert row["StartTs"] == "2024-03-11T22:50:20.000000UTC+00:00"
     assert row["Schedule"] == "FixedSchedule: 1h30m0s"
-    assert json.loads(row["Attributes"]) == {"catchUp": False, "tags": []}
+    assert json.loads(row["Attributes"]) == {"catchUp": False, "tags": [], "maxActiveRuns": 16}
 
 
 def test_dag_without_schedule_has_null_start_and_schedule(engine, db_path):

@@ -66,10 +66,19 @@ class DagAttributes:
     catch_up: bool = False
     # Free-form labels for grouping DAGs in lists and the UI.
     tags: tuple[str, ...] = ()
+    # Runs of this DAG active at once; more wait, in order (never dropped).
+    max_active_runs: int = 16
 
     def to_json(self) -> str:
         """Return the JSON stored in the database."""
-        return json.dumps({"catchUp": self.catch_up, "tags": list(self.tags)}, sort_keys=True)
+        return json.dumps(
+            {
+                "catchUp": self.catch_up,
+                "tags": list(self.tags),
+                "maxActiveRuns": self.max_active_runs,
+            },
+            sort_keys=True,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +118,20 @@ class Dag:
         *,
         schedule: Schedule | None = None,
         root: Node | None = None,
-        catch_up: bool = False,
+        catch_up: bool | None = None,
+        catchup: bool | None = None,
         tags: Iterable[str] = (),
+        max_active_runs: int = 16,
         description: str = "",
     ) -> None:
         self.id = dag_id
         self.schedule = schedule
         self.root = root
-        self.attributes = DagAttributes(catch_up=catch_up, tags=tuple(tags))
+        self.attributes = DagAttributes(
+            catch_up=bool(catch_up if catch_up is not None else catchup),
+            tags=tuple(tags),
+            max_active_runs=max_active_runs,
+        )
         self.description = description
         self._tasks: dict[str, TaskInfo] | None = None
 
@@ -134,9 +149,20 @@ class Dag:
         self._tasks = None
         return self
 
-    def add_attributes(self, *, catch_up: bool = False, tags: Iterable[str] = ()) -> Dag:
-        """Set DAG attributes: ``catch_up`` after downtime, and ``tags``."""
-        self.attributes = DagAttributes(catch_up=catch_up, tags=tuple(tags))
+    def add_attributes(
+        self,
+        *,
+        catch_up: bool | None = None,
+        catchup: bool | None = None,
+        tags: Iterable[str] = (),
+        max_active_runs: int = 16,
+    ) -> Dag:
+        """Set DAG attributes: ``catch_up`` (or ``catchup``) after downtime, ``tags``, ``max_active_runs``."""
+        self.attributes = DagAttributes(
+            catch_up=bool(catch_up if catch_up is not None else catchup),
+            tags=tuple(tags),
+            max_active_runs=max_active_runs,
+        )
         return self
 
     def done(self) -> Dag:
@@ -175,7 +201,7 @@ class Dag:
     def hash_meta(self) -> str:
         """Hash of the DAG's metadata (id, schedule, start, attributes)."""
         start = self.start_ts()
-        parts = [self.id, str(self.schedule or ""), start.isoformat() if start else ""]
+        parts = [self.id, repr(self.schedule), start.isoformat() if start else ""]
         parts.append(self.attributes.to_json())
         return _sha256("\x1f".join(parts))
 
@@ -211,6 +237,10 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
         raise DagValidationError(str(dag.id), "DAG id must be a non-empty string")
     if dag.root is None:
         raise DagValidationError(dag.id, "DAG has no tasks: add a root node with add_root()")
+    if dag.attributes.max_active_runs < 1:
+        raise DagValidationError(
+            dag.id, f"max_active_runs must be >= 1, got {dag.attributes.max_active_runs}"
+        )
     nodes: dict[str, Node] = {}
     order: list[str] = []
     # Iterative DFS with colours: finds cycles and duplicate ids without recursion limits.

@@ -8,12 +8,19 @@ in through the same :class:`Schedule` protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from ppacer.timeutils import require_aware
 
-__all__ = ["FixedSchedule", "Schedule", "first_point_at_or_after", "format_duration"]
+__all__ = [
+    "NEVER",
+    "FixedSchedule",
+    "Schedule",
+    "first_point_at_or_after",
+    "format_duration",
+    "last_point_before",
+]
 
 
 @runtime_checkable
@@ -78,30 +85,64 @@ class FixedSchedule:
 
     start_ts: datetime
     interval: timedelta
+    end_ts: datetime | None
 
-    def __init__(self, start: datetime, interval: timedelta | float) -> None:
+    def __init__(
+        self, start: datetime, interval: timedelta | float, end: datetime | None = None
+    ) -> None:
         step = interval if isinstance(interval, timedelta) else timedelta(seconds=interval)
         if step <= timedelta(0):
             raise ValueError(f"FixedSchedule interval must be positive, got {step}")
         if step < timedelta(milliseconds=1):
             raise ValueError(f"FixedSchedule interval must be at least 1 ms, got {step}")
-        object.__setattr__(self, "start_ts", require_aware(start, "FixedSchedule start"))
+        start_utc = require_aware(start, "FixedSchedule start")
+        end_utc = require_aware(end, "FixedSchedule end") if end is not None else None
+        if end_utc is not None and end_utc < start_utc:
+            raise ValueError(f"FixedSchedule end {end_utc} is before its start {start_utc}")
+        object.__setattr__(self, "start_ts", start_utc)
         object.__setattr__(self, "interval", step)
+        object.__setattr__(self, "end_ts", end_utc)
 
     def start(self) -> datetime:
         """Return the first point."""
         return self.start_ts
 
     def next(self, current: datetime, prev: datetime | None = None) -> datetime:
-        """Return the first point strictly after ``current``."""
+        """Return the first point strictly after ``current`` (:data:`NEVER` past ``end``)."""
         current = require_aware(current, "current")
         if current < self.start_ts:
             return self.start_ts
         steps = (current - self.start_ts) // self.interval + 1
-        return self.start_ts + steps * self.interval
+        try:
+            point = self.start_ts + steps * self.interval
+        except OverflowError:
+            return NEVER
+        return NEVER if self.end_ts is not None and point > self.end_ts else point
 
     def __str__(self) -> str:
         return f"FixedSchedule: {format_duration(self.interval)}"
+
+
+#: What ``next()`` returns when a schedule has no more points (past its end).
+NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def last_point_before(schedule: Schedule, first: datetime, before: datetime) -> datetime:
+    """Return the last point of ``schedule`` before ``before``, given a point ``first`` before it.
+
+    A bisection over time using only ``next()``: O(log) calls however many
+    points lie between, so a long outage costs no more than a short one.
+    """
+    lo, hi = first, before
+    step = timedelta(microseconds=1)
+    while hi - lo > step:
+        mid = lo + (hi - lo) / 2
+        point = schedule.next(mid, None)
+        if point < before:
+            lo = point
+        else:
+            hi = mid
+    return lo
 
 
 def first_point_at_or_after(schedule: Schedule, when: datetime) -> datetime:

@@ -21,6 +21,10 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "backfillruns",
+    "backfills",
+    "dagpauses",
+    "dagrunevents",
     "dagrunparams",
     "dagrunrestarts",
     "dagruns",
@@ -156,6 +160,51 @@ dagrunrestarts = Table(
     Column("Restart", Integer, nullable=False, comment="restart number, from 1"),
     Column("InsertTs", Text, nullable=False, comment="when the run was restarted"),
     PrimaryKeyConstraint("DagId", "ExecTs", "Restart", name="pk_dagrunrestarts"),
+)
+
+dagpauses = Table(
+    "dagpauses",
+    metadata,
+    Column("DagId", Text, primary_key=True, comment="DAG id"),
+    Column("IsPaused", Integer, nullable=False, comment="1: the DAG creates no scheduled runs"),
+    Column("UpdateTs", Text, nullable=False, comment="when it was (un)paused"),
+    Column("UpdatedBy", Text, nullable=False, comment="who (un)paused it"),
+)
+
+dagrunevents = Table(
+    "dagrunevents",
+    metadata,
+    Column("RunId", Integer, nullable=False, comment="dagruns.RunId"),
+    Column("InsertTs", Text, nullable=False, comment="when it happened"),
+    Column("Action", Text, nullable=False, comment="TRIGGER, RESTART, CLEAR, MARK_SUCCESS, ..."),
+    Column("TaskId", Text, nullable=True, comment="the task acted on, if any"),
+    Column("Actor", Text, nullable=False, comment="who did it (API caller's name)"),
+    Column("Detail", Text, nullable=False, comment="JSON with the action's arguments"),
+    Index("ix_dagrunevents_run", "RunId", "InsertTs"),
+)
+
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("BackfillId", Integer, primary_key=True, autoincrement=True, comment="backfill id"),
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("FromTs", Text, nullable=False, comment="first logical time, inclusive"),
+    Column("ToTs", Text, nullable=False, comment="last logical time, inclusive"),
+    Column("MaxActiveRuns", Integer, nullable=False, comment="runs of this backfill at once"),
+    Column("NextTs", Text, nullable=True, comment="next point to create; NULL: all created"),
+    Column("Status", Text, nullable=False, comment="RUNNING, SUCCESS, FAILED"),
+    Column("InsertTs", Text, nullable=False, comment="when it was requested"),
+    Column("UpdateTs", Text, nullable=False, comment="when it last changed"),
+    Column("Actor", Text, nullable=False, comment="who requested it"),
+    sqlite_autoincrement=True,
+)
+
+backfillruns = Table(
+    "backfillruns",
+    metadata,
+    Column("BackfillId", Integer, nullable=False, comment="backfills.BackfillId"),
+    Column("RunId", Integer, nullable=False, comment="dagruns.RunId created by it"),
+    PrimaryKeyConstraint("BackfillId", "RunId", name="pk_backfillruns"),
 )
 
 schemaversion = Table(

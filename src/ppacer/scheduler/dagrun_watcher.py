@@ -16,11 +16,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ppacer.dag.dag import Registry
-from ppacer.dag.schedule import first_point_at_or_after
+from ppacer.dag.schedule import NEVER, first_point_at_or_after, last_point_before
 from ppacer.dag.status import ScheduleEvent
 from ppacer.db import dagruns as runs_db
 from ppacer.timeutils import Clock, format_ts, parse_ts
@@ -58,50 +58,85 @@ class DagRunWatcher:
         self.version = version
         self.max_sleep_s = max_sleep_s
         self._heap: list[tuple[datetime, str]] = []
-        self._started_at: datetime | None = None
+        # Points of a DAG before this time were missed (downtime, pause): event CAUGHT_UP.
+        self._catch_up_before: dict[str, datetime] = {}
+        self.paused: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def prepare(self) -> None:
-        """Compute each scheduled DAG's next point from the ``schedules`` history.
-
-        A DAG seen for the first time starts at its first point not in the
-        past. After downtime, a DAG with ``catch_up`` resumes at the first
-        missed point; one without it records the missed range as SKIPPED and
-        resumes at the first point not in the past.
-        """
+    def prepare(self, paused: set[str] | None = None) -> None:
+        """Compute each scheduled, unpaused DAG's next point from the ``schedules`` history."""
         now = self.clock.now()
-        self._started_at = now
+        self.paused = set(paused or ())
         heap: list[tuple[datetime, str]] = []
         with self.engine.begin() as conn:
             for dag in self.registry.values():
-                if dag.schedule is None:
-                    continue
-                latest = runs_db.read_latest_schedule(conn, dag.id)
-                upcoming = first_point_at_or_after(dag.schedule, now)
-                if latest is None or latest.next_schedule_ts is None:
-                    heap.append((upcoming, dag.id))
-                    continue
-                resume = parse_ts(latest.next_schedule_ts)
-                if resume < now and not dag.attributes.catch_up:
-                    runs_db.insert_schedule(
-                        conn,
-                        dag.id,
-                        ScheduleEvent.SKIPPED,
-                        format_ts(resume),
-                        format_ts(upcoming),
-                        format_ts(now),
-                    )
-                    log.info(
-                        "skipped missed schedule points dagId=%s from=%s until=%s",
-                        dag.id,
-                        resume,
-                        upcoming,
-                    )
-                    resume = upcoming
-                heap.append((resume, dag.id))
+                if dag.schedule is not None and dag.id not in self.paused:
+                    point = self._resume_point(conn, dag.id, now)
+                    if point != NEVER:
+                        heap.append((point, dag.id))
         heapq.heapify(heap)
         self._heap = heap
+
+    def _resume_point(self, conn: Connection, dag_id: str, now: datetime) -> datetime:
+        """The next point to create for a DAG, applying its catch-up policy to missed points.
+
+        A DAG seen for the first time starts at its first point not in the
+        past. After downtime (or a pause), a DAG with ``catch_up`` resumes at
+        the first missed point and runs them all in order; one without it runs
+        only the latest missed point and records the others as one SKIPPED
+        row (``ScheduleTs`` = first skipped, ``NextScheduleTs`` = the point
+        that runs), however long the outage was.
+        """
+        dag = self.registry[dag_id]
+        assert dag.schedule is not None
+        latest = runs_db.read_latest_schedule(conn, dag_id)
+        if latest is None or latest.next_schedule_ts is None:
+            return first_point_at_or_after(dag.schedule, now)
+        resume = parse_ts(latest.next_schedule_ts)
+        if resume >= now or resume == NEVER:
+            return resume
+        self._catch_up_before[dag_id] = now
+        if dag.attributes.catch_up:
+            return resume
+        last_missed = last_point_before(dag.schedule, resume, now)
+        if last_missed > resume:
+            runs_db.insert_schedule(
+                conn,
+                dag_id,
+                ScheduleEvent.SKIPPED,
+                format_ts(resume),
+                format_ts(last_missed),
+                format_ts(now),
+            )
+            log.info(
+                "skipped missed schedule points dagId=%s from=%s until=%s",
+                dag_id,
+                resume,
+                last_missed,
+            )
+        return last_missed
+
+    def pause(self, dag_id: str) -> None:
+        """Stop creating runs of ``dag_id`` (call on the scheduler's loop)."""
+        self.paused.add(dag_id)
+        self._heap = [(t, d) for t, d in self._heap if d != dag_id]
+        heapq.heapify(self._heap)
+
+    def unpause(self, dag_id: str) -> None:
+        """Create runs of ``dag_id`` again; missed points follow its catch-up policy."""
+        if dag_id not in self.paused:
+            return
+        self.paused.discard(dag_id)
+        dag = self.registry[dag_id]
+        if dag.schedule is None:
+            return
+        with self.engine.begin() as conn:
+            point = self._resume_point(conn, dag_id, self.clock.now())
+        if point != NEVER:
+            heapq.heappush(self._heap, (point, dag_id))
+        if self._wake is not None:
+            self._wake.set()
 
     def next_due(self) -> datetime | None:
         """The earliest pending schedule point, if any."""
@@ -143,12 +178,15 @@ class DagRunWatcher:
             assert dag.schedule is not None
             following = dag.schedule.next(point, point)
             event = ScheduleEvent.REGULAR
-            if self._started_at is not None and point < self._started_at:
+            if point < self._catch_up_before.get(dag_id, point):
                 event = ScheduleEvent.CAUGHT_UP
             run = self._insert(dag_id, point, following, event)
             # The next point is stored with this one: a crash after this commit
             # never creates this run twice, and never loses the next one.
-            heapq.heapreplace(self._heap, (following, dag_id))
+            if following == NEVER:
+                heapq.heappop(self._heap)
+            else:
+                heapq.heapreplace(self._heap, (following, dag_id))
             if run is not None:
                 await self.queue.put(run)
                 created += 1

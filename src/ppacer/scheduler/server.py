@@ -119,7 +119,10 @@ class Scheduler:
         with self.task_scheduler.transaction() as conn:
             unfinished = runs_db.read_unfinished_dag_runs(conn)
             for row in unfinished:
-                self.task_scheduler.load_run(conn, row)
+                if row.status is DagRunStatus.READY_TO_SCHEDULE:
+                    self.task_scheduler.submit(conn, row)
+                else:
+                    self.task_scheduler.load_run(conn, row)
         if unfinished:
             log.info("recovered %d unfinished DAG runs", len(unfinished))
         self.watcher = DagRunWatcher(
@@ -195,7 +198,7 @@ class Scheduler:
                         row is not None
                         and (row.dag_id, row.exec_ts) not in self.task_scheduler.active
                     ):
-                        self.task_scheduler.load_run(conn, row)
+                        self.task_scheduler.submit(conn, row)
             except Exception:
                 # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
                 log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)

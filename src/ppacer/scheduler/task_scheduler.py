@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ from ppacer.api.models import TaskToExec
 from ppacer.dag.dag import Dag, Registry
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import dagruns as runs_db
+from ppacer.db import controls as controls_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import Message, Notifier, send_safely
@@ -88,6 +89,8 @@ class TaskScheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Retries whose delay started before the loop existed: (due, run key, task id, retry).
         self._pending_timers: list[tuple[datetime, tuple[str, str], str, int]] = []
+        # Runs waiting for a slot under their DAG's max_active_runs, by DAG, in order.
+        self._queued_runs: dict[str, deque[int]] = {}
         # Attempts to queue once the current transaction commits.
         self._outbox: list[tuple[RunState, str, int]] = []
         #: Called after a run finishes (the watcher uses it to learn about free slots).
@@ -104,15 +107,15 @@ class TaskScheduler:
         conn: Connection,
         row: runs_db.DagRunRow,
         *,
-        restart: bool = False,
+        reset: Collection[str] = (),
         recover: bool = True,
     ) -> None:
         """Make a run active from its database rows and schedule whatever is ready.
 
         Used for new runs, for runs recovered after a restart of the scheduler
         (SUCCESS tasks are kept; SCHEDULED and RUNNING attempts are queued
-        again; pending retries resume) and for restarted FAILED runs
-        (``restart=True``: FAILED and UPSTREAM_FAILED tasks get a new attempt).
+        again; pending retries resume) and for restarted or cleared runs: the
+        tasks in ``reset`` get a new attempt (the next retry number).
         With ``recover=False`` (reloading after a failed write while executors
         work on) SCHEDULED and RUNNING attempts are left as they are.
         """
@@ -137,7 +140,7 @@ class TaskScheduler:
                     state.latest[a.task_id] = (a.retry, a.status)
         requeue: list[tuple[str, int]] = []
         for task_id, (retry, status) in list(state.latest.items()):
-            if restart and status in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED):
+            if task_id in reset:
                 del state.latest[task_id]
                 state.next_retry[task_id] = retry + 1
             elif status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING) and recover:
@@ -167,7 +170,7 @@ class TaskScheduler:
         state.unfinished = sum(
             1 for t in dag.tasks if t not in state.latest or not state.latest[t][1].is_terminal
         )
-        if state.status is DagRunStatus.READY_TO_SCHEDULE or restart:
+        if state.status is DagRunStatus.READY_TO_SCHEDULE or state.status.is_finished:
             state.status = DagRunStatus.SCHEDULED
             runs_db.update_dag_run_status(conn, row.run_id, DagRunStatus.SCHEDULED, now)
         self.active[(row.dag_id, row.exec_ts)] = state
@@ -213,12 +216,16 @@ class TaskScheduler:
             for timer in state.retry_timers.values():
                 timer.cancel()
         self.active.clear()
+        self._queued_runs.clear()
         queued = list(self.ready)
         self.ready.clear()
         try:
             with self.engine.begin() as conn:
                 for row in runs_db.read_unfinished_dag_runs(conn):
-                    self.load_run(conn, row, recover=False)
+                    if row.status is DagRunStatus.READY_TO_SCHEDULE:
+                        self.submit(conn, row)
+                    else:
+                        self.load_run(conn, row, recover=False)
         except Exception:
             log.exception("could not reload active DAG runs from the database")
         self._outbox.clear()
@@ -333,6 +340,7 @@ class TaskScheduler:
         )
         if failed:
             send_safely(self.notifier, Message("dag_run_failed", state.dag.id, state.exec_ts))
+        self._start_queued(conn, state.dag.id)
         if self.on_run_finished is not None:
             self.on_run_finished(state)
 
@@ -507,29 +515,159 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------ restart
 
-    def restart_run(self, dag_id: str, exec_ts: datetime) -> int:
-        """Restart a FAILED run (failed and upstream-failed tasks run again); return its number."""
+    def submit(self, conn: Connection, row: runs_db.DagRunRow) -> None:
+        """Start a new run now, or queue it (in order) behind its DAG's ``max_active_runs``."""
+        dag = self.registry.get(row.dag_id)
+        if dag is None:
+            log.warning("DAG run %s of unknown DAG %r left as it is", row.run_id, row.dag_id)
+            return
+        queued = self._queued_runs.setdefault(dag.id, deque())
+        queued.append(row.run_id)
+        self._start_queued(conn, dag.id)
+
+    def _count_active(self, dag_id: str) -> int:
+        return sum(1 for d, _ in self.active if d == dag_id)
+
+    def _start_queued(self, conn: Connection, dag_id: str) -> None:
+        queued = self._queued_runs.get(dag_id)
+        limit = self.registry[dag_id].attributes.max_active_runs
+        while queued and self._count_active(dag_id) < limit:
+            row = runs_db.read_dag_run(conn, queued.popleft())
+            if row is not None and not row.status.is_finished:
+                if (row.dag_id, row.exec_ts) not in self.active:
+                    self.load_run(conn, row)
+
+    def queued_runs(self) -> int:
+        """Runs waiting for a free slot under their DAG's ``max_active_runs``."""
+        return sum(len(q) for q in self._queued_runs.values())
+
+    def _finished_run(self, conn: Connection, dag_id: str, ts: str) -> runs_db.DagRunRow:
         if dag_id not in self.registry:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
+        if run is None:
+            raise NotFoundError(f"execTs: DAG {dag_id!r} has no run at {ts}")
+        return run
+
+    def restart_run(self, dag_id: str, exec_ts: datetime, actor: str = "api") -> int:
+        """Restart a FAILED run (failed and upstream-failed tasks run again); return its number."""
         ts = format_ts(exec_ts)
         now = self.now_ts()
         with self.transaction() as conn:
-            run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
-            if run is None:
-                raise NotFoundError(f"execTs: DAG {dag_id!r} has no run at {ts}")
+            run = self._finished_run(conn, dag_id, ts)
             if run.status is not DagRunStatus.FAILED or (dag_id, ts) in self.active:
                 raise InvalidInputError(
                     f"DAG {dag_id!r} run {ts} is {run.status}; only a FAILED run can be restarted"
                 )
             number = runs_db.insert_restart(conn, dag_id, ts, now)
-            self.load_run(conn, run, restart=True)
+            failed = {
+                a.task_id
+                for a in tasks_db.read_dag_run_tasks(conn, dag_id, ts)
+                if a.status in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED)
+            }
+            controls_db.insert_run_event(
+                conn, run.run_id, "RESTART", now, actor, detail={"restart": number}
+            )
+            self.load_run(conn, run, reset=failed)
         log.info("DAG run restarted dagId=%s execTs=%s restart=%d", dag_id, ts, number)
         return number
+
+    def clear_task(
+        self, dag_id: str, exec_ts: datetime, task_id: str, actor: str = "api"
+    ) -> list[str]:
+        """Run a task and everything downstream of it again in a finished run; return their ids."""
+        ts = format_ts(exec_ts)
+        now = self.now_ts()
+        with self.transaction() as conn:
+            run = self._finished_run(conn, dag_id, ts)
+            dag = self.registry[dag_id]
+            if task_id not in dag.tasks:
+                raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
+            if (dag_id, ts) in self.active:
+                raise ConflictError(
+                    f"DAG {dag_id!r} run {ts} is {run.status}; clear a task once the run finished"
+                )
+            cleared = [task_id, *dag.descendants(task_id)]
+            controls_db.insert_run_event(
+                conn, run.run_id, "CLEAR", now, actor, task_id, {"cleared": cleared}
+            )
+            self.load_run(conn, run, reset=set(cleared))
+        log.info("task cleared dagId=%s execTs=%s taskId=%s", dag_id, ts, task_id)
+        return cleared
+
+    def mark_task(
+        self, dag_id: str, exec_ts: datetime, task_id: str, status: TaskStatus, actor: str = "api"
+    ) -> None:
+        """Set a task's latest attempt to SUCCESS or FAILED by hand; the run goes on from there.
+
+        Marked SUCCESS, its downstream tasks run (also those that had become
+        UPSTREAM_FAILED); marked FAILED, it is not retried and its downstream
+        becomes UPSTREAM_FAILED.
+        """
+        if status not in (TaskStatus.SUCCESS, TaskStatus.FAILED):
+            raise InvalidInputError(f"status: a task can be marked SUCCESS or FAILED, not {status}")
+        ts = format_ts(exec_ts)
+        now = self.now_ts()
+        with self.transaction() as conn:
+            run = self._finished_run(conn, dag_id, ts)
+            dag = self.registry[dag_id]
+            if task_id not in dag.tasks:
+                raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
+            attempts = [
+                a for a in tasks_db.read_dag_run_tasks(conn, dag_id, ts) if a.task_id == task_id
+            ]
+            latest = max(attempts, key=lambda a: a.retry) if attempts else None
+            if latest is not None and latest.status == status:
+                return
+            state = self.active.pop((dag_id, ts), None)
+            if state is not None:
+                for timer in state.retry_timers.values():
+                    timer.cancel()
+                self.ready = deque(
+                    i
+                    for i in self.ready
+                    if (i.dag_id, i.exec_ts, i.task_id) != (dag_id, ts, task_id)
+                )
+            if latest is None:
+                tasks_db.insert_dag_run_tasks(
+                    conn, dag_id, ts, [(task_id, 0, status)], now, self.version
+                )
+            else:
+                tasks_db.update_dag_run_task_status(
+                    conn, dag_id, ts, task_id, latest.retry, status, now
+                )
+            rows = tasks_db.read_dag_run_tasks(conn, dag_id, ts)
+            downstream = set(dag.descendants(task_id))
+            reset = (
+                {
+                    a.task_id
+                    for a in rows
+                    if a.task_id in downstream and a.status is TaskStatus.UPSTREAM_FAILED
+                }
+                if status is TaskStatus.SUCCESS
+                else set()
+            )
+            controls_db.insert_run_event(
+                conn,
+                run.run_id,
+                f"MARK_{status}",
+                now,
+                actor,
+                task_id,
+                {"was": latest and latest.status},
+            )
+            fresh = runs_db.read_dag_run(conn, run.run_id)
+            assert fresh is not None
+            self.load_run(conn, fresh, reset=reset, recover=False)
+        if self._loop is not None:
+            self.start_timers(self._loop)
+        log.info("task marked %s dagId=%s execTs=%s taskId=%s", status, dag_id, ts, task_id)
 
     def stats(self) -> dict[str, int]:
         """Queue lengths for the UI and metrics."""
         return {
             "ready": len(self.ready),
             "active_runs": len(self.active),
+            "queued_runs": self.queued_runs(),
             "waiters": len(self._waiters),
         }
