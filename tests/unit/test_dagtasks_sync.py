@@ -159,7 +159,8 @@ def test_dags_row_has_schedule_start_in_stored_form_and_attributes(engine, db_pa
     assert row["Schedule"] == "FixedSchedule: 10s"
     assert row["StartTs"] == "2024-03-11T22:50:20.000000UTC+00:00"
     assert row["StartTs"] == format_ts(START)
-    assert json.loads(row["Attributes"]) == {"catchUp": True, "tags": ["nightly"], "maxActiveRuns": 16}
+    attributes = {"catchUp": True, "tags": ["nightly"], "maxActiveRuns": 16}
+    assert json.loads(row["Attributes"]) == attributes
     assert row["CreateTs"] == T1
     assert row["LatestUpdateTs"] == T1
     assert row["CreateVersion"] == VERSION

@@ -157,7 +157,7 @@ class Dag:
         tags: Iterable[str] = (),
         max_active_runs: int = 16,
     ) -> Dag:
-        """Set DAG attributes: ``catch_up`` (or ``catchup``) after downtime, ``tags``, ``max_active_runs``."""
+        """Set ``catch_up`` (alias ``catchup``) after downtime, ``tags`` and ``max_active_runs``."""
         self.attributes = DagAttributes(
             catch_up=bool(catch_up if catch_up is not None else catchup),
             tags=tuple(tags),

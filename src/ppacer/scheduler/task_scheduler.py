@@ -24,8 +24,8 @@ from sqlalchemy import Connection, Engine
 from ppacer.api.models import TaskToExec
 from ppacer.dag.dag import Dag, Registry
 from ppacer.dag.status import DagRunStatus, TaskStatus
-from ppacer.db import dagruns as runs_db
 from ppacer.db import controls as controls_db
+from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import Message, Notifier, send_safely
@@ -533,9 +533,12 @@ class TaskScheduler:
         limit = self.registry[dag_id].attributes.max_active_runs
         while queued and self._count_active(dag_id) < limit:
             row = runs_db.read_dag_run(conn, queued.popleft())
-            if row is not None and not row.status.is_finished:
-                if (row.dag_id, row.exec_ts) not in self.active:
-                    self.load_run(conn, row)
+            if (
+                row is not None
+                and not row.status.is_finished
+                and (row.dag_id, row.exec_ts) not in self.active
+            ):
+                self.load_run(conn, row)
 
     def queued_runs(self) -> int:
         """Runs waiting for a free slot under their DAG's ``max_active_runs``."""
