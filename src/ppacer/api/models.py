@@ -12,8 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "BackfillInput",
+    "DagInput",
     "DagRunRestartInput",
     "DagRunTriggerInput",
+    "TaskActionInput",
+    "TaskMarkInput",
     "TaskStatusUpdate",
     "TaskToExec",
     "describe_validation_error",
@@ -72,10 +76,12 @@ class TaskStatusUpdate(_Input):
 
 
 class DagRunTriggerInput(_Input):
-    """``POST /dag/run/trigger``: run a DAG now, optionally with parameters."""
+    """``POST /dag/run/trigger``: run a DAG now (or for ``execTs``), optionally with parameters."""
 
     dagId: str = Field(min_length=1)
     params: dict[str, Any] | None = None
+    execTs: str | None = None
+    actor: str | None = None
 
 
 class DagRunRestartInput(_Input):
@@ -83,6 +89,41 @@ class DagRunRestartInput(_Input):
 
     dagId: str = Field(min_length=1)
     execTs: str = Field(min_length=1)
+    actor: str | None = None
+
+
+class DagInput(_Input):
+    """``POST /dag/pause`` and ``/dag/unpause``."""
+
+    dagId: str = Field(min_length=1)
+    actor: str | None = None
+
+
+class BackfillInput(_Input):
+    """``POST /dag/backfill``: run a DAG's schedule points in ``[from, to]``."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+    dagId: str = Field(min_length=1)
+    from_: str = Field(alias="from", min_length=1)
+    to: str = Field(min_length=1)
+    maxActiveRuns: int = Field(default=4, ge=1)
+    actor: str | None = None
+
+
+class TaskActionInput(_Input):
+    """``POST /dag/run/task/clear``: a task of a run."""
+
+    dagId: str = Field(min_length=1)
+    execTs: str = Field(min_length=1)
+    taskId: str = Field(min_length=1)
+    actor: str | None = None
+
+
+class TaskMarkInput(TaskActionInput):
+    """``POST /dag/run/task/mark``: set a task's status (SUCCESS or FAILED) by hand."""
+
+    status: str = Field(min_length=1)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -34,6 +34,16 @@ _ALL = (
     Route("trigger_dag_run", "POST", "/dag/run/trigger"),
     Route("restart_dag_run", "POST", "/dag/run/restart"),
     Route("state", "GET", "/state"),
+    # Extensions over the original protocol.
+    Route("pause_dag", "POST", "/dag/pause"),
+    Route("unpause_dag", "POST", "/dag/unpause"),
+    Route("backfill_dag", "POST", "/dag/backfill"),
+    Route("get_backfill", "GET", "/dag/backfill/{backfillId}"),
+    Route("clear_task", "POST", "/dag/run/task/clear"),
+    Route("mark_task", "POST", "/dag/run/task/mark"),
+    Route("schedule_preview", "GET", "/dag/schedule/{dagId}"),
+    Route("dag_run_history", "GET", "/dag/run/history/{runId}"),
+    # UI data, as in the original.
     Route("ui_dagrun_stats", "GET", "/ui/dagrun/stats"),
     Route("ui_dagrun_latest", "GET", "/ui/dagrun/latest/{n}"),
     Route("ui_dagrun_task_details", "GET", "/ui/dagrun/task/{runId}/{taskId}/{retry}"),

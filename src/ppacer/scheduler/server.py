@@ -7,7 +7,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
@@ -20,20 +22,27 @@ from starlette.routing import Route as StarletteRoute
 
 from ppacer import __version__
 from ppacer.api.models import (
+    BackfillInput,
+    DagInput,
     DagRunRestartInput,
     DagRunTriggerInput,
+    TaskActionInput,
+    TaskMarkInput,
     TaskStatusUpdate,
     describe_validation_error,
 )
 from ppacer.api.routes import ROUTES
 from ppacer.dag.dag import Registry
+from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
+from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.db.dags import sync_dags
 from ppacer.db.engine import open_logs_db, open_scheduler_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import LogNotifier, Notifier
 from ppacer.scheduler import ui_data
+from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.task_scheduler import TaskScheduler
@@ -80,6 +89,7 @@ class Scheduler:
         self.registry: Registry = Registry()
         self.task_scheduler: TaskScheduler | None = None
         self.watcher: DagRunWatcher | None = None
+        self.backfiller: Backfiller | None = None
         self._queue: asyncio.Queue[NewDagRun] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.app: Starlette | None = None
@@ -133,8 +143,18 @@ class Scheduler:
             self.version,
             self.config.max_watch_sleep_s,
         )
-        self.watcher.prepare()
+        with self.engine.connect() as conn:
+            paused = controls_db.read_paused_dags(conn)
+        self.watcher.prepare(paused)
         self._queue = self.watcher.queue
+        self.backfiller = Backfiller(
+            self.engine, registry, self.clock, self.version, self.watcher.queue
+        )
+        self.backfiller.load()
+        backfiller = self.backfiller
+        self.task_scheduler.on_run_finished = lambda run: backfiller.on_run_finished(
+            run.run_id, run.status
+        )
         on_change = getattr(self.clock, "on_change", None)
         if callable(on_change):
             on_change(self.watcher.wake)
@@ -144,11 +164,13 @@ class Scheduler:
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         assert self.task_scheduler is not None and self.watcher is not None
+        assert self.backfiller is not None
         self._loop = asyncio.get_running_loop()
         self.task_scheduler.start_timers(self._loop)
         self._tasks = [
             asyncio.create_task(self.watcher.run(), name="ppacer-dagrun-watcher"),
             asyncio.create_task(self._consume_runs(), name="ppacer-task-scheduler"),
+            asyncio.create_task(self.backfiller.run(), name="ppacer-backfiller"),
         ]
         self._state = SchedulerState.RUNNING
         log.info("scheduler running")
@@ -205,27 +227,73 @@ class Scheduler:
 
     # ------------------------------------------------------------------ operations
 
-    async def trigger(self, dag_id: str, params: dict[str, Any] | None = None) -> NewDagRun:
-        """Create a DAG run now (on the scheduler's loop); returns it once queued."""
+    async def trigger(
+        self,
+        dag_id: str,
+        params: dict[str, Any] | None = None,
+        exec_ts: datetime | None = None,
+        actor: str = "api",
+    ) -> NewDagRun:
+        """Create a DAG run now, or for the logical time ``exec_ts``; returns it once queued.
+
+        A second run of a DAG for the same logical time is a :class:`ConflictError`.
+        Call it on the scheduler's loop.
+        """
         if dag_id not in self.registry:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
         assert self._queue is not None
-        now_dt = self.clock.now()
-        exec_ts = now = format_ts(now_dt)
+        now = format_ts(self.clock.now())
+        logical = format_ts(exec_ts) if exec_ts is not None else now
         try:
             with self.engine.begin() as conn:
                 run_id = runs_db.insert_dag_run(
-                    conn, dag_id, exec_ts, now, self.version, DagRunStatus.READY_TO_SCHEDULE, params
+                    conn, dag_id, logical, now, self.version, DagRunStatus.READY_TO_SCHEDULE, params
                 )
                 runs_db.insert_schedule(
-                    conn, dag_id, ScheduleEvent.MANUALLY_TRIGGERED, exec_ts, None, now
+                    conn, dag_id, ScheduleEvent.MANUALLY_TRIGGERED, logical, None, now
+                )
+                controls_db.insert_run_event(
+                    conn, run_id, "TRIGGER", now, actor, detail={"params": params or {}}
                 )
         except IntegrityError:
-            raise ConflictError(f"DAG {dag_id!r} already has a run at {exec_ts}") from None
-        run = NewDagRun(run_id, dag_id, exec_ts)
-        log.info("DAG run triggered dagId=%s execTs=%s runId=%d", dag_id, exec_ts, run_id)
+            raise ConflictError(f"DAG {dag_id!r} already has a run at {logical}") from None
+        exec_ts_text = logical
+        run = NewDagRun(run_id, dag_id, exec_ts_text)
+        log.info("DAG run triggered dagId=%s execTs=%s runId=%d", dag_id, exec_ts_text, run_id)
         await self._queue.put(run)
         return run
+
+    def set_paused(self, dag_id: str, paused: bool, actor: str = "api") -> None:
+        """Pause (no new scheduled runs) or unpause a DAG; persisted. Call on the loop."""
+        if dag_id not in self.registry:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        assert self.watcher is not None
+        with self.engine.begin() as conn:
+            controls_db.set_dag_paused(conn, dag_id, paused, format_ts(self.clock.now()), actor)
+        if paused:
+            self.watcher.pause(dag_id)
+        else:
+            self.watcher.unpause(dag_id)
+        log.info("DAG %s %s by %s", dag_id, "paused" if paused else "unpaused", actor)
+
+    def schedule_preview(
+        self, dag_id: str, n: int, after: datetime | None = None
+    ) -> list[dict[str, str]]:
+        """The next ``n`` schedule points of a DAG after ``after`` (default: now), UTC and local."""
+        dag = self.registry.get(dag_id)
+        if dag is None:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        if dag.schedule is None:
+            return []
+        zone = ZoneInfo(getattr(dag.schedule, "tz", None) or self.config.timezone)
+        point = self.clock.now() if after is None else after
+        out = []
+        for _ in range(n):
+            point = dag.schedule.next(point, None)
+            if point == NEVER:
+                break
+            out.append({"utc": format_ts(point), "local": point.astimezone(zone).isoformat()})
+        return out
 
     # ------------------------------------------------------------------ HTTP
 
@@ -240,6 +308,14 @@ class Scheduler:
             "ui_dagrun_latest": self._ui_latest,
             "ui_dagrun_details": self._ui_details,
             "ui_dagrun_task_details": self._ui_task_details,
+            "pause_dag": self._pause_dag,
+            "unpause_dag": self._unpause_dag,
+            "backfill_dag": self._backfill_dag,
+            "get_backfill": self._get_backfill,
+            "clear_task": self._clear_task,
+            "mark_task": self._mark_task,
+            "schedule_preview": self._schedule_preview,
+            "dag_run_history": self._dag_run_history,
         }
         routes = [
             StarletteRoute(r.path, _guarded(handlers[r.name]), methods=[r.method], name=r.name)
@@ -286,14 +362,96 @@ class Scheduler:
 
     async def _trigger_dag_run(self, request: Request) -> Response:
         body = await _parse(request, DagRunTriggerInput)
-        run = await self.trigger(body.dagId, body.params)
+        at = _exec_ts(body.execTs) if body.execTs is not None else None
+        run = await self.trigger(body.dagId, body.params, at, _actor(request, body.actor))
         return JSONResponse({"runId": run.run_id, "dagId": run.dag_id, "execTs": run.exec_ts})
 
     async def _restart_dag_run(self, request: Request) -> Response:
         body = await _parse(request, DagRunRestartInput)
-        number = self._ts().restart_run(body.dagId, _exec_ts(body.execTs))
+        number = self._ts().restart_run(
+            body.dagId, _exec_ts(body.execTs), _actor(request, body.actor)
+        )
         return JSONResponse(
             {"dagId": body.dagId, "execTs": format_ts(_exec_ts(body.execTs)), "restart": number}
+        )
+
+    async def _pause_dag(self, request: Request) -> Response:
+        body = await _parse(request, DagInput)
+        self.set_paused(body.dagId, True, _actor(request, body.actor))
+        return JSONResponse({"dagId": body.dagId, "paused": True})
+
+    async def _unpause_dag(self, request: Request) -> Response:
+        body = await _parse(request, DagInput)
+        self.set_paused(body.dagId, False, _actor(request, body.actor))
+        return JSONResponse({"dagId": body.dagId, "paused": False})
+
+    async def _backfill_dag(self, request: Request) -> Response:
+        body = await _parse(request, BackfillInput)
+        assert self.backfiller is not None
+        row = self.backfiller.create(
+            body.dagId,
+            _exec_ts(body.from_, "from"),
+            _exec_ts(body.to, "to"),
+            body.maxActiveRuns,
+            _actor(request, body.actor),
+        )
+        return JSONResponse(_backfill_json(row))
+
+    async def _get_backfill(self, request: Request) -> Response:
+        backfill_id = _int_param(request, "backfillId", minimum=1)
+        with self.engine.connect() as conn:
+            row = controls_db.read_backfill(conn, backfill_id)
+            run_ids = controls_db.read_backfill_run_ids(conn, backfill_id) if row else []
+        if row is None:
+            raise NotFoundError(f"backfillId: no backfill {backfill_id}")
+        return JSONResponse({**_backfill_json(row), "runIds": run_ids})
+
+    async def _clear_task(self, request: Request) -> Response:
+        body = await _parse(request, TaskActionInput)
+        cleared = self._ts().clear_task(
+            body.dagId, _exec_ts(body.execTs), body.taskId, _actor(request, body.actor)
+        )
+        return JSONResponse({"dagId": body.dagId, "execTs": body.execTs, "cleared": cleared})
+
+    async def _mark_task(self, request: Request) -> Response:
+        body = await _parse(request, TaskMarkInput)
+        try:
+            status = TaskStatus(body.status)
+        except ValueError:
+            raise InvalidInputError(f"status: unknown task status {body.status!r}") from None
+        self._ts().mark_task(
+            body.dagId, _exec_ts(body.execTs), body.taskId, status, _actor(request, body.actor)
+        )
+        return JSONResponse({"dagId": body.dagId, "taskId": body.taskId, "status": str(status)})
+
+    async def _schedule_preview(self, request: Request) -> Response:
+        raw = request.query_params.get("n", "10")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise InvalidInputError(f"n: must be a whole number from 1 to 1000, got {raw!r}")
+        after_raw = request.query_params.get("after")
+        after = _exec_ts(after_raw, "after") if after_raw else None
+        dag_id = request.path_params["dagId"]
+        return JSONResponse(
+            {"dagId": dag_id, "points": self.schedule_preview(dag_id, int(raw), after)}
+        )
+
+    async def _dag_run_history(self, request: Request) -> Response:
+        run_id = _int_param(request, "runId", minimum=1)
+        with self.engine.connect() as conn:
+            if runs_db.read_dag_run(conn, run_id) is None:
+                raise NotFoundError(f"runId: no DAG run {run_id}")
+            events = controls_db.read_run_events(conn, run_id)
+        return JSONResponse(
+            [
+                {
+                    "insertTs": e.insert_ts,
+                    "action": e.action,
+                    "taskId": e.task_id,
+                    "actor": e.actor,
+                    "detail": e.detail,
+                }
+                for e in events
+            ]
         )
 
     async def _get_state(self, _request: Request) -> Response:
@@ -328,11 +486,31 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.detail)
 
 
-def _exec_ts(text: str) -> Any:
+def _exec_ts(text: str, field: str = "execTs") -> datetime:
     try:
         return parse_ts(text)
     except ValueError as exc:
-        raise InvalidInputError(f"execTs: {exc}") from None
+        raise InvalidInputError(f"{field}: {exc}") from None
+
+
+def _actor(request: Request, given: str | None) -> str:
+    """Who asks: the body's ``actor``, else the ``X-Ppacer-Actor`` header, else "api"."""
+    return given or request.headers.get("x-ppacer-actor") or "api"
+
+
+def _backfill_json(row: controls_db.BackfillRow) -> dict[str, Any]:
+    return {
+        "backfillId": row.backfill_id,
+        "dagId": row.dag_id,
+        "from": row.from_ts,
+        "to": row.to_ts,
+        "maxActiveRuns": row.max_active_runs,
+        "nextTs": row.next_ts,
+        "status": row.status,
+        "insertTs": row.insert_ts,
+        "updateTs": row.update_ts,
+        "actor": row.actor,
+    }
 
 
 def _int_param(request: Request, name: str, *, minimum: int) -> int:
