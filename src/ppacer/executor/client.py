@@ -7,6 +7,7 @@ carrying the scheduler's message; connection failures and 5xx answers become
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -21,6 +22,7 @@ from ppacer.errors import (
     PpacerError,
     SchedulerUnavailableError,
 )
+from ppacer.timeutils import format_ts
 
 __all__ = ["Client"]
 
@@ -110,16 +112,76 @@ class Client:
         """The scheduler's state (RUNNING, ...)."""
         return SchedulerState(self._call("state").json()["state"])
 
-    def trigger_dag_run(self, dag_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Start a run of ``dag_id`` now; returns ``{runId, dagId, execTs}``."""
+    def trigger_dag_run(
+        self,
+        dag_id: str,
+        params: dict[str, Any] | None = None,
+        exec_ts: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Start a run of ``dag_id`` now (or for the logical time ``exec_ts``).
+
+        Returns ``{runId, dagId, execTs}``; a second run for the same logical
+        time raises :class:`~ppacer.errors.ConflictError`.
+        """
         body: dict[str, Any] = {"dagId": dag_id}
         if params is not None:
             body["params"] = params
+        if exec_ts is not None:
+            body["execTs"] = _ts(exec_ts)
         return dict(self._call("trigger_dag_run", json=body).json())
 
-    def restart_dag_run(self, dag_id: str, exec_ts: str) -> dict[str, Any]:
+    def restart_dag_run(self, dag_id: str, exec_ts: datetime | str) -> dict[str, Any]:
         """Restart a FAILED run."""
-        return dict(self._call("restart_dag_run", json={"dagId": dag_id, "execTs": exec_ts}).json())
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts)}
+        return dict(self._call("restart_dag_run", json=body).json())
+
+    def pause_dag(self, dag_id: str) -> None:
+        """Pause a DAG: it creates no scheduled runs until unpaused."""
+        self._call("pause_dag", json={"dagId": dag_id})
+
+    def unpause_dag(self, dag_id: str) -> None:
+        """Unpause a DAG; missed points follow its catch-up policy."""
+        self._call("unpause_dag", json={"dagId": dag_id})
+
+    def backfill(
+        self,
+        dag_id: str,
+        start: datetime | str,
+        end: datetime | str,
+        max_active_runs: int = 4,
+    ) -> dict[str, Any]:
+        """Run ``dag_id``'s schedule points in ``[start, end]``, in order; returns the backfill."""
+        body = {
+            "dagId": dag_id,
+            "from": _ts(start),
+            "to": _ts(end),
+            "maxActiveRuns": max_active_runs,
+        }
+        return dict(self._call("backfill_dag", json=body).json())
+
+    def get_backfill(self, backfill_id: int) -> dict[str, Any]:
+        """A backfill's progress and status, with the runs it created."""
+        return dict(self._call("get_backfill", backfillId=backfill_id).json())
+
+    def clear_task(self, dag_id: str, exec_ts: datetime | str, task_id: str) -> list[str]:
+        """Run a task and its downstream again in a finished run; returns the cleared ids."""
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts), "taskId": task_id}
+        return list(self._call("clear_task", json=body).json()["cleared"])
+
+    def mark_task(
+        self, dag_id: str, exec_ts: datetime | str, task_id: str, status: TaskStatus | str
+    ) -> None:
+        """Set a task's status to SUCCESS or FAILED by hand."""
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts), "taskId": task_id, "status": str(status)}
+        self._call("mark_task", json=body)
+
+    def schedule_preview(self, dag_id: str, n: int = 10) -> list[dict[str, str]]:
+        """The DAG's next ``n`` schedule points, each ``{"utc", "local"}``."""
+        return list(self._call("schedule_preview", params={"n": n}, dagId=dag_id).json()["points"])
+
+    def dag_run_history(self, run_id: int) -> list[dict[str, Any]]:
+        """Who did what to a run, and when."""
+        return list(self._call("dag_run_history", runId=run_id).json())
 
     def ui_dagrun_stats(self) -> dict[str, Any]:
         """Counts of runs and tasks by status, and queue lengths."""
@@ -138,6 +200,10 @@ class Client:
         return dict(
             self._call("ui_dagrun_task_details", runId=run_id, taskId=task_id, retry=retry).json()
         )
+
+
+def _ts(value: datetime | str) -> str:
+    return format_ts(value) if isinstance(value, datetime) else value
 
 
 def _error_text(response: httpx2.Response) -> str:
