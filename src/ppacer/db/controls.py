@@ -19,6 +19,7 @@ __all__ = [
     "read_active_backfills",
     "read_backfill",
     "read_backfill_run_ids",
+    "read_pause_resume_ts",
     "read_paused_dags",
     "read_run_events",
     "set_dag_paused",
@@ -33,12 +34,27 @@ def read_paused_dags(conn: Connection) -> set[str]:
     }
 
 
-def set_dag_paused(conn: Connection, dag_id: str, paused: bool, now: str, actor: str) -> None:
-    """Pause or unpause a DAG (persisted)."""
-    values = {"IsPaused": int(paused), "UpdateTs": now, "UpdatedBy": actor}
+def set_dag_paused(
+    conn: Connection,
+    dag_id: str,
+    paused: bool,
+    now: str,
+    actor: str,
+    resume_ts: str | None = None,
+) -> None:
+    """Pause or unpause a DAG (persisted), remembering where its schedule stood."""
+    values: dict[str, object] = {"IsPaused": int(paused), "UpdateTs": now, "UpdatedBy": actor}
+    if paused:
+        values["ResumeTs"] = resume_ts
     changed = conn.execute(update(dagpauses).where(dagpauses.c.DagId == dag_id).values(**values))
     if changed.rowcount == 0:
         conn.execute(insert(dagpauses).values(DagId=dag_id, **values))
+
+
+def read_pause_resume_ts(conn: Connection, dag_id: str) -> str | None:
+    """The DAG's next point when it was paused, if recorded."""
+    found = conn.execute(select(dagpauses.c.ResumeTs).where(dagpauses.c.DagId == dag_id)).scalar()
+    return str(found) if found is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,12 @@ dagpauses = Table(
     Column("IsPaused", Integer, nullable=False, comment="1: the DAG creates no scheduled runs"),
     Column("UpdateTs", Text, nullable=False, comment="when it was (un)paused"),
     Column("UpdatedBy", Text, nullable=False, comment="who (un)paused it"),
+    Column(
+        "ResumeTs",
+        Text,
+        nullable=True,
+        comment="the next point when it was paused, for a DAG with no schedules history yet",
+    ),
 )
 
 dagrunevents = Table(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER, first_point_at_or_after, last_point_before
 from ppacer.dag.status import ScheduleEvent
+from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
@@ -91,9 +92,13 @@ class DagRunWatcher:
         dag = self.registry[dag_id]
         assert dag.schedule is not None
         latest = runs_db.read_latest_schedule(conn, dag_id)
-        if latest is None or latest.next_schedule_ts is None:
+        resume_text = latest.next_schedule_ts if latest is not None else None
+        if resume_text is None:
+            # No history yet: where it stood when it was paused, if it was.
+            resume_text = controls_db.read_pause_resume_ts(conn, dag_id)
+        if resume_text is None:
             return first_point_at_or_after(dag.schedule, now)
-        resume = parse_ts(latest.next_schedule_ts)
+        resume = parse_ts(resume_text)
         if resume >= now or resume == NEVER:
             return resume
         self._catch_up_before[dag_id] = now
@@ -116,6 +121,10 @@ class DagRunWatcher:
                 last_missed,
             )
         return last_missed
+
+    def pending_point(self, dag_id: str) -> datetime | None:
+        """The next point the watcher would create for ``dag_id``."""
+        return next((t for t, d in self._heap if d == dag_id), None)
 
     def pause(self, dag_id: str) -> None:
         """Stop creating runs of ``dag_id`` (call on the scheduler's loop)."""

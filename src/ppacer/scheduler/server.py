@@ -268,8 +268,16 @@ class Scheduler:
         if dag_id not in self.registry:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
         assert self.watcher is not None
+        pending = self.watcher.pending_point(dag_id)
         with self.engine.begin() as conn:
-            controls_db.set_dag_paused(conn, dag_id, paused, format_ts(self.clock.now()), actor)
+            controls_db.set_dag_paused(
+                conn,
+                dag_id,
+                paused,
+                format_ts(self.clock.now()),
+                actor,
+                format_ts(pending) if pending is not None else None,
+            )
         if paused:
             self.watcher.pause(dag_id)
         else:
