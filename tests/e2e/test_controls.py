@@ -6,6 +6,7 @@ milliseconds and nothing sleeps.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -106,7 +107,7 @@ def test_max_active_runs_queues_runs_in_order(start_local, db_paths, recorder):
     gate.set()
     runs = wait_run_finished(db_paths[0], "one_at_a_time", 3)
     assert [r["RunId"] for r in runs] == run_ids
-    for earlier, later in zip(runs, runs[1:], strict=False):
+    for earlier, later in itertools.pairwise(runs):
         assert later["InsertTs"] <= earlier["StatusUpdateTs"]
         tasks = query(
             db_paths[0], "SELECT InsertTs FROM dagruntasks WHERE ExecTs=?", (later["ExecTs"],)
