@@ -117,7 +117,7 @@ class Dag:
         dag_id: str,
         *,
         schedule: Schedule | None = None,
-        root: Node | None = None,
+        root: Node | Task | None = None,
         catch_up: bool | None = None,
         catchup: bool | None = None,
         tags: Iterable[str] = (),
@@ -126,7 +126,7 @@ class Dag:
     ) -> None:
         self.id = dag_id
         self.schedule = schedule
-        self.root = root
+        self.root = root if root is None or isinstance(root, Node) else Node(root)
         self.attributes = DagAttributes(
             catch_up=bool(catch_up if catch_up is not None else catchup),
             tags=tuple(tags),

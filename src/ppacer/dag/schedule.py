@@ -17,6 +17,7 @@ __all__ = [
     "NEVER",
     "FixedSchedule",
     "Schedule",
+    "UnionSchedule",
     "first_point_at_or_after",
     "format_duration",
     "last_point_before",
@@ -151,3 +152,31 @@ def first_point_at_or_after(schedule: Schedule, when: datetime) -> datetime:
     if when <= start:
         return start
     return schedule.next(when - timedelta(microseconds=1), None)
+
+
+class UnionSchedule:
+    """The points of several schedules together (a point shared by two runs once)."""
+
+    __slots__ = ("schedules",)
+
+    def __init__(self, *schedules: Schedule) -> None:
+        if not schedules:
+            raise ValueError("UnionSchedule needs at least one schedule")
+        for schedule in schedules:
+            if not isinstance(schedule, Schedule):
+                raise ValueError(f"UnionSchedule: {schedule!r} is not a Schedule")
+        self.schedules: tuple[Schedule, ...] = tuple(schedules)
+
+    def start(self) -> datetime:
+        """The earliest first point."""
+        return min(s.start() for s in self.schedules)
+
+    def next(self, current: datetime, prev: datetime | None = None) -> datetime:
+        """The earliest point of any schedule strictly after ``current``."""
+        return min(s.next(current, None) for s in self.schedules)
+
+    def __str__(self) -> str:
+        return "Union: " + " | ".join(str(s) for s in self.schedules)
+
+    def __repr__(self) -> str:
+        return f"UnionSchedule({', '.join(repr(s) for s in self.schedules)})"

@@ -1,0 +1,5 @@
+"""``python -m ppacer``: the command line."""
+
+from ppacer.cli import main
+
+main()
