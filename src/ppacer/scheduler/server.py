@@ -109,6 +109,11 @@ class Scheduler:
         if not isinstance(registry, Registry):
             registry = Registry(registry)
         self.registry = registry
+        for dag in registry.values():
+            # Cron schedules without a zone of their own use the scheduler's timezone.
+            with_default_tz = getattr(dag.schedule, "with_default_tz", None)
+            if callable(with_default_tz):
+                dag.schedule = with_default_tz(self.config.timezone)
         self._state = SchedulerState.SYNCHRONIZING
         started = monotonic()
         log.info("Start syncing DAG registry with dags and dagtasks tables")
