@@ -6,8 +6,9 @@ full path (``ppacer.scheduler.config``, ``ppacer.db.schema``, ...).
 
 __version__ = "0.1.0"
 
+from ppacer.dag.cron import CronSchedule
 from ppacer.dag.dag import Dag, Node, Registry
-from ppacer.dag.schedule import FixedSchedule, Schedule
+from ppacer.dag.schedule import FixedSchedule, Schedule, UnionSchedule
 from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus
 from ppacer.dag.task import BaseTask, Task, TaskConfig, TaskContext, task
 from ppacer.executor.client import Client
@@ -21,6 +22,7 @@ __all__ = [
     "BaseTask",
     "Client",
     "Config",
+    "CronSchedule",
     "Dag",
     "DagRunStatus",
     "Executor",
@@ -35,6 +37,7 @@ __all__ = [
     "TaskConfig",
     "TaskContext",
     "TaskStatus",
+    "UnionSchedule",
     "__version__",
     "default_started",
     "run",

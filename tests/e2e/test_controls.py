@@ -235,3 +235,30 @@ def test_schedule_preview_in_utc_and_the_scheduler_zone(start_local, recorder):
     points = runner.client.schedule_preview("pv", 3)
     assert [p["utc"] for p in points] == [format_ts(T0 + HOUR * i) for i in (1, 2, 3)]
     assert points[0]["local"] == "2024-03-11T14:00:00+01:00"
+
+
+@pytest.mark.parametrize(
+    ("expr", "week_start", "expected"),
+    [
+        # Hourly keeps its pace in absolute time: every UTC hour of the fall-back week.
+        ("0 * * * *", datetime(2024, 10, 24, tzinfo=UTC), [HOUR * i for i in range(7 * 24 + 1)]),
+        # A fixed local time: once a day; on 2024-03-31 02:30 does not exist -> 03:00 CEST.
+        (
+            "30 2 * * *",
+            datetime(2024, 3, 28, tzinfo=UTC),
+            [timedelta(hours=1, minutes=30) + timedelta(days=d) for d in range(3)]
+            + [timedelta(days=3, hours=1)]
+            + [timedelta(minutes=30) + timedelta(days=d) for d in range(4, 7)],
+        ),
+    ],
+)
+def test_cron_dag_over_a_dst_week_creates_exactly_the_expected_runs(
+    start_local, db_paths, recorder, expr, week_start, expected
+):
+    dag = ppacer.Dag("dst", schedule=expr, root=ppacer.Node(Note("t", recorder))).done()
+    clock = ManualClock(week_start)
+    config = ppacer.Config(timezone="Europe/Warsaw")  # the cron has no zone: the scheduler's
+    start_local(ppacer.Registry([dag]), clock=clock, config=config)
+    clock.advance(timedelta(days=7))
+    wait_run_finished(db_paths[0], "dst", len(expected), timeout_s=60)
+    assert exec_times(db_paths[0], "dst") == [week_start + e for e in expected]

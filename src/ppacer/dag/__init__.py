@@ -1,7 +1,8 @@
 """The DAG model: tasks, nodes, DAGs, schedules, statuses and the registry."""
 
+from ppacer.dag.cron import CronSchedule
 from ppacer.dag.dag import Dag, DagAttributes, Node, Registry, TaskInfo
-from ppacer.dag.schedule import FixedSchedule, Schedule
+from ppacer.dag.schedule import FixedSchedule, Schedule, UnionSchedule
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
 from ppacer.dag.task import (
     DEFAULT_TASK_CONFIG,
@@ -16,6 +17,7 @@ from ppacer.dag.task import (
 __all__ = [
     "DEFAULT_TASK_CONFIG",
     "BaseTask",
+    "CronSchedule",
     "Dag",
     "DagAttributes",
     "DagRunStatus",
@@ -31,5 +33,6 @@ __all__ = [
     "TaskContext",
     "TaskInfo",
     "TaskStatus",
+    "UnionSchedule",
     "task",
 ]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ppacer.dag.cron import CronSchedule
 from ppacer.dag.schedule import Schedule
 from ppacer.dag.task import DEFAULT_TASK_CONFIG, Task, TaskConfig, task_source, task_type_name
 from ppacer.errors import DagValidationError, DuplicateDagError
@@ -116,16 +117,21 @@ class Dag:
         self,
         dag_id: str,
         *,
-        schedule: Schedule | None = None,
+        schedule: Schedule | str | None = None,
         root: Node | Task | None = None,
         catch_up: bool | None = None,
         catchup: bool | None = None,
         tags: Iterable[str] = (),
         max_active_runs: int = 16,
         description: str = "",
+        tz: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> None:
         self.id = dag_id
-        self.schedule = schedule
+        self.schedule: Schedule | None = None
+        if schedule is not None:
+            self.add_schedule(schedule, tz=tz, start=start, end=end)
         self.root = root if root is None or isinstance(root, Node) else Node(root)
         self.attributes = DagAttributes(
             catch_up=bool(catch_up if catch_up is not None else catchup),
@@ -135,8 +141,30 @@ class Dag:
         self.description = description
         self._tasks: dict[str, TaskInfo] | None = None
 
-    def add_schedule(self, schedule: Schedule) -> Dag:
-        """Set the schedule (without one, the DAG runs only when triggered)."""
+    def add_schedule(
+        self,
+        schedule: Schedule | str,
+        *,
+        tz: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Dag:
+        """Set the schedule (without one, the DAG runs only when triggered).
+
+        A string is a cron expression (see :class:`~ppacer.dag.cron.CronSchedule`)
+        evaluated in ``tz`` from ``start`` to ``end``; a bad one raises
+        :class:`DagValidationError` naming this DAG.
+        """
+        if isinstance(schedule, str):
+            try:
+                schedule = CronSchedule(schedule, tz=tz, start=start, end=end)
+            except ValueError as exc:
+                raise DagValidationError(self.id, f"schedule: {exc}") from None
+        elif tz is not None or start is not None or end is not None:
+            raise DagValidationError(
+                self.id,
+                "schedule: tz, start and end go with a cron string; set them on the schedule",
+            )
         if not isinstance(schedule, Schedule):
             raise DagValidationError(self.id, f"schedule must implement Schedule, got {schedule!r}")
         self.schedule = schedule

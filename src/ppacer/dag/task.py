@@ -81,7 +81,7 @@ class FunctionTask:
 
 
 @overload
-def task(fn: Callable[[TaskContext], object], /) -> FunctionTask: ...
+def task(fn: Callable[[TaskContext], object], /, *, id: str | None = None) -> FunctionTask: ...
 @overload
 def task(*, id: str | None = None) -> Callable[[Callable[[TaskContext], object]], FunctionTask]: ...
 def task(
@@ -92,7 +92,7 @@ def task(
     Use as ``@task`` or ``@task(id="load")``.
     """
     if fn is not None:
-        return FunctionTask(fn)
+        return FunctionTask(fn, id)
 
     def wrap(inner: Callable[[TaskContext], object]) -> FunctionTask:
         return FunctionTask(inner, id)
