@@ -544,9 +544,15 @@ class TaskScheduler:
         """Runs waiting for a free slot under their DAG's ``max_active_runs``."""
         return sum(len(q) for q in self._queued_runs.values())
 
-    def _finished_run(self, conn: Connection, dag_id: str, ts: str) -> runs_db.DagRunRow:
-        if dag_id not in self.registry:
+    def _find_run(
+        self, conn: Connection, dag_id: str, ts: str, task_id: str | None = None
+    ) -> runs_db.DagRunRow:
+        """The run of ``dag_id`` at ``ts`` (and check ``task_id`` is one of its tasks)."""
+        dag = self.registry.get(dag_id)
+        if dag is None:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        if task_id is not None and task_id not in dag.tasks:
+            raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
         run = runs_db.read_dag_run_by_exec(conn, dag_id, ts)
         if run is None:
             raise NotFoundError(f"execTs: DAG {dag_id!r} has no run at {ts}")
@@ -557,7 +563,7 @@ class TaskScheduler:
         ts = format_ts(exec_ts)
         now = self.now_ts()
         with self.transaction() as conn:
-            run = self._finished_run(conn, dag_id, ts)
+            run = self._find_run(conn, dag_id, ts)
             if run.status is not DagRunStatus.FAILED or (dag_id, ts) in self.active:
                 raise InvalidInputError(
                     f"DAG {dag_id!r} run {ts} is {run.status}; only a FAILED run can be restarted"
@@ -582,10 +588,8 @@ class TaskScheduler:
         ts = format_ts(exec_ts)
         now = self.now_ts()
         with self.transaction() as conn:
-            run = self._finished_run(conn, dag_id, ts)
+            run = self._find_run(conn, dag_id, ts, task_id)
             dag = self.registry[dag_id]
-            if task_id not in dag.tasks:
-                raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
             if (dag_id, ts) in self.active:
                 raise ConflictError(
                     f"DAG {dag_id!r} run {ts} is {run.status}; clear a task once the run finished"
@@ -612,10 +616,8 @@ class TaskScheduler:
         ts = format_ts(exec_ts)
         now = self.now_ts()
         with self.transaction() as conn:
-            run = self._finished_run(conn, dag_id, ts)
+            run = self._find_run(conn, dag_id, ts, task_id)
             dag = self.registry[dag_id]
-            if task_id not in dag.tasks:
-                raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
             attempts = [
                 a for a in tasks_db.read_dag_run_tasks(conn, dag_id, ts) if a.task_id == task_id
             ]
