@@ -364,10 +364,7 @@ class Scheduler:
 
     async def _update_task_status(self, request: Request) -> Response:
         body = await _parse(request, TaskStatusUpdate)
-        try:
-            status = TaskStatus(body.status)
-        except ValueError:
-            raise InvalidInputError(f"status: unknown task status {body.status!r}") from None
+        status = _task_status(body.status)
         self._ts().update_status(
             body.dagId, _exec_ts(body.execTs), body.taskId, body.retry, status, body.taskError
         )
@@ -428,10 +425,7 @@ class Scheduler:
 
     async def _mark_task(self, request: Request) -> Response:
         body = await _parse(request, TaskMarkInput)
-        try:
-            status = TaskStatus(body.status)
-        except ValueError:
-            raise InvalidInputError(f"status: unknown task status {body.status!r}") from None
+        status = _task_status(body.status)
         self._ts().mark_task(
             body.dagId, _exec_ts(body.execTs), body.taskId, status, _actor(request, body.actor)
         )
@@ -504,6 +498,13 @@ def _exec_ts(text: str, field: str = "execTs") -> datetime:
         return parse_ts(text)
     except ValueError as exc:
         raise InvalidInputError(f"{field}: {exc}") from None
+
+
+def _task_status(text: str) -> TaskStatus:
+    try:
+        return TaskStatus(text)
+    except ValueError:
+        raise InvalidInputError(f"status: unknown task status {text!r}") from None
 
 
 def _actor(request: Request, given: str | None) -> str:
