@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
 from ppacer import __version__
@@ -330,12 +331,19 @@ class Scheduler:
             "schedule_preview": self._schedule_preview,
             "dag_run_history": self._dag_run_history,
         }
-        routes = [
+        routes: list[BaseRoute] = [
             StarletteRoute(r.path, _guarded(handlers[r.name]), methods=[r.method], name=r.name)
             for r in ROUTES.values()
         ]
+        # The layers above the API (imported here: they import this module).
+        from ppacer.api.openapi import openapi_routes
+        from ppacer.observability import observability_middleware, observability_routes
+        from ppacer.ui.routes import ui_routes
+
+        routes += openapi_routes(self) + observability_routes(self) + ui_routes(self)
         return Starlette(
             routes=routes,
+            middleware=observability_middleware(self),
             lifespan=self._lifespan,
             exception_handlers={HTTPException: _http_error},
         )

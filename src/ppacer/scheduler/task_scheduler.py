@@ -31,7 +31,7 @@ from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, Ppace
 from ppacer.notify import Message, Notifier, send_safely
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
-__all__ = ["RunState", "TaskScheduler"]
+__all__ = ["RunState", "TaskEvent", "TaskScheduler"]
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -67,6 +67,19 @@ class RunState:
         return retry < (retries + 1) * (self.restarts + 1) - 1
 
 
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task attempt's status changed (told to :attr:`TaskScheduler.observers`)."""
+
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    status: TaskStatus
+    # When the change was recorded (UTC).
+    at: datetime
+
+
 class TaskScheduler:
     """Schedules the tasks of active DAG runs and applies executors' status reports."""
 
@@ -93,8 +106,13 @@ class TaskScheduler:
         self._queued_runs: dict[str, deque[int]] = {}
         # Attempts to queue once the current transaction commits.
         self._outbox: list[tuple[RunState, str, int]] = []
+        # Status changes to tell observers once the current transaction commits.
+        self._events: list[TaskEvent] = []
         #: Called after a run finishes (the watcher uses it to learn about free slots).
         self.on_run_finished: Callable[[RunState], None] | None = None
+        #: Called (after the commit) with every task status change; metrics and the UI
+        #: subscribe here. An observer that raises is logged and ignored.
+        self.observers: list[Callable[[TaskEvent], None]] = []
 
     # ------------------------------------------------------------------ loading runs
 
@@ -201,14 +219,29 @@ class TaskScheduler:
         except PpacerError:
             # Raised by checks before anything was written or changed in memory.
             self._outbox.clear()
+            self._events.clear()
             raise
         except BaseException:
             self._outbox.clear()
+            self._events.clear()
             self._reload_active()
             raise
         outbox, self._outbox = self._outbox, []
         for state, task_id, retry in outbox:
             self._push(state, task_id, retry)
+        events, self._events = self._events, []
+        for event in events:
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception:
+                    log.exception("task event observer %r failed", observer)
+
+    def _record(self, state: RunState, task_id: str, retry: int, status: TaskStatus) -> None:
+        if self.observers:
+            self._events.append(
+                TaskEvent(state.dag.id, state.exec_ts, task_id, retry, status, self.clock.now())
+            )
 
     def _reload_active(self) -> None:
         """Rebuild all active runs from the database after a failed write."""
@@ -303,6 +336,7 @@ class TaskScheduler:
             state.waiting.pop(task_id, None)
             state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
             attempts.append((task_id, retry, TaskStatus.SCHEDULED))
+            self._record(state, task_id, retry, TaskStatus.SCHEDULED)
         tasks_db.insert_dag_run_tasks(
             conn, state.dag.id, state.exec_ts, attempts, now, self.version
         )
@@ -321,6 +355,7 @@ class TaskScheduler:
             state.latest[tid] = (retry, TaskStatus.UPSTREAM_FAILED)
             state.unfinished -= 1
             attempts.append((tid, retry, TaskStatus.UPSTREAM_FAILED))
+            self._record(state, tid, retry, TaskStatus.UPSTREAM_FAILED)
         tasks_db.insert_dag_run_tasks(
             conn, state.dag.id, state.exec_ts, attempts, now, self.version
         )
@@ -463,6 +498,7 @@ class TaskScheduler:
             conn, state.dag.id, state.exec_ts, task_id, retry, status, now
         )
         state.latest[task_id] = (retry, status)
+        self._record(state, task_id, retry, status)
 
     def _on_success(
         self, conn: Connection, state: RunState, task_id: str, retry: int, now: str
