@@ -23,6 +23,9 @@ class Config:
     max_watch_sleep_s: float = 1.0
     # IANA timezone used to display times (storage is always UTC).
     timezone: str = "UTC"
+    # When set, API calls and the web UI must present this token
+    # (``Authorization: Bearer <token>``; the UI asks for it on a login page).
+    api_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.dag_run_queue_len < 1:

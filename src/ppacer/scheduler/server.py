@@ -331,15 +331,18 @@ class Scheduler:
             "schedule_preview": self._schedule_preview,
             "dag_run_history": self._dag_run_history,
         }
+        # The layers above the API (imported here: they import this module).
+        from ppacer.api.openapi import openapi_routes
+        from ppacer.observability import observability_middleware, observability_routes
+        from ppacer.scheduler.read_api import read_handlers
+        from ppacer.ui.routes import ui_routes
+
+        # Handlers of the read-only extensions (DAG and run lists, logs, executors).
+        handlers.update(read_handlers(self))
         routes: list[BaseRoute] = [
             StarletteRoute(r.path, _guarded(handlers[r.name]), methods=[r.method], name=r.name)
             for r in ROUTES.values()
         ]
-        # The layers above the API (imported here: they import this module).
-        from ppacer.api.openapi import openapi_routes
-        from ppacer.observability import observability_middleware, observability_routes
-        from ppacer.ui.routes import ui_routes
-
         routes += openapi_routes(self) + observability_routes(self) + ui_routes(self)
         return Starlette(
             routes=routes,
