@@ -16,6 +16,7 @@ __all__ = [
     "DagInput",
     "DagRunRestartInput",
     "DagRunTriggerInput",
+    "HeartbeatInput",
     "TaskActionInput",
     "TaskMarkInput",
     "TaskStatusUpdate",
@@ -35,9 +36,15 @@ class TaskToExec:
     # Extensions over the original protocol (its clients ignore them).
     run_id: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Values the task's parents returned, by parent task id.
+    upstream: dict[str, Any] = field(default_factory=dict)
+    # The lease on this attempt: reports carry the token; heartbeats renew it
+    # within ``lease_timeout_s`` seconds or the attempt is failed as "executor lost".
+    lease_token: str | None = None
+    lease_timeout_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The wire form: the original's four fields plus ``runId`` and ``params``."""
+        """The wire form: the original's four fields plus our extensions."""
         return {
             "dagId": self.dag_id,
             "execTs": self.exec_ts,
@@ -45,11 +52,14 @@ class TaskToExec:
             "retry": self.retry,
             "runId": self.run_id,
             "params": self.params,
+            "upstream": self.upstream,
+            "leaseToken": self.lease_token,
+            "leaseTimeoutS": self.lease_timeout_s,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskToExec:
-        """Read the wire form (``runId`` and ``params`` are optional)."""
+        """Read the wire form (everything past the original's four fields is optional)."""
         return cls(
             dag_id=str(data["dagId"]),
             exec_ts=str(data["execTs"]),
@@ -57,6 +67,9 @@ class TaskToExec:
             retry=int(data.get("retry", 0)),
             run_id=data.get("runId"),
             params=dict(data.get("params") or {}),
+            upstream=dict(data.get("upstream") or {}),
+            lease_token=data.get("leaseToken"),
+            lease_timeout_s=data.get("leaseTimeoutS"),
         )
 
 
@@ -73,6 +86,20 @@ class TaskStatusUpdate(_Input):
     retry: int = Field(ge=0)
     status: str = Field(min_length=1)
     taskError: str | None = None
+    # Extensions: the lease token from the pop (a stale one gets 409), the
+    # value a successful task returned, and the children a branch follows.
+    leaseToken: str | None = None
+    output: Any = None
+    branch: list[str] | None = None
+
+
+class HeartbeatInput(_Input):
+    """``POST /executor/heartbeat``: an executor is alive and still working on these leases."""
+
+    executor: str = Field(min_length=1, max_length=200)
+    leases: list[str] = Field(default_factory=list)
+    running: int = Field(default=0, ge=0)
+    capacity: int | None = Field(default=None, ge=1)
 
 
 class DagRunTriggerInput(_Input):

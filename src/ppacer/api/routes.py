@@ -35,6 +35,7 @@ _ALL = (
     Route("restart_dag_run", "POST", "/dag/run/restart"),
     Route("state", "GET", "/state"),
     # Extensions over the original protocol.
+    Route("executor_heartbeat", "POST", "/executor/heartbeat"),
     Route("pause_dag", "POST", "/dag/pause"),
     Route("unpause_dag", "POST", "/dag/unpause"),
     Route("backfill_dag", "POST", "/dag/backfill"),

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ppacer.dag.cron import CronSchedule
 from ppacer.dag.schedule import Schedule
+from ppacer.dag.status import TriggerRule
 from ppacer.dag.task import DEFAULT_TASK_CONFIG, Task, TaskConfig, task_source, task_type_name
 from ppacer.errors import DagValidationError, DuplicateDagError
 
@@ -20,33 +21,67 @@ class Node:
     """A task in a DAG, with its configuration and its children.
 
     ``a.next(b)`` makes ``b`` a child of ``a`` and returns ``b``, so chains read
-    left to right: ``start.next(middle).next(finish)``.
+    left to right: ``start.next(middle).next(finish)``. ``trigger_rule`` says
+    when the task runs given how its parents ended (default: all succeeded).
+    A node without a config takes its DAG's ``default_config``.
     """
 
-    __slots__ = ("children", "config", "task")
+    __slots__ = ("children", "own_config", "task", "trigger_rule")
 
-    def __init__(self, task: Task, config: TaskConfig | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        config: TaskConfig | None = None,
+        *,
+        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+    ) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"Node needs a Task (id() and execute(ctx)), got {type(task).__name__}")
+        if config is not None and not isinstance(config, TaskConfig):
+            raise TypeError(f"Node config must be a TaskConfig, got {type(config).__name__}")
+        try:
+            self.trigger_rule = TriggerRule(trigger_rule)
+        except ValueError:
+            rules = ", ".join(r.value for r in TriggerRule)
+            raise ValueError(
+                f"task {task.id()!r}: unknown trigger rule {trigger_rule!r} (one of {rules})"
+            ) from None
         self.task = task
-        self.config = config if config is not None else DEFAULT_TASK_CONFIG
+        self.own_config = config
         self.children: list[Node] = []
+
+    @property
+    def config(self) -> TaskConfig:
+        """The node's own config, or the default one."""
+        return self.own_config if self.own_config is not None else DEFAULT_TASK_CONFIG
 
     @property
     def task_id(self) -> str:
         """The id of this node's task."""
         return self.task.id()
 
-    def next(self, child: Node | Task, config: TaskConfig | None = None) -> Node:
+    def next(
+        self,
+        child: Node | Task,
+        config: TaskConfig | None = None,
+        *,
+        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+    ) -> Node:
         """Add ``child`` (a node, or a task wrapped in a new node) after this one; return it."""
-        node = child if isinstance(child, Node) else Node(child, config)
+        node = child if isinstance(child, Node) else Node(child, config, trigger_rule=trigger_rule)
         if not any(c is node for c in self.children):
             self.children.append(node)
         return node
 
-    def next_task(self, task: Task, config: TaskConfig | None = None) -> Node:
+    def next_task(
+        self,
+        task: Task,
+        config: TaskConfig | None = None,
+        *,
+        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+    ) -> Node:
         """Wrap ``task`` in a new node, add it after this one and return it."""
-        return self.next(Node(task, config))
+        return self.next(Node(task, config, trigger_rule=trigger_rule))
 
     def next_async_and_merge(self, branches: Sequence[Node | Task], merge: Node | Task) -> Node:
         """Fan out to ``branches`` (run in parallel) and join them all into ``merge``; return it."""
@@ -69,17 +104,20 @@ class DagAttributes:
     tags: tuple[str, ...] = ()
     # Runs of this DAG active at once; more wait, in order (never dropped).
     max_active_runs: int = 16
+    # Seconds a run may take from its creation; past it, its unfinished tasks
+    # are failed, the run is FAILED and a notification is sent (None: no limit).
+    run_timeout_s: float | None = None
 
     def to_json(self) -> str:
         """Return the JSON stored in the database."""
-        return json.dumps(
-            {
-                "catchUp": self.catch_up,
-                "tags": list(self.tags),
-                "maxActiveRuns": self.max_active_runs,
-            },
-            sort_keys=True,
-        )
+        data: dict[str, object] = {
+            "catchUp": self.catch_up,
+            "tags": list(self.tags),
+            "maxActiveRuns": self.max_active_runs,
+        }
+        if self.run_timeout_s is not None:
+            data["runTimeoutSeconds"] = self.run_timeout_s
+        return json.dumps(data, sort_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +130,14 @@ class TaskInfo:
     children: tuple[str, ...]
     depth: int
     width: int
+    # The node's own config, else the DAG's default_config, else the default.
+    config: TaskConfig = DEFAULT_TASK_CONFIG
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
 
     @property
     def task(self) -> Task:
         """The task object."""
         return self.node.task
-
-    @property
-    def config(self) -> TaskConfig:
-        """The task's configuration."""
-        return self.node.config
 
 
 class Dag:
@@ -127,6 +163,8 @@ class Dag:
         tz: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        default_config: TaskConfig | None = None,
+        run_timeout_s: float | None = None,
     ) -> None:
         self.id = dag_id
         self.schedule: Schedule | None = None
@@ -137,7 +175,10 @@ class Dag:
             catch_up=bool(catch_up if catch_up is not None else catchup),
             tags=tuple(tags),
             max_active_runs=max_active_runs,
+            run_timeout_s=run_timeout_s,
         )
+        # Config of the nodes that have none of their own (timeouts, retries, isolation...).
+        self.default_config = default_config if default_config is not None else DEFAULT_TASK_CONFIG
         self.description = description
         self._tasks: dict[str, TaskInfo] | None = None
 
@@ -184,13 +225,20 @@ class Dag:
         catchup: bool | None = None,
         tags: Iterable[str] = (),
         max_active_runs: int = 16,
+        run_timeout_s: float | None = None,
+        default_config: TaskConfig | None = None,
     ) -> Dag:
-        """Set ``catch_up`` (alias ``catchup``) after downtime, ``tags`` and ``max_active_runs``."""
+        """Set ``catch_up`` (alias ``catchup``) after downtime, ``tags``, ``max_active_runs``,
+        the run deadline ``run_timeout_s`` and the tasks' ``default_config``."""
         self.attributes = DagAttributes(
             catch_up=bool(catch_up if catch_up is not None else catchup),
             tags=tuple(tags),
             max_active_runs=max_active_runs,
+            run_timeout_s=run_timeout_s,
         )
+        if default_config is not None:
+            self.default_config = default_config
+        self._tasks = None
         return self
 
     def done(self) -> Dag:
@@ -243,6 +291,7 @@ class Dag:
                         info.task_id,
                         task_type_name(info.task),
                         info.config.to_json(),
+                        info.trigger_rule.value,
                         _sha256(task_source(info.task)),
                         ",".join(info.children),
                     ]
@@ -268,6 +317,13 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
     if dag.attributes.max_active_runs < 1:
         raise DagValidationError(
             dag.id, f"max_active_runs must be >= 1, got {dag.attributes.max_active_runs}"
+        )
+    timeout = dag.attributes.run_timeout_s
+    if timeout is not None and not timeout > 0:
+        raise DagValidationError(dag.id, f"run_timeout_s must be positive, got {timeout}")
+    if not isinstance(dag.default_config, TaskConfig):
+        raise DagValidationError(
+            dag.id, f"default_config must be a TaskConfig, got {dag.default_config!r}"
         )
     nodes: dict[str, Node] = {}
     order: list[str] = []
@@ -331,6 +387,8 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
             children=tuple(dict.fromkeys(c.task.id() for c in nodes[tid].children)),
             depth=depth[tid],
             width=width[tid],
+            config=nodes[tid].own_config or dag.default_config,
+            trigger_rule=nodes[tid].trigger_rule,
         )
         for tid in ordered
     }

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DagRunStatus", "ScheduleEvent", "SchedulerState", "TaskStatus"]
+__all__ = [
+    "DagRunStatus",
+    "ScheduleEvent",
+    "SchedulerState",
+    "TaskStatus",
+    "TriggerRule",
+    "check_task_transition",
+]
 
 
 class TaskStatus(StrEnum):
@@ -17,6 +24,8 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"
     SUCCESS = "SUCCESS"
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
+    # Not run on purpose: a branch was not followed, or its trigger rule says so.
+    SKIPPED = "SKIPPED"
 
     @property
     def is_terminal(self) -> bool:
@@ -24,7 +33,95 @@ class TaskStatus(StrEnum):
         return self in _TERMINAL_TASK
 
 
-_TERMINAL_TASK = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED})
+_TERMINAL_TASK = frozenset(
+    {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED, TaskStatus.SKIPPED}
+)
+
+# The one table of legal changes of a task attempt's status. A new attempt
+# (a retry, a restart, a clear) is a new row starting at SCHEDULED; a row never
+# goes back. Marking by hand may also turn FAILED/UPSTREAM_FAILED/SKIPPED into
+# SUCCESS (and SUCCESS into FAILED); that is checked by ``by="hand"``.
+_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.SCHEDULED: frozenset(
+        {
+            TaskStatus.RUNNING,
+            TaskStatus.SUCCESS,
+            TaskStatus.FAILED,
+            TaskStatus.FAILED_PENDING_RETRY,
+        }
+    ),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.FAILED_PENDING_RETRY}
+    ),
+}
+_BY_HAND = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
+
+
+def check_task_transition(
+    current: TaskStatus | None, new: TaskStatus, *, by: str = "executor"
+) -> str | None:
+    """Why a task attempt may not go from ``current`` to ``new`` (None when it may).
+
+    ``by`` is "executor" (status reports) or "hand" (marking through the API).
+    """
+    if by == "hand":
+        if new in _BY_HAND:
+            return None
+        return f"a task can be marked SUCCESS or FAILED, not {new}"
+    if current is None:
+        return f"the task has no attempt, so it cannot become {new}"
+    if new in _TRANSITIONS.get(current, frozenset()):
+        return None
+    return f"the attempt is {current}; it cannot become {new}"
+
+
+class TriggerRule(StrEnum):
+    """When a task runs, given how its parents ended (set on its :class:`~ppacer.Node`).
+
+    ``all_success`` (default): every parent succeeded; a failed parent makes the
+    task UPSTREAM_FAILED and a skipped one makes it SKIPPED.
+    ``all_done``: every parent finished, however it ended.
+    ``one_failed``: as soon as one parent failed (else SKIPPED) - for error handlers.
+    ``one_success``: as soon as one parent succeeded (else UPSTREAM_FAILED, or
+    SKIPPED when no parent failed).
+    ``none_failed``: every parent succeeded or was skipped.
+    """
+
+    ALL_SUCCESS = "all_success"
+    ALL_DONE = "all_done"
+    ONE_FAILED = "one_failed"
+    ONE_SUCCESS = "one_success"
+    NONE_FAILED = "none_failed"
+
+    def decide(self, parents: list[TaskStatus | None]) -> TaskStatus | None:
+        """What happens to a task whose parents are in ``parents`` (None: not finished).
+
+        Returns SCHEDULED (run it), SKIPPED or UPSTREAM_FAILED, or None to wait.
+        """
+        failed = any(p in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED) for p in parents)
+        done = all(p is not None and p in _TERMINAL_TASK for p in parents)
+        if self is TriggerRule.ALL_SUCCESS:
+            if failed:
+                return TaskStatus.UPSTREAM_FAILED
+            if TaskStatus.SKIPPED in parents:
+                return TaskStatus.SKIPPED
+            return TaskStatus.SCHEDULED if done else None
+        if self is TriggerRule.ALL_DONE:
+            return TaskStatus.SCHEDULED if done else None
+        if self is TriggerRule.ONE_FAILED:
+            if failed:
+                return TaskStatus.SCHEDULED
+            return TaskStatus.SKIPPED if done else None
+        if self is TriggerRule.ONE_SUCCESS:
+            if TaskStatus.SUCCESS in parents:
+                return TaskStatus.SCHEDULED
+            if not done:
+                return None
+            return TaskStatus.UPSTREAM_FAILED if failed else TaskStatus.SKIPPED
+        # NONE_FAILED
+        if failed:
+            return TaskStatus.UPSTREAM_FAILED
+        return TaskStatus.SCHEDULED if done else None
 
 
 class DagRunStatus(StrEnum):

@@ -15,7 +15,9 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 __all__ = [
     "DEFAULT_TASK_CONFIG",
+    "MAX_OUTPUT_BYTES",
     "BaseTask",
+    "Branch",
     "FunctionTask",
     "Task",
     "TaskConfig",
@@ -131,36 +133,101 @@ def task_source(t: Task) -> str:
 _source_cache: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
+class _DefaultTimeout(float):
+    """The default timeout (600 s, the original's): marks a timeout nobody chose.
+
+    A task with a timeout of its own runs in a child process that is killed
+    when it expires; the default one is enforced without isolation.
+    """
+
+    __slots__ = ()
+
+
+#: Largest JSON value (UTF-8 bytes) a task may return for its downstream tasks.
+MAX_OUTPUT_BYTES = 64 * 1024
+
+_ISOLATIONS = ("auto", "thread", "process")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskConfig:
-    """How a task runs; stored as JSON in ``dagtasks.TaskConfig``."""
+    """How a task runs; stored as JSON in ``dagtasks.TaskConfig``.
 
-    # Seconds an attempt may run before it is failed.
-    timeout_s: float = 600.0
+    A DAG's ``default_config`` applies to its nodes that have no config of their own.
+    """
+
+    # Seconds an attempt may run. Past it the attempt is FAILED with a timeout
+    # reason (and retried per ``retries``). A task given a timeout of its own
+    # runs in a child process that is killed when it expires (see ``isolation``).
+    timeout_s: float = _DefaultTimeout(600.0)
     # How many times a failed task is tried again (0: no retries).
     retries: int = 0
-    # Seconds to wait before the next attempt.
+    # Seconds to wait before the first retry.
     retry_delay_s: float = 0.0
+    # Each further retry waits this many times longer (1.0: constant; 2.0: doubling).
+    retry_backoff: float = 1.0
+    # Upper bound of the delay between attempts, in seconds (None: unbounded).
+    max_retry_delay_s: float | None = None
+    # Ready tasks with a higher priority are handed to executors first.
+    priority: int = 0
+    # Where the executor runs an attempt: "thread", "process" (a child process,
+    # killed at the timeout or when the executor stops) or "auto" (a process
+    # when the task has a timeout of its own, a thread otherwise).
+    isolation: str = "auto"
     # Notify on each failed attempt that will be retried.
     send_alert_on_retry: bool = False
     # Notify when the task fails for good.
     send_alert_on_failure: bool = True
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0:
+        if not self.timeout_s > 0:
             raise ValueError(f"TaskConfig.timeout_s must be positive, got {self.timeout_s}")
         if self.retries < 0 or int(self.retries) != self.retries:
             raise ValueError(f"TaskConfig.retries must be a whole number >= 0, got {self.retries}")
         if self.retry_delay_s < 0:
             raise ValueError(f"TaskConfig.retry_delay_s must be >= 0, got {self.retry_delay_s}")
+        if self.retry_backoff < 1:
+            raise ValueError(f"TaskConfig.retry_backoff must be >= 1, got {self.retry_backoff}")
+        if self.max_retry_delay_s is not None and self.max_retry_delay_s < 0:
+            raise ValueError(
+                f"TaskConfig.max_retry_delay_s must be >= 0, got {self.max_retry_delay_s}"
+            )
+        if self.isolation not in _ISOLATIONS:
+            raise ValueError(
+                f"TaskConfig.isolation must be one of {', '.join(_ISOLATIONS)}, "
+                f"got {self.isolation!r}"
+            )
+
+    @property
+    def has_own_timeout(self) -> bool:
+        """True when the timeout was chosen (not the 600 s default)."""
+        return not isinstance(self.timeout_s, _DefaultTimeout)
+
+    @property
+    def runs_in_process(self) -> bool:
+        """Whether the executor runs attempts of this task in a child process."""
+        if self.isolation == "auto":
+            return self.has_own_timeout
+        return self.isolation == "process"
+
+    def retry_delay_for(self, retry: int) -> float:
+        """Seconds to wait before attempt ``retry + 1`` after attempt ``retry`` failed."""
+        delay = self.retry_delay_s * self.retry_backoff ** max(0, retry)
+        if self.max_retry_delay_s is not None:
+            delay = min(delay, self.max_retry_delay_s)
+        return delay
 
     def to_json(self) -> str:
-        """Return the JSON stored in the database (the original's field names)."""
+        """Return the JSON stored in the database (the original's field names, then ours)."""
         return json.dumps(
             {
-                "timeoutSeconds": self.timeout_s,
+                "timeoutSeconds": float(self.timeout_s),
                 "retries": self.retries,
                 "retriesDelaySeconds": self.retry_delay_s,
+                "retryBackoff": self.retry_backoff,
+                "maxRetryDelaySeconds": self.max_retry_delay_s,
+                "priority": self.priority,
+                "isolation": self.isolation,
                 "sendAlertOnRetry": self.send_alert_on_retry,
                 "sendAlertOnFailure": self.send_alert_on_failure,
             },
@@ -169,6 +236,24 @@ class TaskConfig:
 
 
 DEFAULT_TASK_CONFIG = TaskConfig()
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Branch:
+    """Return it from ``execute`` to run only some children; the others are SKIPPED.
+
+    ``Branch("load")`` follows child ``load``; ``Branch()`` skips every child
+    (a short circuit). Skipped tasks count as finished for trigger rules, so a
+    join with ``all_done`` or ``none_failed`` still runs. ``value`` is the
+    task's output, as if it had been returned.
+    """
+
+    follow: tuple[str, ...]
+    value: object
+
+    def __init__(self, *follow: str, value: object = None) -> None:
+        object.__setattr__(self, "follow", tuple(follow))
+        object.__setattr__(self, "value", value)
 
 
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
@@ -198,8 +283,22 @@ class TaskContext:
     logger: logging.LoggerAdapter[logging.Logger]
     run_id: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Values returned by this task's parents, by parent task id (JSON values).
+    upstream: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         """Alias of ``logger``."""
         return self.logger
+
+    def input(self, task_id: str) -> Any:
+        """The value parent ``task_id`` returned (None when it returned nothing).
+
+        Raises ``KeyError`` naming the task when ``task_id`` is not a parent.
+        """
+        if task_id not in self.upstream:
+            raise KeyError(
+                f"task {self.task_id!r} has no parent {task_id!r} with an output "
+                f"(parents with outputs: {sorted(self.upstream)})"
+            )
+        return self.upstream[task_id]

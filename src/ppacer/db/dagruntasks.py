@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from ppacer.dag.status import TaskStatus
-from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntasks
+from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntaskoutputs, dagruntasks
 
 __all__ = [
     "DagRunTaskRow",
@@ -17,8 +17,10 @@ __all__ = [
     "count_tasks_by_status",
     "insert_dag_run_tasks",
     "insert_task_error",
+    "insert_task_output",
     "read_dag_run_tasks",
     "read_task_errors",
+    "read_task_outputs",
     "update_dag_run_task_status",
 ]
 
@@ -143,6 +145,27 @@ def read_task_errors(conn: Connection, dag_id: str, exec_ts: str) -> dict[tuple[
         )
     )
     return {(r.TaskId, r.Retry): r.Error for r in rows}
+
+
+def insert_task_output(
+    conn: Connection, dag_id: str, exec_ts: str, task_id: str, retry: int, value: str, now: str
+) -> None:
+    """Store the JSON value an attempt returned."""
+    conn.execute(
+        insert(dagruntaskoutputs).values(
+            DagId=dag_id, ExecTs=exec_ts, TaskId=task_id, Retry=retry, InsertTs=now, Value=value
+        )
+    )
+
+
+def read_task_outputs(conn: Connection, dag_id: str, exec_ts: str) -> dict[tuple[str, int], str]:
+    """Return the JSON values a run's attempts returned, by ``(task_id, retry)``."""
+    rows = conn.execute(
+        select(dagruntaskoutputs.c.TaskId, dagruntaskoutputs.c.Retry, dagruntaskoutputs.c.Value)
+        .where(dagruntaskoutputs.c.DagId == dag_id)
+        .where(dagruntaskoutputs.c.ExecTs == exec_ts)
+    )
+    return {(r.TaskId, r.Retry): r.Value for r in rows}
 
 
 def count_tasks_by_status(conn: Connection) -> dict[str, int]:

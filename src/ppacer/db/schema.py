@@ -29,6 +29,7 @@ __all__ = [
     "dagrunrestarts",
     "dagruns",
     "dagruntaskerrors",
+    "dagruntaskoutputs",
     "dagruntasks",
     "dags",
     "dagtasks",
@@ -125,6 +126,18 @@ dagruntaskerrors = Table(
     Column("InsertTs", Text, nullable=False, comment="when the error was reported"),
     Column("Error", Text, nullable=False, comment="error as reported: 'Type: message'"),
     PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskerrors"),
+)
+
+dagruntaskoutputs = Table(
+    "dagruntaskoutputs",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="the attempt that returned the value"),
+    Column("InsertTs", Text, nullable=False, comment="when the value was reported"),
+    Column("Value", Text, nullable=False, comment="the returned value as JSON (size-limited)"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskoutputs"),
 )
 
 dagrunparams = Table(

@@ -81,24 +81,41 @@ class Client:
         )
         raise error_type(message)
 
-    def get_task(self, wait_s: float = 0.0) -> TaskToExec | None:
-        """Pop the next ready task attempt; with ``wait_s`` wait that long for one (long poll)."""
-        params = {"wait_s": wait_s} if wait_s > 0 else None
-        response = self._call("pop_task", params=params, timeout_s=self.timeout_s + wait_s)
+    def get_task(self, wait_s: float = 0.0, executor: str | None = None) -> TaskToExec | None:
+        """Pop the next ready task attempt; with ``wait_s`` wait that long for one (long poll).
+
+        An ``executor`` name makes the attempt's lease renewable by :meth:`heartbeat`.
+        """
+        params: dict[str, Any] = {}
+        if wait_s > 0:
+            params["wait_s"] = wait_s
+        if executor is not None:
+            params["executor"] = executor
+        response = self._call("pop_task", params=params or None, timeout_s=self.timeout_s + wait_s)
         if response.status_code == 204 or not response.content:
             return None
         return TaskToExec.from_json(response.json())
 
     def upsert_task_status(
-        self, task: TaskToExec, status: TaskStatus, task_error: BaseException | str | None = None
+        self,
+        task: TaskToExec,
+        status: TaskStatus,
+        task_error: BaseException | str | None = None,
+        *,
+        output: Any = None,
+        branch: list[str] | None = None,
     ) -> None:
-        """Report a task attempt's status (RUNNING, SUCCESS or FAILED, with the error)."""
+        """Report a task attempt's status (RUNNING, SUCCESS or FAILED, with the error).
+
+        The attempt's lease token goes with it; a SUCCESS may carry the task's
+        ``output`` (a JSON value) and the children a ``branch`` follows.
+        """
         error: str | None
         if isinstance(task_error, BaseException):
             error = f"{type(task_error).__name__}: {task_error}"
         else:
             error = task_error
-        body = {
+        body: dict[str, Any] = {
             "dagId": task.dag_id,
             "execTs": task.exec_ts,
             "taskId": task.task_id,
@@ -106,7 +123,26 @@ class Client:
             "status": str(status),
             "taskError": error,
         }
+        if task.lease_token is not None:
+            body["leaseToken"] = task.lease_token
+        if output is not None:
+            body["output"] = output
+        if branch is not None:
+            body["branch"] = branch
         self._call("update_task_status", json=body)
+
+    def heartbeat(
+        self,
+        executor: str,
+        lease_tokens: list[str],
+        running: int = 0,
+        capacity: int | None = None,
+    ) -> list[str]:
+        """Renew the leases of the attempts ``executor`` runs; return the tokens it lost."""
+        body: dict[str, Any] = {"executor": executor, "leases": lease_tokens, "running": running}
+        if capacity is not None:
+            body["capacity"] = capacity
+        return list(self._call("executor_heartbeat", json=body).json()["lost"])
 
     def get_state(self) -> SchedulerState:
         """The scheduler's state (RUNNING, ...)."""

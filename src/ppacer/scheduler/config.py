@@ -23,6 +23,13 @@ class Config:
     max_watch_sleep_s: float = 1.0
     # IANA timezone used to display times (storage is always UTC).
     timezone: str = "UTC"
+    # An executor must renew the lease on each task it runs (heartbeat) within
+    # this many seconds, or the task is failed as "executor lost" and retried
+    # per its config. Executors heartbeat every third of it.
+    lease_timeout_s: float = 30.0
+    # Slack past a task's own timeout before the scheduler fails an attempt the
+    # executor has not reported (the executor itself stops it at the timeout).
+    timeout_grace_s: float = 10.0
     # When set, API calls and the web UI must present this token
     # (``Authorization: Bearer <token>``; the UI asks for it on a login page).
     api_token: str | None = None
@@ -34,6 +41,10 @@ class Config:
             raise ValueError(f"Config.max_pop_wait_s must be >= 0, got {self.max_pop_wait_s}")
         if self.max_watch_sleep_s <= 0:
             raise ValueError(f"Config.max_watch_sleep_s must be > 0, got {self.max_watch_sleep_s}")
+        if self.lease_timeout_s <= 0:
+            raise ValueError(f"Config.lease_timeout_s must be > 0, got {self.lease_timeout_s}")
+        if self.timeout_grace_s < 0:
+            raise ValueError(f"Config.timeout_grace_s must be >= 0, got {self.timeout_grace_s}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -27,6 +27,7 @@ from ppacer.api.models import (
     DagInput,
     DagRunRestartInput,
     DagRunTriggerInput,
+    HeartbeatInput,
     TaskActionInput,
     TaskMarkInput,
     TaskStatusUpdate,
@@ -130,7 +131,13 @@ class Scheduler:
             result.tasks_retired,
         )
         self.task_scheduler = TaskScheduler(
-            self.engine, registry, self.clock, self.version, self.notifier
+            self.engine,
+            registry,
+            self.clock,
+            self.version,
+            self.notifier,
+            lease_timeout_s=self.config.lease_timeout_s,
+            timeout_grace_s=self.config.timeout_grace_s,
         )
         with self.task_scheduler.transaction() as conn:
             unfinished = runs_db.read_unfinished_dag_runs(conn)
@@ -188,8 +195,7 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             for state in self.task_scheduler.active.values():
-                for timer in state.retry_timers.values():
-                    timer.cancel()
+                state.cancel_timers()
             self._state = SchedulerState.STOPPED
             log.info("scheduler stopped")
 
@@ -314,6 +320,7 @@ class Scheduler:
     def _build_app(self) -> Starlette:
         handlers: dict[str, Handler] = {
             "pop_task": self._pop_task,
+            "executor_heartbeat": self._executor_heartbeat,
             "update_task_status": self._update_task_status,
             "trigger_dag_run": self._trigger_dag_run,
             "restart_dag_run": self._restart_dag_run,
@@ -362,9 +369,12 @@ class Scheduler:
             return error_response(
                 400, f"wait_s: must be between 0 and {self.config.max_pop_wait_s}"
             )
+        executor = request.query_params.get("executor") or None
+        if executor is not None and len(executor) > 200:
+            return error_response(400, "executor: name longer than 200 characters")
         if self._state is not SchedulerState.RUNNING:
             return Response(status_code=204)
-        item = await ts.pop(wait_s)
+        item = await ts.pop(wait_s, executor)
         if item is None:
             return Response(status_code=204)
         if wait_s > 0 and await request.is_disconnected():
@@ -373,11 +383,24 @@ class Scheduler:
             return Response(status_code=204)
         return JSONResponse(item.to_json())
 
+    async def _executor_heartbeat(self, request: Request) -> Response:
+        body = await _parse(request, HeartbeatInput)
+        lost = self._ts().heartbeat(body.executor, body.leases, body.running, body.capacity)
+        return JSONResponse({"lost": lost, "leaseTimeoutS": self.config.lease_timeout_s})
+
     async def _update_task_status(self, request: Request) -> Response:
         body = await _parse(request, TaskStatusUpdate)
         status = _task_status(body.status)
         self._ts().update_status(
-            body.dagId, _exec_ts(body.execTs), body.taskId, body.retry, status, body.taskError
+            body.dagId,
+            _exec_ts(body.execTs),
+            body.taskId,
+            body.retry,
+            status,
+            body.taskError,
+            lease_token=body.leaseToken,
+            output=body.output,
+            branch=body.branch,
         )
         return Response(status_code=200)
 

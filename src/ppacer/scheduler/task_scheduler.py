@@ -1,17 +1,26 @@
 """The task scheduler: decides which task attempts are ready, and takes status reports.
 
 Everything here runs on the scheduler's event loop, so the in-memory state
-needs no locks. Readiness is event-driven: when a task succeeds, only its
-children are looked at (a counter of parents still to succeed per task);
-nothing polls. Every change is written to the database in one transaction
-before it becomes visible (queued or answered), so a restart rebuilds exactly
-this state from the database.
+needs no locks. Readiness is event-driven: when a task finishes, only its
+children are looked at (a counter of parents still to finish per task, and
+the child's trigger rule); nothing polls. Every change is written to the
+database in one transaction before it becomes visible (queued or answered),
+so a restart rebuilds exactly this state from the database.
+
+A run ends FAILED when a task failed for good (unless a ``one_failed`` child
+of it - an error handler - succeeded) or a task could not run because of an
+upstream failure; SKIPPED tasks (branches not followed) do not fail a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import json
 import logging
+import socket
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,15 +32,27 @@ from sqlalchemy import Connection, Engine
 
 from ppacer.api.models import TaskToExec
 from ppacer.dag.dag import Dag, Registry
-from ppacer.dag.status import DagRunStatus, TaskStatus
+from ppacer.dag.status import DagRunStatus, TaskStatus, TriggerRule, check_task_transition
+from ppacer.dag.task import MAX_OUTPUT_BYTES
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import Message, Notifier, send_safely
+from ppacer.scheduler.leases import ExecutorInfo, Lease, LeaseTable
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
 __all__ = ["RunState", "TaskEvent", "TaskScheduler"]
+
+# Statuses with which a task counts as finished for its children's trigger rules.
+_SETTLED = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED, TaskStatus.SKIPPED)
+# Rules that cannot fire while a parent is unfinished, whatever a successful parent says.
+_WAIT_ON_SUCCESS = (
+    TriggerRule.ALL_SUCCESS,
+    TriggerRule.ALL_DONE,
+    TriggerRule.NONE_FAILED,
+    TriggerRule.ONE_FAILED,
+)
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -52,11 +73,25 @@ class RunState:
     latest: dict[str, tuple[int, TaskStatus]] = field(default_factory=dict)
     # Retry number the next attempt of a task without a current attempt gets.
     next_retry: dict[str, int] = field(default_factory=dict)
-    # For tasks not yet scheduled: how many parents have not succeeded yet.
+    # For tasks not yet scheduled or settled: how many parents have not finished yet.
     waiting: dict[str, int] = field(default_factory=dict)
     # Tasks whose latest attempt is not terminal (or that have none yet).
     unfinished: int = 0
     retry_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # Values returned by succeeded tasks (JSON-decoded), by task id.
+    outputs: dict[str, Any] = field(default_factory=dict)
+    # When the run was created (stored form), for the DAG's run timeout.
+    insert_ts: str = ""
+    deadline_timer: asyncio.TimerHandle | None = None
+
+    def cancel_timers(self) -> None:
+        """Stop the run's retry and deadline timers."""
+        for timer in self.retry_timers.values():
+            timer.cancel()
+        self.retry_timers.clear()
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
 
     def retry_allowed(self, task_id: str, retry: int) -> bool:
         """Whether a failed attempt ``retry`` may be tried again.
@@ -90,14 +125,27 @@ class TaskScheduler:
         clock: Clock,
         version: str,
         notifier: Notifier | None,
+        *,
+        lease_timeout_s: float = 30.0,
+        timeout_grace_s: float = 10.0,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.clock = clock
         self.version = version
         self.notifier = notifier
+        self.lease_timeout_s = lease_timeout_s
+        self.timeout_grace_s = timeout_grace_s
         self.active: dict[tuple[str, str], RunState] = {}
-        self.ready: deque[TaskToExec] = deque()
+        # Ready attempts: a heap of (-priority, sequence, attempt); first in, first out
+        # within a priority.
+        self.ready: list[tuple[int, int, TaskToExec]] = []
+        self._seq = itertools.count()
+        self._front = itertools.count(-1, -1)
+        self.leases = LeaseTable()
+        self._lease_timer: asyncio.TimerHandle | None = None
+        #: Executors heard from (pops and heartbeats), by name.
+        self.executors: dict[str, ExecutorInfo] = {}
         self._waiters: deque[asyncio.Future[TaskToExec | None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Retries whose delay started before the loop existed: (due, run key, task id, retry).
@@ -148,6 +196,7 @@ class TaskScheduler:
             status=row.status,
             params=runs_db.read_dag_run_params(conn, row.run_id),
             restarts=runs_db.count_restarts(conn, row.dag_id, row.exec_ts),
+            insert_ts=row.insert_ts,
         )
         now = self.now_ts()
         attempts = tasks_db.read_dag_run_tasks(conn, row.dag_id, row.exec_ts)
@@ -169,7 +218,7 @@ class TaskScheduler:
                     )
                     state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
             elif status is TaskStatus.FAILED_PENDING_RETRY:
-                delay = timedelta(seconds=dag.tasks[task_id].config.retry_delay_s)
+                delay = timedelta(seconds=dag.tasks[task_id].config.retry_delay_for(retry))
                 failed_at = next(
                     parse_ts(a.status_update_ts)
                     for a in attempts
@@ -178,13 +227,31 @@ class TaskScheduler:
                 self._pending_timers.append(
                     (failed_at + delay, (row.dag_id, row.exec_ts), task_id, retry + 1)
                 )
+        for (task_id, retry), value in tasks_db.read_task_outputs(
+            conn, row.dag_id, row.exec_ts
+        ).items():
+            if state.latest.get(task_id) == (retry, TaskStatus.SUCCESS):
+                state.outputs[task_id] = json.loads(value)
+        # Tasks without an attempt, in graph order: run, settle (skip or upstream-failed,
+        # e.g. downstream of a failure that never got its row) or wait for parents.
+        ready: list[str] = []
+        settled: list[tuple[str, int, TaskStatus]] = []
         for task_id, info in dag.tasks.items():
-            if task_id not in state.latest:
+            if task_id in state.latest:
+                continue
+            decision = self._decide(state, task_id)
+            if decision is None:
                 state.waiting[task_id] = sum(
-                    1
-                    for p in info.parents
-                    if state.latest.get(p, (0, None))[1] is not TaskStatus.SUCCESS
+                    1 for p in info.parents if self._settled(state, p) is None
                 )
+            elif decision is TaskStatus.SCHEDULED:
+                ready.append(task_id)
+                state.waiting[task_id] = 0
+            else:
+                retry = state.next_retry.pop(task_id, 0)
+                state.latest[task_id] = (retry, decision)
+                settled.append((task_id, retry, decision))
+        tasks_db.insert_dag_run_tasks(conn, dag.id, row.exec_ts, settled, now, self.version)
         state.unfinished = sum(
             1 for t in dag.tasks if t not in state.latest or not state.latest[t][1].is_terminal
         )
@@ -192,19 +259,12 @@ class TaskScheduler:
             state.status = DagRunStatus.SCHEDULED
             runs_db.update_dag_run_status(conn, row.run_id, DagRunStatus.SCHEDULED, now)
         self.active[(row.dag_id, row.exec_ts)] = state
-        # Tasks downstream of a failure that never got their UPSTREAM_FAILED row.
-        failed_roots = [
-            t
-            for t, (_, s) in state.latest.items()
-            if s in (TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED)
-        ]
-        for task_id in failed_roots:
-            self._mark_upstream_failed(conn, state, task_id, now)
-        ready = [t for t, n in state.waiting.items() if n == 0]
         self._schedule(conn, state, ready, now)
         self._outbox.extend((state, task_id, retry) for task_id, retry in requeue)
         if state.unfinished == 0:
             self._finish_run(conn, state, now)
+        elif dag.attributes.run_timeout_s is not None:
+            self._start_deadline_timer(state)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -246,11 +306,10 @@ class TaskScheduler:
     def _reload_active(self) -> None:
         """Rebuild all active runs from the database after a failed write."""
         for state in self.active.values():
-            for timer in state.retry_timers.values():
-                timer.cancel()
+            state.cancel_timers()
         self.active.clear()
         self._queued_runs.clear()
-        queued = list(self.ready)
+        queued = [item for _, _, item in sorted(self.ready)]
         self.ready.clear()
         try:
             with self.engine.begin() as conn:
@@ -273,13 +332,17 @@ class TaskScheduler:
             self.start_timers(self._loop)
 
     def start_timers(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to the running loop and start retry delays found while loading runs."""
+        """Bind to the running loop and start the timers found while loading runs."""
         self._loop = loop
         for due, key, task_id, retry in self._pending_timers:
             state = self.active.get(key)
             if state is not None:
                 self._start_retry_timer(state, task_id, retry, self.clock.seconds_until(due))
         self._pending_timers.clear()
+        for state in self.active.values():
+            if state.dag.attributes.run_timeout_s is not None and state.deadline_timer is None:
+                self._start_deadline_timer(state)
+        self._arm_lease_timer()
 
     # ------------------------------------------------------------------ queue and long polls
 
@@ -293,30 +356,99 @@ class TaskScheduler:
         return False
 
     def _push(self, state: RunState, task_id: str, retry: int) -> None:
-        item = TaskToExec(state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params)
+        info = state.dag.tasks[task_id]
+        upstream = {
+            p: state.outputs.get(p)
+            for p in info.parents
+            if state.latest.get(p, (0, None))[1] is TaskStatus.SUCCESS
+        }
+        item = TaskToExec(
+            state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params, upstream
+        )
         if not self._hand_over(item):
-            self.ready.append(item)
+            heapq.heappush(self.ready, (-info.config.priority, next(self._seq), item))
 
-    async def pop(self, wait_s: float) -> TaskToExec | None:
-        """Return the next ready attempt, waiting up to ``wait_s`` seconds for one."""
-        if self.ready:
-            return self.ready.popleft()
-        if wait_s <= 0:
+    def _is_current(self, item: TaskToExec) -> bool:
+        state = self.active.get((item.dag_id, item.exec_ts))
+        return state is not None and state.latest.get(item.task_id) == (
+            item.retry,
+            TaskStatus.SCHEDULED,
+        )
+
+    def _take_ready(self) -> TaskToExec | None:
+        while self.ready:
+            item = heapq.heappop(self.ready)[2]
+            if self._is_current(item):  # a run that timed out or was marked leaves stale items
+                return item
+        return None
+
+    async def pop(self, wait_s: float, executor: str | None = None) -> TaskToExec | None:
+        """Return the next ready attempt, waiting up to ``wait_s`` seconds for one.
+
+        The attempt comes with a lease for ``executor`` (see :mod:`ppacer.scheduler.leases`).
+        """
+        if executor is not None:
+            self._seen(executor)
+        item = self._take_ready()
+        if item is None and wait_s > 0:
+            waiter: asyncio.Future[TaskToExec | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                item = await asyncio.wait_for(waiter, wait_s)
+            except TimeoutError:
+                item = None
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        if item is None:
             return None
-        waiter: asyncio.Future[TaskToExec | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter, wait_s)
-        except TimeoutError:
-            return None
-        finally:
-            if not waiter.done():
-                waiter.cancel()
+        return self._lease(item, executor)
+
+    def _lease(self, item: TaskToExec, executor: str | None) -> TaskToExec:
+        state = self.active[(item.dag_id, item.exec_ts)]
+        config = state.dag.tasks[item.task_id].config
+        now = time.monotonic()
+        # An executor that names itself heartbeats; an anonymous client (such as
+        # the original ppacer's executor) is given until the task's timeout.
+        ttl = self.lease_timeout_s
+        if executor is None:
+            ttl = max(ttl, config.timeout_s + self.timeout_grace_s)
+        lease = self.leases.grant(
+            (item.dag_id, item.exec_ts, item.task_id, item.retry),
+            executor or "anonymous",
+            now,
+            ttl,
+            now + config.timeout_s + self.timeout_grace_s,
+        )
+        if executor is not None:
+            self.executors[executor].leases.add(lease.token)
+        self._arm_lease_timer()
+        return TaskToExec(
+            item.dag_id,
+            item.exec_ts,
+            item.task_id,
+            item.retry,
+            item.run_id,
+            item.params,
+            item.upstream,
+            lease.token,
+            self.lease_timeout_s,
+        )
 
     def requeue_front(self, item: TaskToExec) -> None:
         """Put back an attempt that could not be handed over; it is the next one out."""
-        if not self._hand_over(item):
-            self.ready.appendleft(item)
+        self._release((item.dag_id, item.exec_ts, item.task_id, item.retry))
+        bare = TaskToExec(
+            item.dag_id,
+            item.exec_ts,
+            item.task_id,
+            item.retry,
+            item.run_id,
+            item.params,
+            item.upstream,
+        )
+        if not self._hand_over(bare):
+            heapq.heappush(self.ready, (-(10**9), next(self._front), bare))
 
     def release_waiters(self) -> None:
         """Answer every pending long poll with "nothing" (used when stopping)."""
@@ -325,7 +457,113 @@ class TaskScheduler:
             if not waiter.done():
                 waiter.set_result(None)
 
+    # ------------------------------------------------------------------ leases and executors
+
+    def _seen(self, executor: str) -> ExecutorInfo:
+        now = self.clock.now()
+        info = self.executors.get(executor)
+        if info is None:
+            info = self.executors[executor] = ExecutorInfo(executor, now, now)
+            log.info("executor %s connected", executor)
+        info.last_seen = now
+        return info
+
+    def _release(self, attempt: tuple[str, str, str, int]) -> None:
+        lease = self.leases.release(attempt)
+        if lease is not None and lease.executor in self.executors:
+            self.executors[lease.executor].leases.discard(lease.token)
+
+    def heartbeat(
+        self, executor: str, tokens: Iterable[str], running: int, capacity: int | None
+    ) -> list[str]:
+        """Renew ``executor``'s leases; return the tokens it no longer holds (expired, unknown).
+
+        A lease is not renewed past its attempt's timeout (plus grace): liveness
+        is about progress, not about the executor process being up.
+        """
+        info = self._seen(executor)
+        info.running = running
+        info.capacity = capacity
+        now = time.monotonic()
+        lost = []
+        for token in tokens:
+            lease = self.leases.by_token.get(token)
+            if (
+                lease is None
+                or lease.executor != executor
+                or not self.leases.renew(token, now, self.lease_timeout_s)
+            ):
+                lost.append(token)
+        self._arm_lease_timer()
+        return lost
+
+    def _arm_lease_timer(self) -> None:
+        if self._loop is None:
+            return
+        due = self.leases.next_expiry()
+        if self._lease_timer is not None:
+            if due is not None and abs(self._lease_timer.when() - due) < 1e-3:
+                return
+            self._lease_timer.cancel()
+            self._lease_timer = None
+        if due is not None:
+            # The loop's clock is time.monotonic() (the default event loops').
+            self._lease_timer = self._loop.call_at(max(due, self._loop.time()), self._expire)
+
+    def _expire(self) -> None:
+        self._lease_timer = None
+        for lease in self.leases.pop_expired(time.monotonic()):
+            if lease.executor in self.executors:
+                self.executors[lease.executor].leases.discard(lease.token)
+            self._lease_lost(lease)
+        self._arm_lease_timer()
+
+    def _lease_lost(self, lease: Lease) -> None:
+        dag_id, exec_ts, task_id, retry = lease.attempt
+        state = self.active.get((dag_id, exec_ts))
+        if state is None or state.latest.get(task_id, (None, None))[0] != retry:
+            return
+        status = state.latest[task_id][1]
+        if status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):
+            return
+        now_mono = time.monotonic()
+        if now_mono >= lease.deadline:
+            timeout = state.dag.tasks[task_id].config.timeout_s
+            reason = (
+                f"TimeoutError: task {task_id!r} ran past its timeout of {timeout:g} s "
+                f"(executor {lease.executor} did not report it in time)"
+            )
+        else:
+            reason = (
+                f"executor lost: executor {lease.executor} stopped renewing the lease on "
+                f"{lease.describe} (no heartbeat for {self.lease_timeout_s:g} s)"
+            )
+        log.warning("%s", reason)
+        try:
+            with self.transaction() as conn:
+                self._on_failure(conn, state, task_id, retry, reason, self.now_ts())
+        except Exception:
+            log.exception("could not fail the lost attempt %s", lease.describe)
+
+    def executors_view(self, connected_within_s: float | None = None) -> list[ExecutorInfo]:
+        """Executors heard from, most recent first (within ``connected_within_s``, if given)."""
+        now = self.clock.now()
+        out = sorted(self.executors.values(), key=lambda e: e.last_seen, reverse=True)
+        if connected_within_s is not None:
+            out = [e for e in out if (now - e.last_seen).total_seconds() <= connected_within_s]
+        return out
+
     # ------------------------------------------------------------------ scheduling
+
+    def _settled(self, state: RunState, task_id: str) -> TaskStatus | None:
+        current = state.latest.get(task_id)
+        return current[1] if current is not None and current[1] in _SETTLED else None
+
+    def _decide(self, state: RunState, task_id: str) -> TaskStatus | None:
+        info = state.dag.tasks[task_id]
+        if not info.parents:
+            return TaskStatus.SCHEDULED
+        return info.trigger_rule.decide([self._settled(state, p) for p in info.parents])
 
     def _schedule(
         self, conn: Connection, state: RunState, task_ids: Iterable[str], now: str
@@ -342,31 +580,74 @@ class TaskScheduler:
         )
         self._outbox.extend((state, task_id, retry) for task_id, retry, _ in attempts)
 
-    def _mark_upstream_failed(
-        self, conn: Connection, state: RunState, task_id: str, now: str
+    def _settle_children(
+        self,
+        conn: Connection,
+        state: RunState,
+        task_id: str,
+        now: str,
+        skip: Collection[str] = (),
     ) -> None:
-        """Give every not-yet-run task downstream of ``task_id`` an UPSTREAM_FAILED attempt."""
-        attempts = []
-        for tid in state.dag.descendants(task_id):
-            if tid in state.latest:
-                continue
-            retry = state.next_retry.pop(tid, 0)
-            state.waiting.pop(tid, None)
-            state.latest[tid] = (retry, TaskStatus.UPSTREAM_FAILED)
-            state.unfinished -= 1
-            attempts.append((tid, retry, TaskStatus.UPSTREAM_FAILED))
-            self._record(state, tid, retry, TaskStatus.UPSTREAM_FAILED)
-        tasks_db.insert_dag_run_tasks(
-            conn, state.dag.id, state.exec_ts, attempts, now, self.version
-        )
+        """``task_id`` has finished: decide what its children (and theirs, in turn) do.
+
+        Children in ``skip`` (not followed by a branch) become SKIPPED.
+        """
+        ready: list[str] = []
+        settled: list[tuple[str, int, TaskStatus]] = []
+        stack = [(task_id, skip)]
+        while stack:
+            parent, skipped = stack.pop()
+            parent_status = state.latest[parent][1]
+            for child in state.dag.tasks[parent].children:
+                if child not in state.waiting or child in ready:
+                    continue
+                state.waiting[child] -= 1
+                rule = state.dag.tasks[child].trigger_rule
+                if child in skipped:
+                    decision: TaskStatus | None = TaskStatus.SKIPPED
+                elif (
+                    parent_status is TaskStatus.SUCCESS
+                    and state.waiting[child] > 0
+                    and rule in _WAIT_ON_SUCCESS
+                ):
+                    continue  # the common case, without looking at every parent
+                else:
+                    decision = self._decide(state, child)
+                if decision is None:
+                    continue
+                if decision is TaskStatus.SCHEDULED:
+                    ready.append(child)
+                    continue
+                del state.waiting[child]
+                retry = state.next_retry.pop(child, 0)
+                state.latest[child] = (retry, decision)
+                state.unfinished -= 1
+                settled.append((child, retry, decision))
+                self._record(state, child, retry, decision)
+                stack.append((child, ()))
+        tasks_db.insert_dag_run_tasks(conn, state.dag.id, state.exec_ts, settled, now, self.version)
+        self._schedule(conn, state, ready, now)
+
+    def _run_failed(self, state: RunState) -> bool:
+        for task_id, (_, status) in state.latest.items():
+            if status is TaskStatus.UPSTREAM_FAILED:
+                return True
+            if status is TaskStatus.FAILED:
+                handled = any(
+                    state.dag.tasks[c].trigger_rule is TriggerRule.ONE_FAILED
+                    and state.latest.get(c, (0, None))[1] is TaskStatus.SUCCESS
+                    for c in state.dag.tasks[task_id].children
+                )
+                if not handled:
+                    return True
+        return False
 
     def _finish_run(self, conn: Connection, state: RunState, now: str) -> None:
-        failed = any(s is not TaskStatus.SUCCESS for _, s in state.latest.values())
+        failed = self._run_failed(state)
         state.status = DagRunStatus.FAILED if failed else DagRunStatus.SUCCESS
         runs_db.update_dag_run_status(conn, state.run_id, state.status, now)
         self.active.pop((state.dag.id, state.exec_ts), None)
-        for timer in state.retry_timers.values():
-            timer.cancel()
+        state.cancel_timers()
         log.info(
             "DAG run finished dagId=%s execTs=%s status=%s",
             state.dag.id,
@@ -374,10 +655,44 @@ class TaskScheduler:
             state.status,
         )
         if failed:
-            send_safely(self.notifier, Message("dag_run_failed", state.dag.id, state.exec_ts))
+            errors = tasks_db.read_task_errors(conn, state.dag.id, state.exec_ts)
+            first = next(iter(errors.items()), None)
+            self._notify(
+                "dag_run_failed",
+                state,
+                first[0][0] if first else None,
+                first[0][1] if first else None,
+                first[1] if first else None,
+            )
         self._start_queued(conn, state.dag.id)
         if self.on_run_finished is not None:
             self.on_run_finished(state)
+
+    def _notify(
+        self,
+        kind: str,
+        state: RunState,
+        task_id: str | None = None,
+        retry: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        send_safely(
+            self.notifier,
+            Message(
+                kind,
+                state.dag.id,
+                state.exec_ts,
+                task_id,
+                retry,
+                error,
+                run_id=state.run_id,
+                runtime={
+                    "host": socket.gethostname(),
+                    "schedulerVersion": self.version,
+                    "at": self.now_ts(),
+                },
+            ),
+        )
 
     def _start_retry_timer(self, state: RunState, task_id: str, retry: int, delay_s: float) -> None:
         if self._loop is None:
@@ -402,6 +717,61 @@ class TaskScheduler:
             # The run was reloaded from the database, which restarts the retry timer.
             log.exception("could not schedule retry %d of %s/%s", retry, state.dag.id, task_id)
 
+    def _start_deadline_timer(self, state: RunState) -> None:
+        timeout = state.dag.attributes.run_timeout_s
+        if timeout is None or self._loop is None:
+            return  # started by start_timers once the loop runs
+        due = parse_ts(state.insert_ts) + timedelta(seconds=timeout)
+        state.deadline_timer = self._loop.call_later(
+            self.clock.seconds_until(due), self._deadline_due, state
+        )
+
+    def _deadline_due(self, state: RunState) -> None:
+        state.deadline_timer = None
+        if self.active.get((state.dag.id, state.exec_ts)) is not state:
+            return
+        timeout = state.dag.attributes.run_timeout_s
+        if (
+            self.clock.seconds_until(parse_ts(state.insert_ts) + timedelta(seconds=timeout or 0))
+            > 0
+        ):
+            self._start_deadline_timer(state)  # a manual clock has not got there yet
+            return
+        reason = f"DAG run timed out: it ran longer than its run_timeout_s of {timeout:g} s"
+        log.warning("DAG run %s of %s: %s", state.exec_ts, state.dag.id, reason)
+        try:
+            with self.transaction() as conn:
+                self.fail_run(conn, state, reason)
+        except Exception:
+            log.exception("could not fail timed-out DAG run %s of %s", state.exec_ts, state.dag.id)
+
+    def fail_run(self, conn: Connection, state: RunState, reason: str) -> None:
+        """End an active run now: unfinished attempts FAILED with ``reason``, the rest
+        UPSTREAM_FAILED, the run FAILED (and notified)."""
+        now = self.now_ts()
+        state.cancel_timers()
+        not_started: list[tuple[str, int, TaskStatus]] = []
+        for task_id in state.dag.tasks:
+            current = state.latest.get(task_id)
+            if current is None:
+                retry = state.next_retry.pop(task_id, 0)
+                state.latest[task_id] = (retry, TaskStatus.UPSTREAM_FAILED)
+                not_started.append((task_id, retry, TaskStatus.UPSTREAM_FAILED))
+            elif not current[1].is_terminal:
+                retry = current[0]
+                self._release((state.dag.id, state.exec_ts, task_id, retry))
+                tasks_db.insert_task_error(
+                    conn, state.dag.id, state.exec_ts, task_id, retry, reason, now
+                )
+                self._set(conn, state, task_id, retry, TaskStatus.FAILED, now)
+        tasks_db.insert_dag_run_tasks(
+            conn, state.dag.id, state.exec_ts, not_started, now, self.version
+        )
+        state.waiting.clear()
+        state.unfinished = 0
+        self._notify("dag_run_timeout", state, error=reason)
+        self._finish_run(conn, state, now)
+
     # ------------------------------------------------------------------ status reports
 
     def update_status(
@@ -412,13 +782,18 @@ class TaskScheduler:
         retry: int,
         status: TaskStatus,
         task_error: str | None,
+        *,
+        lease_token: str | None = None,
+        output: Any = None,
+        branch: list[str] | None = None,
     ) -> None:
         """Apply an executor's report of an attempt's status.
 
         A repeated report is a no-op; a report about an attempt that is not
-        the current one, or a change out of a final status, raises
-        :class:`ConflictError`; unknown DAGs, runs and tasks raise
-        :class:`NotFoundError`.
+        the current one, a change the status table does not allow, or a stale
+        lease token raises :class:`ConflictError` naming the current state;
+        unknown DAGs, runs and tasks raise :class:`NotFoundError`. A report
+        without a token (the original protocol) is taken as it comes.
         """
         if status not in _REPORTABLE:
             raise InvalidInputError(
@@ -444,13 +819,22 @@ class TaskScheduler:
             )
         if current[1] == status:
             return
-        if current[1] not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING) or (
-            status is TaskStatus.RUNNING and current[1] is not TaskStatus.SCHEDULED
-        ):
-            raise ConflictError(
-                f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry} is {current[1]}; "
-                f"it cannot become {status}"
-            )
+        why = check_task_transition(current[1], status)
+        if why is not None:
+            raise ConflictError(f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: {why}")
+        attempt = (dag_id, ts, task_id, retry)
+        if lease_token is not None:
+            lease = self.leases.for_attempt(attempt)
+            if lease is None or lease.token != lease_token:
+                held = f"held by executor {lease.executor}" if lease else "not leased"
+                raise ConflictError(
+                    f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: the lease token "
+                    f"is stale (the attempt is {current[1]}, {held})"
+                )
+        if status is TaskStatus.SUCCESS:
+            problem = _check_result(dag, task_id, output, branch)
+            if problem is not None:
+                status, task_error = TaskStatus.FAILED, problem
         now = self.now_ts()
         log.info(
             "Updating dag run task status dagId=%s execTs=%s taskId=%s retry=%d "
@@ -465,12 +849,16 @@ class TaskScheduler:
         with self.transaction() as conn:
             if status is TaskStatus.RUNNING:
                 self._set(conn, state, task_id, retry, status, now)
+                if lease_token is not None:
+                    self.leases.renew(lease_token, time.monotonic(), self.lease_timeout_s)
                 if state.status is DagRunStatus.SCHEDULED:
                     state.status = DagRunStatus.RUNNING
                     runs_db.update_dag_run_status(conn, state.run_id, DagRunStatus.RUNNING, now)
             elif status is TaskStatus.SUCCESS:
-                self._on_success(conn, state, task_id, retry, now)
+                self._release(attempt)
+                self._on_success(conn, state, task_id, retry, now, output, branch)
             else:
+                self._release(attempt)
                 self._on_failure(conn, state, task_id, retry, task_error, now)
 
     def _check_inactive_report(
@@ -501,17 +889,26 @@ class TaskScheduler:
         self._record(state, task_id, retry, status)
 
     def _on_success(
-        self, conn: Connection, state: RunState, task_id: str, retry: int, now: str
+        self,
+        conn: Connection,
+        state: RunState,
+        task_id: str,
+        retry: int,
+        now: str,
+        output: Any = None,
+        branch: list[str] | None = None,
     ) -> None:
         self._set(conn, state, task_id, retry, TaskStatus.SUCCESS, now)
+        if output is not None:
+            tasks_db.insert_task_output(
+                conn, state.dag.id, state.exec_ts, task_id, retry, json.dumps(output), now
+            )
+            state.outputs[task_id] = output
         state.unfinished -= 1
-        ready = []
-        for child in state.dag.tasks[task_id].children:
-            if child in state.waiting:
-                state.waiting[child] -= 1
-                if state.waiting[child] == 0:
-                    ready.append(child)
-        self._schedule(conn, state, ready, now)
+        skip: Collection[str] = ()
+        if branch is not None:
+            skip = set(state.dag.tasks[task_id].children) - set(branch)
+        self._settle_children(conn, state, task_id, now, skip)
         if state.unfinished == 0:
             self._finish_run(conn, state, now)
 
@@ -531,21 +928,15 @@ class TaskScheduler:
             )
         if state.retry_allowed(task_id, retry):
             self._set(conn, state, task_id, retry, TaskStatus.FAILED_PENDING_RETRY, now)
-            self._start_retry_timer(state, task_id, retry + 1, config.retry_delay_s)
+            self._start_retry_timer(state, task_id, retry + 1, config.retry_delay_for(retry))
             if config.send_alert_on_retry:
-                send_safely(
-                    self.notifier,
-                    Message("task_retry", state.dag.id, state.exec_ts, task_id, retry, error),
-                )
+                self._notify("task_retry", state, task_id, retry, error)
             return
         self._set(conn, state, task_id, retry, TaskStatus.FAILED, now)
         state.unfinished -= 1
         if config.send_alert_on_failure:
-            send_safely(
-                self.notifier,
-                Message("task_failed", state.dag.id, state.exec_ts, task_id, retry, error),
-            )
-        self._mark_upstream_failed(conn, state, task_id, now)
+            self._notify("task_failed", state, task_id, retry, error)
+        self._settle_children(conn, state, task_id, now)
         if state.unfinished == 0:
             self._finish_run(conn, state, now)
 
@@ -662,13 +1053,11 @@ class TaskScheduler:
                 return
             state = self.active.pop((dag_id, ts), None)
             if state is not None:
-                for timer in state.retry_timers.values():
-                    timer.cancel()
-                self.ready = deque(
-                    i
-                    for i in self.ready
-                    if (i.dag_id, i.exec_ts, i.task_id) != (dag_id, ts, task_id)
-                )
+                # Queued attempts of the run are dropped when popped (no longer current).
+                state.cancel_timers()
+                for attempt in list(self.leases.by_attempt):
+                    if attempt[:3] == (dag_id, ts, task_id):
+                        self._release(attempt)
             if latest is None:
                 tasks_db.insert_dag_run_tasks(
                     conn, dag_id, ts, [(task_id, 0, status)], now, self.version
@@ -712,3 +1101,26 @@ class TaskScheduler:
             "queued_runs": self.queued_runs(),
             "waiters": len(self._waiters),
         }
+
+
+def _check_result(dag: Dag, task_id: str, output: Any, branch: list[str] | None) -> str | None:
+    """What is wrong with a successful attempt's output or branch (None: nothing)."""
+    if output is not None:
+        try:
+            size = len(json.dumps(output).encode())
+        except (TypeError, ValueError) as exc:
+            return f"OutputError: the value task {task_id!r} returned is not JSON: {exc}"
+        if size > MAX_OUTPUT_BYTES:
+            return (
+                f"OutputError: the value task {task_id!r} returned is {size} bytes of JSON; "
+                f"the limit is {MAX_OUTPUT_BYTES}"
+            )
+    if branch is not None:
+        children = dag.tasks[task_id].children
+        unknown = [b for b in branch if b not in children]
+        if unknown:
+            return (
+                f"BranchError: task {task_id!r} chose {unknown}, which are not its children "
+                f"(children: {list(children)})"
+            )
+    return None

@@ -1,0 +1,188 @@
+"""Notifications: the :class:`Notifier` protocol, the message, and how they are sent.
+
+The scheduler calls :func:`send_safely`: a notifier that fails is logged and
+never breaks scheduling, and notifiers that talk to the network
+(``is_blocking = True``, the default) are called on a background thread, so a
+slow webhook never delays a task. Built in: :class:`LogNotifier` (the default),
+:class:`~ppacer.notify.webhook.WebhookNotifier`, ``SlackNotifier``,
+``DiscordNotifier``, ``TelegramNotifier`` and
+:class:`~ppacer.notify.email.EmailNotifier`; :class:`MultiNotifier` sends to several.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "LogNotifier",
+    "Message",
+    "MultiNotifier",
+    "Notifier",
+    "flush",
+    "send_safely",
+]
+
+log = logging.getLogger("ppacer.notify")
+
+#: The default text of a notification; ``{name}`` placeholders are :class:`Message` fields
+#: (plus ``title``); a missing value renders as ``-``.
+DEFAULT_TEMPLATE = (
+    "[ppacer] {title}\n"
+    "DAG: {dag_id}\n"
+    "Run: {exec_ts}\n"
+    "Task: {task_id} (retry {retry})\n"
+    "Error: {error}"
+)
+
+_TITLES = {
+    "task_failed": "task failed",
+    "task_retry": "task failed, will retry",
+    "dag_run_failed": "DAG run failed",
+    "dag_run_timeout": "DAG run timed out",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a notification is about (the seed's ``notify.MsgData``)."""
+
+    # "task_failed", "task_retry", "dag_run_failed" or "dag_run_timeout".
+    kind: str
+    dag_id: str
+    exec_ts: str
+    task_id: str | None = None
+    retry: int | None = None
+    error: str | None = None
+    run_id: int | None = None
+    # Where and when: scheduler host, version, time of the event.
+    runtime: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """A short human title: ``DAG 'x' task 'y': task failed``."""
+        where = f"DAG {self.dag_id!r}"
+        if self.task_id is not None:
+            where += f" task {self.task_id!r}"
+        return f"{where}: {_TITLES.get(self.kind, self.kind)}"
+
+    def text(self) -> str:
+        """A one-line human description."""
+        where = f"DAG {self.dag_id!r} run {self.exec_ts}"
+        if self.task_id is not None:
+            where += f" task {self.task_id!r} (retry {self.retry})"
+        what = _TITLES.get(self.kind, self.kind)
+        return f"{where}: {what}" + (f": {self.error}" if self.error else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as JSON-ready data (used by the webhook notifier)."""
+        data = asdict(self)
+        data["runtime"] = dict(self.runtime)
+        data["title"] = self.title
+        return data
+
+    def render(self, template: str = DEFAULT_TEMPLATE) -> str:
+        """Fill ``template`` with this message's fields."""
+        values = {k: ("-" if v is None else v) for k, v in self.to_dict().items()}
+        return template.format_map(_Defaulting(values))
+
+
+class _Defaulting(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+class Notifier(Protocol):
+    """Sends a notification somewhere (a log, a webhook, e-mail, ...)."""
+
+    def send(self, message: Message) -> None:
+        """Send ``message``; may raise, the caller logs it."""
+        ...
+
+
+class LogNotifier:
+    """The default notifier: an ERROR line in the scheduler's log (as the seed's)."""
+
+    # Cheap and local: called inline, not on the background thread.
+    is_blocking = False
+
+    def send(self, message: Message) -> None:
+        """Log ``message`` at ERROR level."""
+        log.error("ALERT %s", message.text())
+
+
+class MultiNotifier:
+    """Sends each message to every notifier given; one failing does not stop the others."""
+
+    def __init__(self, notifiers: Iterable[Notifier]) -> None:
+        self.notifiers = list(notifiers)
+
+    def send(self, message: Message) -> None:
+        """Send to each notifier, logging failures."""
+        for notifier in self.notifiers:
+            _send_logged(notifier, message)
+
+
+def _send_logged(notifier: Notifier, message: Message) -> None:
+    try:
+        notifier.send(message)
+    except Exception:
+        log.exception("notifier %r failed to send %s", notifier, message.kind)
+
+
+class _Dispatcher:
+    """One background thread that sends notifications in order."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Notifier, Message] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, notifier: Notifier, message: Message) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ppacer-notify", daemon=True)
+                self._thread.start()
+        self._queue.put((notifier, message))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                _send_logged(*item)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def flush(self, timeout_s: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
+
+
+_dispatcher = _Dispatcher()
+
+
+def send_safely(notifier: Notifier | None, message: Message) -> None:
+    """Send through ``notifier`` without ever raising or blocking the caller on the network."""
+    if notifier is None:
+        return
+    if getattr(notifier, "is_blocking", True):
+        _dispatcher.submit(notifier, message)
+    else:
+        _send_logged(notifier, message)
+
+
+def flush(timeout_s: float = 10.0) -> bool:
+    """Wait until queued notifications are sent; True if all were (for shutdown and tests)."""
+    return _dispatcher.flush(timeout_s)
