@@ -6,17 +6,26 @@ in other processes or on other machines. Task logs go to the logs DB given to
 it. Nothing a task or the scheduler does stops the loop: a task that raises is
 reported FAILED; an unreachable scheduler is retried with backoff (logged once
 per outage); a status report that cannot be delivered is retried, not dropped.
+
+Where an attempt runs: ``async def execute`` on the executor's event loop; a
+task with a timeout of its own (or ``isolation="process"``) in a child process
+that is killed at the timeout; any other in a worker thread (past its timeout
+it is reported FAILED and its late result discarded - a thread cannot be
+killed). A supervisor thread heartbeats the leases of running attempts - but
+not of those past their timeout, so a stuck task does not look alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import os
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,16 +33,46 @@ from sqlalchemy import Engine
 from ppacer.api.models import TaskToExec
 from ppacer.dag.dag import Registry
 from ppacer.dag.status import TaskStatus
-from ppacer.dag.task import TaskContext
+from ppacer.dag.task import TaskConfig, TaskContext
 from ppacer.db.engine import open_logs_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, SchedulerUnavailableError
 from ppacer.executor.client import Client
+from ppacer.executor.isolation import Outcome, outcome_of, run_in_child
 from ppacer.tasklog import TaskLogHandler, task_logger
 from ppacer.timeutils import monotonic, parse_ts
 
 __all__ = ["Executor"]
 
 log = logging.getLogger("ppacer.executor")
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """A task attempt this executor runs."""
+
+    task: TaskToExec
+    config: TaskConfig
+    deadline: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set once the final status is claimed (by the runner, the timeout or a lost lease).
+    done: bool = False
+    # Why the attempt must stop (its lease was lost, the executor stops).
+    stop_reason: str | None = None
+    pid: int | None = None
+    future: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def task_key(self) -> tuple[str, str, str, int]:
+        """(dag_id, exec_ts, task_id, retry)."""
+        return (self.task.dag_id, self.task.exec_ts, self.task.task_id, self.task.retry)
+
+    def claim(self) -> bool:
+        """True for the first caller only: it reports (or drops) the final status."""
+        with self.lock:
+            if self.done:
+                return False
+            self.done = True
+            return True
 
 
 class Executor:
@@ -59,6 +98,12 @@ class Executor:
         self.poll_wait_s = poll_wait_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self._slots = threading.Semaphore(concurrency)
+        self._attempts: dict[tuple[str, str, str, int], _Attempt] = {}
+        self._supervisor_wake = threading.Condition(threading.Lock())
+        self._supervisor: threading.Thread | None = None
+        self._heartbeat_s = 10.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ppacer-task")
         self._stop = threading.Event()
         self._abandon = threading.Event()
@@ -84,6 +129,11 @@ class Executor:
         log.info(
             "executor %s polling %s (concurrency %d)", self.name, self.client.url, self.concurrency
         )
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name=f"ppacer-supervisor-{self.name}", daemon=True
+            )
+            self._supervisor.start()
         empty_polls = 0
         while not self._stop.is_set():
             while not self._slots.acquire(timeout=0.5):
@@ -136,7 +186,27 @@ class Executor:
                 "executor %s stopping with %d tasks still running", self.name, self._running
             )
             self._abandon.set()
+            # Child processes are killed (and reported FAILED); threads cannot be.
+            killable = []
+            for attempt in list(self._attempts.values()):
+                attempt.stop_reason = "executor stopped: the shutdown deadline passed"
+                if attempt.future is not None:
+                    attempt.future.cancel()
+                if attempt.future is not None or attempt.pid is not None:
+                    killable.append(attempt)
+            with self._idle:
+                self._idle.wait_for(
+                    lambda: all(a.task_key not in self._attempts for a in killable), timeout=5.0
+                )
+        with self._supervisor_wake:
+            self._supervisor_wake.notify_all()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(5.0)
         self._pool.shutdown(wait=finished, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(5.0)
         self.client.close()
         if self._owns_logs_engine and self.logs_engine is not None:
             self.logs_engine.dispose()
@@ -156,7 +226,7 @@ class Executor:
 
     def _poll(self) -> TaskToExec | None:
         try:
-            task = self.client.get_task(wait_s=self.poll_wait_s)
+            task = self.client.get_task(wait_s=self.poll_wait_s, executor=self.name)
         except SchedulerUnavailableError as exc:
             self._on_unreachable(exc)
             return None
@@ -180,16 +250,24 @@ class Executor:
             self._unreachable = False
             log.info("scheduler reachable again")
 
-    def _report(self, task: TaskToExec, status: TaskStatus, error: str | None = None) -> bool:
+    def _report(
+        self,
+        task: TaskToExec,
+        status: TaskStatus,
+        error: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> bool:
         """Deliver a status report, retrying while the scheduler is unreachable.
 
         Returns False when the scheduler refused it (4xx) or the executor gave up
         at its stop deadline.
         """
         delay = 0.05
+        output = outcome.output if outcome is not None else None
+        branch = outcome.branch if outcome is not None else None
         while True:
             try:
-                self.client.upsert_task_status(task, status, error)
+                self.client.upsert_task_status(task, status, error, output=output, branch=branch)
                 self._on_reachable()
                 return True
             except (ConflictError, NotFoundError, InvalidInputError) as exc:
@@ -228,34 +306,155 @@ class Executor:
             return
         if not self._report(task, TaskStatus.RUNNING):
             return
+        if task.lease_timeout_s:
+            self._heartbeat_s = max(0.05, task.lease_timeout_s / 3)
+        key = (task.dag_id, task.exec_ts, task.task_id, task.retry)
+        attempt = _Attempt(task, info.config, monotonic() + info.config.timeout_s)
+        self._attempts[key] = attempt
+        with self._supervisor_wake:
+            self._supervisor_wake.notify_all()
         logger = task_logger(self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry)
-        ctx = TaskContext(
-            dag_id=task.dag_id,
-            exec_ts=parse_ts(task.exec_ts),
-            task_id=task.task_id,
-            retry=task.retry,
-            logger=logger,
-            run_id=task.run_id,
-            params=task.params,
-        )
+        fields: dict[str, Any] = {
+            "dag_id": task.dag_id,
+            "exec_ts": parse_ts(task.exec_ts),
+            "task_id": task.task_id,
+            "retry": task.retry,
+            "run_id": task.run_id,
+            "params": task.params,
+            "upstream": task.upstream,
+        }
         log.info("Start executing task %s", _describe(task))
         started = monotonic()
         try:
-            result: Any = info.task.execute(ctx)
-            if inspect.iscoroutine(result):
-                asyncio.run(result)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
-            self._report(task, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            if info.config.runs_in_process:
+                outcome = run_in_child(
+                    info.task,
+                    fields,
+                    logger,
+                    attempt.deadline,
+                    lambda: attempt.stop_reason,
+                    lambda pid: setattr(attempt, "pid", pid),
+                )
+            else:
+                outcome = self._run_here(attempt, info.task, TaskContext(logger=logger, **fields))
+        finally:
+            self._attempts.pop(key, None)
+            with self._supervisor_wake:
+                self._supervisor_wake.notify_all()
+        if outcome.error is not None:
+            logger.error("task failed: %s", outcome.error)
+        if not attempt.claim():
+            log.warning(
+                "dropping the late result of %s: it timed out or its lease was lost",
+                _describe(task),
+            )
             return
         log.info(
             "Finished executing task %s duration=%.1fms",
             _describe(task),
             (monotonic() - started) * 1000,
         )
-        self._report(task, TaskStatus.SUCCESS)
+        if outcome.error is not None:
+            self._report(task, TaskStatus.FAILED, outcome.error)
+        else:
+            self._report(task, TaskStatus.SUCCESS, outcome=outcome)
+
+    def _run_here(self, attempt: _Attempt, task: Any, ctx: TaskContext) -> Outcome:
+        """Run in this worker thread; coroutines on the executor's event loop."""
+        try:
+            result: Any = task.execute(ctx)
+            if inspect.iscoroutine(result):
+                future = asyncio.run_coroutine_threadsafe(result, self._event_loop())
+                attempt.future = future
+                try:
+                    result = future.result(max(0.0, attempt.deadline - monotonic()))
+                except (TimeoutError, concurrent.futures.CancelledError):
+                    future.cancel()
+                    if attempt.stop_reason is not None:
+                        return Outcome(error=attempt.stop_reason)
+                    return Outcome(
+                        error=f"TimeoutError: the task ran past its timeout of "
+                        f"{attempt.config.timeout_s:g} s and was cancelled"
+                    )
+            return outcome_of(result)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            ctx.logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+            return Outcome(error=f"{type(exc).__name__}: {exc}")
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop async tasks run on (started on first use)."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._loop_thread = threading.Thread(
+                    target=loop.run_forever, name=f"ppacer-async-{self.name}", daemon=True
+                )
+                self._loop_thread.start()
+                self._loop = loop
+            return self._loop
+
+    # ------------------------------------------------------------------ supervision
+
+    def _supervise(self) -> None:
+        """Heartbeat leases and enforce timeouts, waking only when one of them is due."""
+        next_beat = monotonic()
+        while not self._supervision_over():
+            now = monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = monotonic() + self._heartbeat_s
+            for attempt in list(self._attempts.values()):
+                if not attempt.done and monotonic() >= attempt.deadline:
+                    self._timed_out(attempt)
+            deadlines = [a.deadline for a in self._attempts.values() if not a.done]
+            wake = min([*deadlines, next_beat])
+            with self._supervisor_wake:
+                if not self._supervision_over():  # stop() notifies under this lock
+                    self._supervisor_wake.wait(max(0.0, wake - monotonic()))
+
+    def _supervision_over(self) -> bool:
+        # Attempts still running are watched until they end, unless the stop deadline passed.
+        return self._stop.is_set() and (not self._attempts or self._abandon.is_set())
+
+    def _heartbeat(self) -> None:
+        now = monotonic()
+        tokens = {
+            a.task.lease_token: a
+            for a in list(self._attempts.values())
+            if a.task.lease_token is not None and not a.done and now < a.deadline
+        }
+        try:
+            lost = self.client.heartbeat(
+                self.name, list(tokens), running=self._running, capacity=self.concurrency
+            )
+        except Exception as exc:
+            log.debug("heartbeat failed: %s", exc)
+            return
+        for token in lost:
+            attempt = tokens.get(token)
+            if attempt is not None and attempt.claim():
+                log.warning(
+                    "lease lost on %s (the scheduler failed it); stopping it",
+                    _describe(attempt.task),
+                )
+                attempt.stop_reason = "executor lost its lease"
+                if attempt.future is not None:
+                    attempt.future.cancel()
+
+    def _timed_out(self, attempt: _Attempt) -> None:
+        if attempt.pid is not None or attempt.future is not None:
+            return  # a child process or a coroutine: stopped and reported by its runner
+        if not attempt.claim():
+            return
+        error = (
+            f"TimeoutError: task {attempt.task.task_id!r} ran past its timeout of "
+            f"{attempt.config.timeout_s:g} s (it keeps its worker thread until it returns; "
+            f"use isolation='process' to have it killed)"
+        )
+        log.warning("%s: %s", _describe(attempt.task), error)
+        self._report(attempt.task, TaskStatus.FAILED, error)
 
 
 def _describe(task: TaskToExec) -> str:
