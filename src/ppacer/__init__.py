@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 from ppacer.dag.cron import CronSchedule
 from ppacer.dag.dag import Dag, Node, Registry
 from ppacer.dag.schedule import FixedSchedule, Schedule, UnionSchedule
-from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus
-from ppacer.dag.task import BaseTask, Task, TaskConfig, TaskContext, task
+from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus, TriggerRule
+from ppacer.dag.task import BaseTask, Branch, Task, TaskConfig, TaskContext, task
 from ppacer.executor.client import Client
 from ppacer.executor.executor import Executor
 from ppacer.local import LocalRunner, default_started, run
@@ -20,6 +20,7 @@ from ppacer.scheduler.server import Scheduler
 __all__ = [
     "DEFAULT_CONFIG",
     "BaseTask",
+    "Branch",
     "Client",
     "Config",
     "CronSchedule",
@@ -37,6 +38,7 @@ __all__ = [
     "TaskConfig",
     "TaskContext",
     "TaskStatus",
+    "TriggerRule",
     "UnionSchedule",
     "__version__",
     "default_started",

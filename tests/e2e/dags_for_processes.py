@@ -20,11 +20,24 @@ class Where(ppacer.BaseTask):
         ctx.logger.info("ran in pid %d", os.getpid(), extra={"pid": os.getpid()})
 
 
+class HangFirstTime(ppacer.BaseTask):
+    """Attempt 0 logs that it started and hangs (its executor gets killed); later ones pass."""
+
+    def execute(self, ctx: ppacer.TaskContext) -> str:
+        if ctx.retry == 0:
+            ctx.logger.info("attempt 0 hanging in pid %d", os.getpid())
+            threading.Event().wait(120)
+        return f"done by pid {os.getpid()}"
+
+
 def registry() -> ppacer.Registry:
-    """A fan-out of 20 tasks, so several executors get work."""
+    """A fan-out of 20 tasks, so several executors get work; and a task to lose."""
     root = ppacer.Node(Where("root"))
     root.next_async_and_merge([Where(f"branch{i:02d}") for i in range(20)], Where("join"))
-    return ppacer.Registry([ppacer.Dag("spread").add_root(root).done()])
+    lost = ppacer.Node(HangFirstTime("hang"), ppacer.TaskConfig(retries=1))
+    return ppacer.Registry(
+        [ppacer.Dag("spread").add_root(root).done(), ppacer.Dag("lost").add_root(lost).done()]
+    )
 
 
 def main() -> None:

@@ -101,3 +101,51 @@ def test_task_unknown_to_the_executor_fails_without_stopping_it(start_local, db_
         assert good["Status"] == "SUCCESS"
     finally:
         executor.stop(5)
+
+
+def _start_executor(url: str, logs_db: str, name: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.dags_for_processes", url, logs_db, name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "executor started"
+    return proc
+
+
+def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
+    start_local, db_paths
+):
+    from ppacer.scheduler.config import Config
+
+    runner = start_local(registry(), config=Config(lease_timeout_s=1.0), with_executor=False)
+    logs_db = str(db_paths[1])
+    doomed = _start_executor(runner.url, logs_db, "doomed")
+    try:
+        runner.client.trigger_dag_run("lost")
+        wait_for(
+            lambda: query(db_paths[1], "SELECT 1 FROM tasklogs WHERE Message LIKE 'attempt 0%'"),
+            what="attempt 0 to start in the doomed executor",
+        )
+    finally:
+        doomed.kill()  # SIGKILL: no goodbye, no report
+        doomed.communicate(timeout=30)
+    rescuer = _start_executor(runner.url, logs_db, "rescuer")
+    try:
+        (run,) = wait_run_finished(db_paths[0], "lost")
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        rescuer.communicate(timeout=30)
+    assert run["Status"] == "SUCCESS"
+    rows = query(db_paths[0], "SELECT Retry, Status FROM dagruntasks WHERE DagId='lost'")
+    assert sorted((r["Retry"], r["Status"]) for r in rows) == [
+        (0, "FAILED_PENDING_RETRY"),
+        (1, "SUCCESS"),
+    ]
+    (error,) = query(db_paths[0], "SELECT Error FROM dagruntaskerrors WHERE DagId='lost'")
+    assert "executor lost" in error["Error"] and "doomed" in error["Error"]
+    (value,) = query(db_paths[0], "SELECT Value FROM dagruntaskoutputs WHERE DagId='lost'")
+    assert str(rescuer.pid) in value["Value"]

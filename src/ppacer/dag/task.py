@@ -23,6 +23,7 @@ __all__ = [
     "TaskConfig",
     "TaskContext",
     "TaskLogger",
+    "is_async_task",
     "task",
     "task_source",
     "task_type_name",
@@ -102,6 +103,12 @@ def task(
     return wrap
 
 
+def is_async_task(t: Task) -> bool:
+    """True when the task's ``execute`` (or wrapped function) is ``async def``."""
+    target = t.fn if isinstance(t, FunctionTask) else t.execute
+    return inspect.iscoroutinefunction(target)
+
+
 def task_type_name(t: Task) -> str:
     """Return the name stored in ``dagtasks.TaskTypeName``: the class, or the function."""
     if isinstance(t, FunctionTask):
@@ -172,7 +179,8 @@ class TaskConfig:
     priority: int = 0
     # Where the executor runs an attempt: "thread", "process" (a child process,
     # killed at the timeout or when the executor stops) or "auto" (a process
-    # when the task has a timeout of its own, a thread otherwise).
+    # when the task has a timeout of its own, a thread otherwise; async tasks
+    # run on the executor's event loop and are cancelled at their timeout).
     isolation: str = "auto"
     # Notify on each failed attempt that will be retried.
     send_alert_on_retry: bool = False
@@ -203,11 +211,14 @@ class TaskConfig:
         """True when the timeout was chosen (not the 600 s default)."""
         return not isinstance(self.timeout_s, _DefaultTimeout)
 
-    @property
-    def runs_in_process(self) -> bool:
-        """Whether the executor runs attempts of this task in a child process."""
+    def runs_in_process(self, task: Task) -> bool:
+        """Whether the executor runs attempts of ``task`` in a child process.
+
+        "auto" picks a process for a task with a timeout of its own, except an
+        ``async def execute``, which is cancelled on the event loop instead.
+        """
         if self.isolation == "auto":
-            return self.has_own_timeout
+            return self.has_own_timeout and not is_async_task(task)
         return self.isolation == "process"
 
     def retry_delay_for(self, retry: int) -> float:

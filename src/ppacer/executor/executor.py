@@ -207,6 +207,8 @@ class Executor:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
                 self._loop_thread.join(5.0)
+            if not self._loop.is_running():
+                self._loop.close()
         self.client.close()
         if self._owns_logs_engine and self.logs_engine is not None:
             self.logs_engine.dispose()
@@ -326,7 +328,7 @@ class Executor:
         log.info("Start executing task %s", _describe(task))
         started = monotonic()
         try:
-            if info.config.runs_in_process:
+            if info.config.runs_in_process(info.task):
                 outcome = run_in_child(
                     info.task,
                     fields,
@@ -341,7 +343,7 @@ class Executor:
             self._attempts.pop(key, None)
             with self._supervisor_wake:
                 self._supervisor_wake.notify_all()
-        if outcome.error is not None:
+        if outcome.error is not None and not outcome.logged:
             logger.error("task failed: %s", outcome.error)
         if not attempt.claim():
             log.warning(
@@ -381,7 +383,7 @@ class Executor:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             ctx.logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
-            return Outcome(error=f"{type(exc).__name__}: {exc}")
+            return Outcome(error=f"{type(exc).__name__}: {exc}", logged=True)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         """The loop async tasks run on (started on first use)."""

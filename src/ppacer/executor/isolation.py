@@ -35,6 +35,8 @@ class Outcome:
     error: str | None = None
     output: Any = None
     branch: list[str] | None = None
+    # The error is already in the task's log (with its traceback).
+    logged: bool = False
 
 
 def outcome_of(result: object) -> Outcome:
@@ -88,8 +90,8 @@ def _child_main(task: Task, ctx_fields: dict[str, Any], conn: Connection) -> Non
         outcome = outcome_of(result)
     except BaseException as exc:
         logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
-        outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-    conn.send(("result", outcome.error, outcome.output, outcome.branch))
+        outcome = Outcome(error=f"{type(exc).__name__}: {exc}", logged=True)
+    conn.send(("result", outcome.error, outcome.output, outcome.branch, outcome.logged))
     conn.close()
 
 
@@ -143,9 +145,9 @@ def run_in_child(
                 _, level, text, attrs = message
                 logger.log(level, "%s", text, extra=attrs)
             else:
-                _, error, output, branch = message
+                _, error, output, branch, logged = message
                 child.join(5)
-                return Outcome(error=error, output=output, branch=branch)
+                return Outcome(error=error, output=output, branch=branch, logged=logged)
     finally:
         receiver.close()
         if child.is_alive():

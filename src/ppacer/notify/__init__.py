@@ -66,10 +66,12 @@ class Message:
     @property
     def title(self) -> str:
         """A short human title: ``DAG 'x' task 'y': task failed``."""
-        where = f"DAG {self.dag_id!r}"
-        if self.task_id is not None:
-            where += f" task {self.task_id!r}"
-        return f"{where}: {_TITLES.get(self.kind, self.kind)}"
+        what = _TITLES.get(self.kind, self.kind)
+        if self.task_id is None:
+            return f"DAG {self.dag_id!r}: {what}"
+        if self.kind.startswith("dag_run"):
+            return f"DAG {self.dag_id!r}: {what} (task {self.task_id!r})"
+        return f"DAG {self.dag_id!r} task {self.task_id!r}: {what}"
 
     def text(self) -> str:
         """A one-line human description."""
