@@ -1038,8 +1038,9 @@ class TaskScheduler:
         UPSTREAM_FAILED); marked FAILED, it is not retried and its downstream
         becomes UPSTREAM_FAILED.
         """
-        if status not in (TaskStatus.SUCCESS, TaskStatus.FAILED):
-            raise InvalidInputError(f"status: a task can be marked SUCCESS or FAILED, not {status}")
+        why = check_task_transition(None, status, by="hand")
+        if why is not None:
+            raise InvalidInputError(f"status: {why}")
         ts = format_ts(exec_ts)
         now = self.now_ts()
         with self.transaction() as conn:
