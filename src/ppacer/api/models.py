@@ -42,6 +42,9 @@ class TaskToExec:
     # within ``lease_timeout_s`` seconds or the attempt is failed as "executor lost".
     lease_token: str | None = None
     lease_timeout_s: float | None = None
+    # "RUNNING" when the scheduler marked the attempt running as it handed it
+    # out (the executor need not report RUNNING); None from older schedulers.
+    status: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: the original's four fields plus our extensions."""
@@ -55,6 +58,7 @@ class TaskToExec:
             "upstream": self.upstream,
             "leaseToken": self.lease_token,
             "leaseTimeoutS": self.lease_timeout_s,
+            "status": self.status,
         }
 
     @classmethod
@@ -70,6 +74,7 @@ class TaskToExec:
             upstream=dict(data.get("upstream") or {}),
             lease_token=data.get("leaseToken"),
             lease_timeout_s=data.get("leaseTimeoutS"),
+            status=data.get("status"),
         )
 
 

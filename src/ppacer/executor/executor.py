@@ -306,7 +306,8 @@ class Executor:
                 task, TaskStatus.FAILED, f"LookupError: this executor's registry has no {what}"
             )
             return
-        if not self._report(task, TaskStatus.RUNNING):
+        # A scheduler that marks attempts RUNNING as it hands them out saves a round trip.
+        if task.status != TaskStatus.RUNNING and not self._report(task, TaskStatus.RUNNING):
             return
         if task.lease_timeout_s:
             self._heartbeat_s = max(0.05, task.lease_timeout_s / 3)
@@ -407,10 +408,11 @@ class Executor:
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = monotonic() + self._heartbeat_s
-            for attempt in list(self._attempts.values()):
+            attempts = list(self._attempts.values())  # worker threads add and remove
+            for attempt in attempts:
                 if not attempt.done and monotonic() >= attempt.deadline:
                     self._timed_out(attempt)
-            deadlines = [a.deadline for a in self._attempts.values() if not a.done]
+            deadlines = [a.deadline for a in attempts if not a.done]
             wake = min([*deadlines, next_beat])
             with self._supervisor_wake:
                 if not self._supervision_over():  # stop() notifies under this lock

@@ -381,7 +381,7 @@ class Scheduler:
             # The poller gave up while waiting: keep the task for the next one.
             ts.requeue_front(item)
             return Response(status_code=204)
-        return JSONResponse(item.to_json())
+        return JSONResponse(ts.start_attempt(item).to_json())
 
     async def _executor_heartbeat(self, request: Request) -> Response:
         body = await _parse(request, HeartbeatInput)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,8 @@ from ppacer.timeutils import Clock, format_ts, parse_ts
 
 __all__ = ["RunState", "TaskEvent", "TaskScheduler"]
 
+# Longest a handed-out attempt's RUNNING row waits to be written (batched with others).
+_RUNNING_FLUSH_S = 0.02
 # Statuses with which a task counts as finished for its children's trigger rules.
 _SETTLED = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.UPSTREAM_FAILED, TaskStatus.SKIPPED)
 # Rules that cannot fire while a parent is unfinished, whatever a successful parent says.
@@ -83,6 +85,8 @@ class RunState:
     # When the run was created (stored form), for the DAG's run timeout.
     insert_ts: str = ""
     deadline_timer: asyncio.TimerHandle | None = None
+    # Lease tokens of attempts already reported final, so a repeated report is a no-op.
+    closed_leases: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def cancel_timers(self) -> None:
         """Stop the run's retry and deadline timers."""
@@ -146,6 +150,10 @@ class TaskScheduler:
         self._lease_timer: asyncio.TimerHandle | None = None
         #: Executors heard from (pops and heartbeats), by name.
         self.executors: dict[str, ExecutorInfo] = {}
+        # Attempts handed out (RUNNING in memory) whose RUNNING row is not written yet:
+        # written by the next transaction, at the latest _RUNNING_FLUSH_S after the pop.
+        self._running_pending: dict[tuple[str, str, str, int], tuple[RunState, str]] = {}
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._waiters: deque[asyncio.Future[TaskToExec | None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Retries whose delay started before the loop existed: (due, run key, task id, retry).
@@ -276,6 +284,7 @@ class TaskScheduler:
         try:
             with self.engine.begin() as conn:
                 yield conn
+                self._write_running(conn)
         except PpacerError:
             # Raised by checks before anything was written or changed in memory.
             self._outbox.clear()
@@ -302,6 +311,52 @@ class TaskScheduler:
             self._events.append(
                 TaskEvent(state.dag.id, state.exec_ts, task_id, retry, status, self.clock.now())
             )
+
+    def _write_running(self, conn: Connection) -> None:
+        """Write the RUNNING rows of attempts handed out since the last transaction."""
+        pending, self._running_pending = self._running_pending, {}
+        for (_, _, task_id, retry), (state, at) in pending.items():
+            if state.latest.get(task_id) != (retry, TaskStatus.RUNNING):
+                continue  # finished within the window: its final row says it all
+            tasks_db.update_dag_run_task_status(
+                conn, state.dag.id, state.exec_ts, task_id, retry, TaskStatus.RUNNING, at
+            )
+            self._run_started(conn, state, at)
+
+    def _run_started(self, conn: Connection, state: RunState, at: str) -> None:
+        if state.status is DagRunStatus.SCHEDULED:
+            state.status = DagRunStatus.RUNNING
+            runs_db.update_dag_run_status(conn, state.run_id, DagRunStatus.RUNNING, at)
+
+    def start_attempt(self, item: TaskToExec) -> TaskToExec:
+        """The attempt was handed to an executor: it is RUNNING from now on.
+
+        Saves the executor a RUNNING report (a repeated one is a no-op). The
+        RUNNING row is written with the next transaction, at most
+        ``_RUNNING_FLUSH_S`` later; a quick task's final report writes it at
+        once. A crash before that leaves the row SCHEDULED, which recovery
+        treats as it treats RUNNING: the attempt is queued again.
+        """
+        state = self.active.get((item.dag_id, item.exec_ts))
+        if state is None or state.latest.get(item.task_id) != (item.retry, TaskStatus.SCHEDULED):
+            return item
+        now = self.now_ts()
+        state.latest[item.task_id] = (item.retry, TaskStatus.RUNNING)
+        self._record(state, item.task_id, item.retry, TaskStatus.RUNNING)
+        self._running_pending[(item.dag_id, item.exec_ts, item.task_id, item.retry)] = (state, now)
+        if self._flush_timer is None and self._loop is not None:
+            self._flush_timer = self._loop.call_later(_RUNNING_FLUSH_S, self._flush_running)
+        return replace(item, status=str(TaskStatus.RUNNING))
+
+    def _flush_running(self) -> None:
+        self._flush_timer = None
+        if not self._running_pending:
+            return
+        try:
+            with self.transaction():
+                pass
+        except Exception:
+            log.exception("could not write RUNNING statuses")
 
     def _reload_active(self) -> None:
         """Rebuild all active runs from the database after a failed write."""
@@ -817,20 +872,24 @@ class TaskScheduler:
                 f"task {task_id!r} of DAG {dag_id!r} run {ts}: retry {retry} is not the current "
                 f"attempt ({have})"
             )
-        if current[1] == status:
-            return
-        why = check_task_transition(current[1], status)
-        if why is not None:
-            raise ConflictError(f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: {why}")
         attempt = (dag_id, ts, task_id, retry)
         if lease_token is not None:
             lease = self.leases.for_attempt(attempt)
-            if lease is None or lease.token != lease_token:
+            closed = state.closed_leases.get((task_id, retry))
+            if (lease is None or lease.token != lease_token) and closed != lease_token:
                 held = f"held by executor {lease.executor}" if lease else "not leased"
                 raise ConflictError(
                     f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: the lease token "
                     f"is stale (the attempt is {current[1]}, {held})"
                 )
+        if current[1] == status:
+            if attempt in self._running_pending:
+                with self.transaction():
+                    pass  # the client waits for RUNNING to be recorded
+            return
+        why = check_task_transition(current[1], status)
+        if why is not None:
+            raise ConflictError(f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: {why}")
         if status is TaskStatus.SUCCESS:
             problem = _check_result(dag, task_id, output, branch)
             if problem is not None:
@@ -847,19 +906,19 @@ class TaskScheduler:
             status,
         )
         with self.transaction() as conn:
+            self._run_started(conn, state, now)
             if status is TaskStatus.RUNNING:
                 self._set(conn, state, task_id, retry, status, now)
                 if lease_token is not None:
                     self.leases.renew(lease_token, time.monotonic(), self.lease_timeout_s)
-                if state.status is DagRunStatus.SCHEDULED:
-                    state.status = DagRunStatus.RUNNING
-                    runs_db.update_dag_run_status(conn, state.run_id, DagRunStatus.RUNNING, now)
-            elif status is TaskStatus.SUCCESS:
-                self._release(attempt)
-                self._on_success(conn, state, task_id, retry, now, output, branch)
             else:
+                if lease_token is not None:
+                    state.closed_leases[(task_id, retry)] = lease_token
                 self._release(attempt)
-                self._on_failure(conn, state, task_id, retry, task_error, now)
+                if status is TaskStatus.SUCCESS:
+                    self._on_success(conn, state, task_id, retry, now, output, branch)
+                else:
+                    self._on_failure(conn, state, task_id, retry, task_error, now)
 
     def _check_inactive_report(
         self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus
