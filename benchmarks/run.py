@@ -1,157 +1,539 @@
-"""Benchmarks: a real scheduler and executor over HTTP on loopback, SQLite files in a temp dir.
+"""Benchmarks of ppacer: real schedulers and executors over HTTP on loopback.
 
-Each figure is the median of several runs, from the trigger (an API call) to
-the DAG run's SUCCESS in the database, as the run's own timestamps record it
-(dagruns.InsertTs to dagruns.StatusUpdateTs), plus the wall time the client saw.
+    python benchmarks/run.py                       # every workload, SQLite, 5 runs each
+    python benchmarks/run.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/run.py --only many_dags,idle --modes separate
+    python benchmarks/run.py --quick               # CI: everything, shrunk (well under a minute)
 
-    python benchmarks/run.py            # full: 5 runs per workload
-    python benchmarks/run.py --quick    # a few seconds: proves the benchmarks still work
+Workloads (issue 8): ``single``, ``chain50``, ``fanout200``, ``wide1000``,
+``sleep20`` (trigger API call to the run's SUCCESS in the database, median of
+``--runs``), ``many_dags`` (1,000 DAGs every 10 s for 2 minutes: schedule lag
+and CPU), ``idle`` (1,000 DAGs, nothing due: CPU over 30 s), ``startup`` (sync
+1,000 DAGs x 10 tasks, cold and warm), ``history`` (``chain50`` and the UI's
+latest-runs query with 100,000 finished runs in the database). Each runs in the
+one-process deployment (``ppacer.run``'s ``LocalRunner``) and with scheduler and
+executor in separate processes, on fresh SQLite files or, with ``--db``, a fresh
+database on that PostgreSQL server (dropped afterwards).
 
-Output: one JSON line per figure, then a human table.
+Output: one JSON line per figure (``{"db", "workload", "mode", "metric",
+"value", "unit", "n", "target", ...}``), then a table for people. CPU and peak
+RSS come from /proc (``utime + stime``, ``VmHWM``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import math
 import os
 import platform
 import statistics
-import tempfile
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from harness import HERE, MODES, Database, Deployment, Proc, temp_root, trigger_and_wait
+from workloads import LATENCY, history_dag_ids
 
 import ppacer
-from ppacer.db.schema import dagruns
-from ppacer.local import LocalRunner
 from ppacer.timeutils import parse_ts
 
+WORKLOADS = [*LATENCY, "many_dags", "idle", "startup", "history"]
 
-class Noop(ppacer.BaseTask):
-    """Does nothing."""
-
-    def execute(self, ctx: ppacer.TaskContext) -> None:
-        return None
-
-
-class Sleep(ppacer.BaseTask):
-    """Sleeps half a second."""
-
-    def execute(self, ctx: ppacer.TaskContext) -> None:
-        time.sleep(0.5)
-
-
-def single() -> ppacer.Node:
-    return ppacer.Node(Noop("only"))
-
-
-def chain(n: int) -> Callable[[], ppacer.Node]:
-    def build() -> ppacer.Node:
-        root = ppacer.Node(Noop("t0"))
-        node = root
-        for i in range(1, n):
-            node = node.next(Noop(f"t{i}"))
-        return root
-
-    return build
-
-
-def fanout(n: int) -> Callable[[], ppacer.Node]:
-    def build() -> ppacer.Node:
-        root = ppacer.Node(Noop("root"))
-        root.next_async_and_merge([Noop(f"b{i}") for i in range(n)], Noop("join"))
-        return root
-
-    return build
-
-
-def sleep20() -> ppacer.Node:
-    root = ppacer.Node(Noop("root"))
-    root.next_async_and_merge([Sleep(f"s{i}") for i in range(20)], Noop("join"))
-    return root
-
-
-WORKLOADS: dict[str, Callable[[], ppacer.Node]] = {
-    "single": single,
-    "hello": chain(2),
-    "chain50": chain(50),
-    "chain100": chain(100),
-    "fanout200": fanout(200),
-    "wide1000": fanout(1000),
-    "sleep20": sleep20,
+#: The issue's targets on SQLite (PostgreSQL: time targets x2): (workload, metric) -> bound.
+TARGETS: dict[tuple[str, str], float] = {
+    ("single", "latency_s"): 0.010,
+    ("chain50", "latency_s"): 0.10,
+    ("fanout200", "latency_s"): 0.15,
+    ("wide1000", "latency_s"): 1.0,
+    ("sleep20", "latency_s"): 1.55,
+    ("many_dags", "lag_p99_ms"): 100.0,
+    ("many_dags", "rss_scheduler_mb"): 120.0,
+    ("idle", "cpu_pct"): 1.0,
+    ("startup", "cold_s"): 3.0,
+    ("startup", "warm_s"): 1.0,
+    ("history", "chain50_slowdown_pct"): 10.0,
+    ("history", "latest100_ms"): 50.0,
 }
+# Targets that do not scale with the database's speed.
+_UNSCALED = {("many_dags", "rss_scheduler_mb"), ("idle", "cpu_pct")}
 
 
-def measure(name: str, runs: int, concurrency: int) -> dict[str, object]:
-    registry = ppacer.Registry([ppacer.Dag(name).add_root(WORKLOADS[name]()).done()])
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = LocalRunner(
-            registry,
-            str(Path(tmp) / "scheduler.db"),
-            str(Path(tmp) / "logs.db"),
-            port=0,
-            concurrency=concurrency,
-        ).start()
-        try:
-            db_s: list[float] = []
-            wall_s: list[float] = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                run_id = runner.client.trigger_dag_run(name)["runId"]
+class Report:
+    """Collects figures, prints each as a JSON line at once, and the table at the end."""
+
+    def __init__(self, db_kind: str, out: Path | None) -> None:
+        self.db_kind = db_kind
+        self.figures: list[dict[str, Any]] = []
+        self.out = out.open("a") if out is not None else None
+
+    def line(self, data: dict[str, Any]) -> None:
+        text = json.dumps(data)
+        print(text, flush=True)
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def add(
+        self,
+        workload: str,
+        mode: str,
+        metric: str,
+        value: float,
+        unit: str,
+        *,
+        n: int = 1,
+        samples: list[float] | None = None,
+        **extra: Any,
+    ) -> None:
+        target = TARGETS.get((workload, metric.split(".")[0]))
+        if target is not None and self.db_kind != "sqlite" and (workload, metric) not in _UNSCALED:
+            target *= 2
+        figure = {
+            "db": self.db_kind,
+            "workload": workload,
+            "mode": mode,
+            "metric": metric,
+            "value": _round(value),
+            "unit": unit,
+            "n": n,
+            "target": target,
+            **extra,
+        }
+        if samples is not None:
+            figure["samples"] = [_round(s) for s in samples]
+        self.figures.append(figure)
+        self.line(figure)
+
+    def table(self) -> str:
+        rows = [("workload", "mode", "metric", "value", "unit", "n", "target", "met")]
+        for f in self.figures:
+            target = f["target"]
+            met = "" if target is None else ("yes" if f["value"] <= target else "NO")
+            rows.append(
+                (
+                    f["workload"],
+                    f["mode"],
+                    f["metric"],
+                    f"{f['value']}",
+                    f["unit"],
+                    str(f["n"]),
+                    "" if target is None else f"<= {target:g}",
+                    met,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = []
+        for r in rows:
+            cells = [
+                c.rjust(w) if i == 3 else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+
+def _round(x: float) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, max(0, 4 - math.floor(math.log10(abs(x)))))
+
+
+def _pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+class Bench:
+    """The settings of one invocation and the workloads as methods."""
+
+    def __init__(self, args: argparse.Namespace, report: Report, tmp: Path) -> None:
+        self.args = args
+        self.report = report
+        self.tmp = tmp
+        self.quick = args.quick
+        self.runs = args.runs
+        self.modes = args.modes
+        self.logs = tmp / "logs"
+        self.logs.mkdir()
+        self.py_spy = Path(args.py_spy).resolve() if args.py_spy else None
+
+    def database(self) -> Database:
+        return Database(self.args.db, self.tmp)
+
+    def deploy(self, mode: str, spec: dict[str, Any], db: Database, label: str) -> Deployment:
+        return Deployment(
+            mode,
+            spec,
+            db,
+            self.logs,
+            label=f"{label}-{'one' if mode == 'one-process' else 'sep'}",
+            concurrency=self.args.concurrency,
+            log_level=self.args.log_level,
+            py_spy=self.py_spy,
+        )
+
+    def rss(self, workload: str, mode: str, dep: Deployment) -> None:
+        for role, mb in dep.peak_rss_mb().items():
+            self.report.add(workload, mode, f"rss_{_role(role)}_mb", mb, "MiB")
+
+    # ------------------------------------------------------------------ latency
+
+    def latency(self, names: list[str]) -> None:
+        """Each latency workload: warm-up run, then ``runs`` measured runs (medians)."""
+        spec = {"kind": "latency", "names": names}
+        for mode in self.modes:
+            with self.database() as db, self.deploy(mode, spec, db, "latency") as dep:
+                for name in names:
+                    self._latency_runs(name, mode, db, dep, self.runs)
+                self.rss("latency", mode, dep)
+
+    def _latency_runs(
+        self,
+        name: str,
+        mode: str,
+        db: Database,
+        dep: Deployment,
+        runs: int,
+        *,
+        workload: str | None = None,
+        metric: str = "latency_s",
+    ) -> list[float]:
+        """Runs of the latency DAG ``name``; figures under ``workload`` (default: ``name``)."""
+        trigger_and_wait(dep, db, name)  # warm-up: connections, caches, executor polling
+        cpu0 = dep.cpu_s()
+        samples = [trigger_and_wait(dep, db, name) for _ in range(runs)]
+        cpu1 = dep.cpu_s()
+        latency = [s["latency_s"] for s in samples]
+        median = statistics.median(latency)
+        tasks = _count_tasks(name)
+        self.report.add(workload or name, mode, metric, median, "s", n=runs, samples=latency)
+        if workload is None:
+            self.report.add(name, mode, "run_s", _median(samples, "run_s"), "s", n=runs)
+            self.report.add(name, mode, "wall_s", _median(samples, "wall_s"), "s", n=runs)
+            if name == "chain50":
+                self.report.add(name, mode, "hop_ms", median / 50 * 1000, "ms", n=runs)
+            self.report.add(name, mode, "tasks_per_s", tasks / median, "1/s", n=runs)
+            for role in cpu0:
+                per_task = (cpu1[role] - cpu0[role]) / runs / tasks * 1000
+                self.report.add(name, mode, f"cpu_{_role(role)}_ms_per_task", per_task, "ms")
+        return latency
+
+    # ------------------------------------------------------------------ many_dags
+
+    def many_dags(self) -> None:
+        """1,000 DAGs every 10 s for 2 minutes: lag of run creation behind the schedule."""
+        n, interval_s, ticks, margin_s = (60, 1.0, 3, 3.0) if self.quick else (1000, 10.0, 12, 20.0)
+        for mode in self.modes:
+            start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=margin_s)
+            end = start + timedelta(seconds=interval_s * (ticks - 1))
+            spec = {
+                "kind": "scheduled",
+                "n": n,
+                "tasks": 1,
+                "start": start.isoformat(),
+                "interval_s": interval_s,
+                "end": end.isoformat(),
+                "prefix": "md",
+            }
+            with self.database() as db, self.deploy(mode, spec, db, "many_dags") as dep:
+                ready = datetime.now(UTC)
+                if ready >= start:
+                    raise RuntimeError(
+                        f"many_dags: the deployment was ready {ready - start} after the first "
+                        "point; raise the start margin"
+                    )
+                _sleep_until(start)
+                cpu0, t0 = dep.cpu_s(), time.monotonic()
+                _sleep_until(end + timedelta(seconds=interval_s))
+                cpu1, t1 = dep.cpu_s(), time.monotonic()
+                expected = n * ticks
+                deadline = time.monotonic() + (10 if self.quick else 120)
                 while True:
-                    with runner.scheduler.engine.connect() as conn:
-                        row = conn.execute(select(dagruns).where(dagruns.c.RunId == run_id)).one()
-                    if row.Status in ("SUCCESS", "FAILED"):
+                    rows = db.runs_of("md")
+                    finished = [r for r in rows if r.Status in ("SUCCESS", "FAILED")]
+                    if len(finished) >= expected or time.monotonic() > deadline:
                         break
-                    time.sleep(0.0005)
-                wall_s.append(time.perf_counter() - started)
-                assert row.Status == "SUCCESS", row
-                db_s.append((parse_ts(row.StatusUpdateTs) - parse_ts(row.InsertTs)).total_seconds())
-        finally:
-            runner.stop()
-    tasks = len(registry[name].tasks)
+                    time.sleep(0.5)
+                self.rss("many_dags", mode, dep)
+            lag = [_ms(r.InsertTs, r.ExecTs) for r in rows]
+            done = [_ms(r.StatusUpdateTs, r.ExecTs) for r in finished]
+            add = self.report.add
+            extra = {"dags": n, "interval_s": interval_s, "ticks": ticks}
+            add("many_dags", mode, "runs_created", len(rows), "runs", target_runs=expected)
+            add(
+                "many_dags",
+                mode,
+                "runs_succeeded",
+                sum(r.Status == "SUCCESS" for r in rows),
+                "runs",
+            )
+            add("many_dags", mode, "lag_p50_ms", _pct(lag, 0.5), "ms", n=len(lag), **extra)
+            add("many_dags", mode, "lag_p99_ms", _pct(lag, 0.99), "ms", n=len(lag), **extra)
+            add("many_dags", mode, "lag_max_ms", max(lag), "ms", n=len(lag))
+            add("many_dags", mode, "done_p50_ms", _pct(done, 0.5), "ms", n=len(done))
+            add("many_dags", mode, "done_p99_ms", _pct(done, 0.99), "ms", n=len(done))
+            for role in cpu0:
+                pct = (cpu1[role] - cpu0[role]) / (t1 - t0) * 100
+                add("many_dags", mode, f"cpu_{_role(role)}_pct", pct, "% of a core")
+
+    # ------------------------------------------------------------------ idle
+
+    def idle(self) -> None:
+        """1,000 registered DAGs, nothing due for a day: CPU over 30 s."""
+        n, window_s, settle_s = (100, 2.0, 1.0) if self.quick else (1000, 30.0, 3.0)
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spec = {
+            "kind": "scheduled",
+            "n": n,
+            "tasks": 1,
+            "start": (start + timedelta(days=1)).isoformat(),
+            "interval_s": 86400,
+            "end": None,
+            "prefix": "idle",
+        }
+        for mode in self.modes:
+            with self.database() as db, self.deploy(mode, spec, db, "idle") as dep:
+                time.sleep(settle_s)
+                cpu0, t0 = dep.cpu_s(), time.monotonic()
+                time.sleep(window_s)
+                cpu1, t1 = dep.cpu_s(), time.monotonic()
+                total = 0.0
+                for role in cpu0:
+                    pct = (cpu1[role] - cpu0[role]) / (t1 - t0) * 100
+                    total += pct
+                    self.report.add("idle", mode, f"cpu_{_role(role)}_pct", pct, "% of a core")
+                self.report.add("idle", mode, "cpu_pct", total, "% of a core", window_s=window_s)
+                self.rss("idle", mode, dep)
+
+    # ------------------------------------------------------------------ startup
+
+    def startup(self) -> None:
+        """Sync 1,000 DAGs x 10 tasks into an empty database, then into one that has them."""
+        n = 100 if self.quick else 1000
+        reps = 1 if self.quick else self.runs
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spec = {
+            "kind": "scheduled",
+            "n": n,
+            "tasks": 10,
+            "start": (start + timedelta(days=1)).isoformat(),
+            "interval_s": 86400,
+            "end": None,
+            "prefix": "st",
+        }
+        found: dict[str, list[float]] = {"cold_s": [], "warm_s": [], "build_s": []}
+        for rep in range(reps):
+            with self.database() as db:
+                for metric in ("cold_s", "warm_s"):
+                    proc = Proc(
+                        "startup",
+                        spec,
+                        self.logs,
+                        f"startup-{rep}-{metric}",
+                        db=db.url,
+                        logs_db=db.logs_url,
+                        log_level=self.args.log_level,
+                        py_spy=self.py_spy,
+                    )
+                    info = proc.wait_ready(600)
+                    proc.popen.wait(60)
+                    proc.stop()
+                    found[metric].append(info["start_s"])
+                    found["build_s"].append(info["build_s"])
+        for metric, values in found.items():
+            self.report.add(
+                "startup",
+                "-",
+                metric,
+                statistics.median(values),
+                "s",
+                n=len(values),
+                samples=values,
+                dags=n,
+                tasks=n * 10,
+            )
+
+    # ------------------------------------------------------------------ history
+
+    def history(self) -> None:
+        """``chain50`` and the UI's queries on an empty database and on one with 100,000
+        finished runs (100 DAGs x 10 tasks: 1,000,000 task rows).
+
+        Both deployments run side by side and the runs alternate between them, so
+        a change in the machine's load hits both alike.
+        """
+        runs_in_db, n_dags, tasks = (2_000, 20, 10) if self.quick else (100_000, 100, 10)
+        spec = {"kind": "history", "names": ["chain50"], "dags": n_dags, "tasks": tasks}
+        queries = 5 if self.quick else 30
+        with self.database() as empty, self.database() as full:
+            started = time.perf_counter()
+            full.insert_history(history_dag_ids(n_dags), runs_in_db, tasks)
+            insert_s = time.perf_counter() - started
+            self.report.add(
+                "history", "-", "bulk_insert_s", insert_s, "s", runs=runs_in_db, tasks=tasks
+            )
+            for mode in self.modes:
+                with (
+                    self.deploy(mode, spec, empty, "history-empty") as dep_empty,
+                    self.deploy(mode, spec, full, "history-100k") as dep_full,
+                ):
+                    pairs = (("_empty", empty, dep_empty), ("", full, dep_full))
+                    latency: dict[str, list[float]] = {"_empty": [], "": []}
+                    for _sfx, db, dep in pairs:
+                        trigger_and_wait(dep, db, "chain50")  # warm-up
+                    for _ in range(self.runs):
+                        for sfx, db, dep in pairs:
+                            latency[sfx].append(trigger_and_wait(dep, db, "chain50")["latency_s"])
+                    for sfx, _db, dep in pairs:
+                        latest = _time_calls(partial(dep.client.ui_dagrun_latest, 100), queries)
+                        stats = _time_calls(dep.client.ui_dagrun_stats, queries)
+                        add = self.report.add
+                        median = statistics.median(latency[sfx])
+                        add(
+                            "history",
+                            mode,
+                            f"chain50_latency_s{sfx}",
+                            median,
+                            "s",
+                            n=self.runs,
+                            samples=latency[sfx],
+                        )
+                        add("history", mode, f"latest100_ms{sfx}", _med(latest), "ms", n=queries)
+                        add("history", mode, f"stats_ms{sfx}", _med(stats), "ms", n=queries)
+                slow = statistics.median(latency[""]) / statistics.median(latency["_empty"]) - 1
+                self.report.add("history", mode, "chain50_slowdown_pct", slow * 100, "%")
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _count_tasks(name: str) -> int:
+    return len(ppacer.Dag(name).add_root(LATENCY[name]()).done().tasks)
+
+
+def _median(samples: list[dict[str, float]], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def _role(role: str) -> str:
+    return {"scheduler+executor": "process"}.get(role, role)
+
+
+def _ms(later: str, earlier: str) -> float:
+    return (parse_ts(later) - parse_ts(earlier)).total_seconds() * 1000
+
+
+def _sleep_until(when: datetime) -> None:
+    while (left := (when - datetime.now(UTC)).total_seconds()) > 0:
+        time.sleep(min(left, 1.0))
+
+
+def _time_calls(call: Callable[[], object], n: int) -> list[float]:
+    call()  # warm-up
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _header(args: argparse.Namespace, db_kind: str) -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *cmd], cwd=HERE, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
     return {
-        "workload": name,
-        "tasks": tasks,
-        "runs": runs,
-        "median_s": round(statistics.median(db_s), 4),
-        "min_s": round(min(db_s), 4),
-        "median_wall_s": round(statistics.median(wall_s), 4),
-        "tasks_per_s": round(tasks / statistics.median(db_s), 1),
+        "header": True,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "db": db_kind,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "ppacer": ppacer.__version__,
+        "ppacer_path": str(Path(ppacer.__file__).parent),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        # Uncommitted changes in the repository's src/ (when ppacer is imported from there).
+        "dirty_src": Path(ppacer.__file__).is_relative_to(HERE.parent)
+        and bool(git("status", "--porcelain", "--", "../src")),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "loadavg": os.getloadavg(),
+        "runs": args.runs,
+        "modes": args.modes,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few runs of the small workloads")
-    parser.add_argument("--runs", type=int, default=5, help="runs per workload (median reported)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="every workload, shrunk (CI)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {WORKLOADS}")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {MODES}")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 5)")
     parser.add_argument("--concurrency", type=int, default=8, help="executor concurrency")
-    parser.add_argument("workloads", nargs="*", default=None, help=f"any of {list(WORKLOADS)}")
+    parser.add_argument(
+        "--db", default=None, help="PostgreSQL URL of a server to create fresh databases on"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="the processes' log level")
+    parser.add_argument("--json", default=None, help="also append the JSON lines to this file")
+    parser.add_argument(
+        "--py-spy", default=None, metavar="DIR", help="record each process with py-spy into DIR"
+    )
     args = parser.parse_args()
-    logging.basicConfig(level=os.environ.get("PPACER_LOG_LEVEL", "WARNING"))
-    names = args.workloads or (
-        ["single", "chain50", "fanout200"] if args.quick else list(WORKLOADS)
+    args.runs = args.runs or (3 if args.quick else 5)
+    args.modes = [m for m in args.modes.split(",") if m]
+    names = [w for w in args.only.split(",") if w] or list(WORKLOADS)
+    unknown = [w for w in names if w not in WORKLOADS] + [m for m in args.modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown workloads or modes: {unknown}")
+    if args.quick and not args.only:
+        names = ["single", "chain50", "fanout200", "many_dags", "idle", "startup", "history"]
+    db_kind = "sqlite" if args.db is None else "postgresql"
+    report = Report(db_kind, Path(args.json) if args.json else None)
+    report.line(_header(args, db_kind))
+    started = time.monotonic()
+    with temp_root() as tmp:
+        bench = Bench(args, report, tmp)
+        latency = [n for n in names if n in LATENCY]
+        sections: list[tuple[str, Callable[[], None]]] = []
+        if latency:
+            sections.append(("latency", lambda: bench.latency(latency)))
+        sections += [(n, getattr(bench, n)) for n in ("many_dags", "idle", "startup", "history")]
+        for name, section in sections:
+            if name != "latency" and name not in names:
+                continue
+            if args.quick and name in ("many_dags", "idle", "history"):
+                # The quick run proves these work; one deployment is enough for that.
+                bench.modes = args.modes[-1:]
+            section_started = time.monotonic()
+            section()
+            bench.modes = args.modes
+            elapsed = round(time.monotonic() - section_started, 1)
+            report.line({"section": name, "elapsed_s": elapsed, "loadavg": os.getloadavg()})
+    report.line(
+        {
+            "footer": True,
+            "elapsed_s": round(time.monotonic() - started, 1),
+            "loadavg": os.getloadavg(),
+        }
     )
-    runs = 2 if args.quick else args.runs
-    results = []
-    for name in names:
-        result = measure(name, runs, args.concurrency)
-        results.append(result)
-        print(json.dumps(result), flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\nmachine: {machine}")
     print(
-        f"{'workload':<10} {'tasks':>6} {'median s':>9} {'min s':>8} {'wall s':>8} {'tasks/s':>9}"
+        f"\n{db_kind}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {args.runs} runs per figure (medians)"
     )
-    for r in results:
-        print(
-            f"{r['workload']:<10} {r['tasks']:>6} {r['median_s']:>9} {r['min_s']:>8} "
-            f"{r['median_wall_s']:>8} {r['tasks_per_s']:>9}"
-        )
+    print(report.table())
 
 
 if __name__ == "__main__":
