@@ -227,3 +227,50 @@ def test_unknown_path_and_method_get_the_error_shape(server):
     response = http.get("/dag/run/trigger")
     assert response.status_code == 405
     assert "error" in response.json()
+
+
+def test_batch_pop_and_batch_report_extensions(server):
+    _, http = server
+    for day in (1, 2, 3):
+        trigger = {"dagId": "example", "execTs": f"2024-03-0{day}T00:00:00Z"}
+        assert http.post("/dag/run/trigger", json=trigger).status_code == 200
+    response = http.get("/dag/task/pop/batch", params={"max": 2, "executor": "x"})
+    assert response.status_code == 200
+    tasks = response.json()["tasks"]
+    assert len(tasks) == 2 and all(t["status"] == "RUNNING" and t["leaseToken"] for t in tasks)
+    first, second = tasks
+    updates = [
+        {**{k: first[k] for k in ("dagId", "execTs", "taskId", "retry")}, "status": "SUCCESS"},
+        {
+            **{k: second[k] for k in ("dagId", "execTs", "taskId", "retry")},
+            "status": "SUCCESS",
+            "leaseToken": "forged",
+        },
+        {
+            "dagId": "ghost",
+            "execTs": first["execTs"],
+            "taskId": "start",
+            "retry": 0,
+            "status": "SUCCESS",
+        },
+        {**{k: first[k] for k in ("dagId", "execTs", "taskId", "retry")}, "status": "BOGUS"},
+    ]
+    results = http.post("/dag/task/update/batch", json={"updates": updates}).json()["results"]
+    assert [r["status"] for r in results] == [200, 409, 404, 400]
+    assert "lease token is stale" in results[1]["error"]
+    assert "updates.3.status" in results[3]["error"]
+    rows = query(
+        runner_db(server), "SELECT ExecTs, TaskId, Status FROM dagruntasks ORDER BY ExecTs, TaskId"
+    )
+    by_key = {(r["ExecTs"][:10], r["TaskId"]): r["Status"] for r in rows}
+    assert by_key[("2024-03-01", "start")] == "SUCCESS"
+    assert by_key[("2024-03-01", "finish")] == "SCHEDULED"
+    response = http.get("/dag/task/pop/batch", params={"max": 0})
+    assert response.status_code == 400 and "max" in response.json()["error"]
+    response = http.post("/dag/task/update/batch", json={"updates": "no"})
+    assert response.status_code == 400 and "updates" in response.json()["error"]
+
+
+def runner_db(server: tuple[LocalRunner, httpx2.Client]) -> str:
+    runner, _ = server
+    return str(runner.scheduler.engine.url.database)

@@ -20,6 +20,7 @@ __all__ = [
     "TaskActionInput",
     "TaskMarkInput",
     "TaskStatusUpdate",
+    "TaskStatusUpdates",
     "TaskToExec",
     "describe_validation_error",
 ]
@@ -96,6 +97,12 @@ class TaskStatusUpdate(_Input):
     leaseToken: str | None = None
     output: Any = None
     branch: list[str] | None = None
+
+
+class TaskStatusUpdates(_Input):
+    """``POST /dag/task/update/batch``: several reports, applied in order in one transaction."""
+
+    updates: list[TaskStatusUpdate] = Field(max_length=1000)
 
 
 class HeartbeatInput(_Input):

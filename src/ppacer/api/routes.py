@@ -36,6 +36,8 @@ _ALL = (
     Route("state", "GET", "/state"),
     # Extensions over the original protocol.
     Route("executor_heartbeat", "POST", "/executor/heartbeat"),
+    Route("pop_tasks", "GET", "/dag/task/pop/batch"),
+    Route("update_task_statuses", "POST", "/dag/task/update/batch"),
     Route("pause_dag", "POST", "/dag/pause"),
     Route("unpause_dag", "POST", "/dag/unpause"),
     Route("backfill_dag", "POST", "/dag/backfill"),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from ppacer.dag.status import TaskStatus
 from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntaskoutputs, dagruntasks
@@ -22,6 +22,7 @@ __all__ = [
     "read_task_errors",
     "read_task_outputs",
     "update_dag_run_task_status",
+    "update_dag_run_task_statuses",
 ]
 
 
@@ -81,6 +82,21 @@ def insert_dag_run_tasks(
     )
 
 
+# Built once: constructing SQLAlchemy expressions per call dominated the hot path.
+_UPDATE_STATUS = (
+    update(dagruntasks)
+    .where(
+        and_(
+            dagruntasks.c.DagId == bindparam("k_dag"),
+            dagruntasks.c.ExecTs == bindparam("k_exec"),
+            dagruntasks.c.TaskId == bindparam("k_task"),
+            dagruntasks.c.Retry == bindparam("k_retry"),
+        )
+    )
+    .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
+)
+
+
 def update_dag_run_task_status(
     conn: Connection,
     dag_id: str,
@@ -92,18 +108,39 @@ def update_dag_run_task_status(
 ) -> int:
     """Set an attempt's status; return the number of rows changed (0: no such attempt)."""
     result = conn.execute(
-        update(dagruntasks)
-        .where(
-            and_(
-                dagruntasks.c.DagId == dag_id,
-                dagruntasks.c.ExecTs == exec_ts,
-                dagruntasks.c.TaskId == task_id,
-                dagruntasks.c.Retry == retry,
-            )
-        )
-        .values(Status=status, StatusUpdateTs=now)
+        _UPDATE_STATUS,
+        {
+            "k_dag": dag_id,
+            "k_exec": exec_ts,
+            "k_task": task_id,
+            "k_retry": retry,
+            "v_status": str(status),
+            "v_ts": now,
+        },
     )
     return int(result.rowcount)
+
+
+def update_dag_run_task_statuses(
+    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str]]
+) -> None:
+    """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
+    if not changes:
+        return
+    conn.execute(
+        _UPDATE_STATUS,
+        [
+            {
+                "k_dag": d,
+                "k_exec": e,
+                "k_task": t,
+                "k_retry": r,
+                "v_status": str(st),
+                "v_ts": ts,
+            }
+            for d, e, t, r, st, ts in changes
+        ],
+    )
 
 
 def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:

@@ -26,6 +26,32 @@ from ppacer.timeutils import format_ts
 
 __all__ = ["Client"]
 
+_ERRORS: dict[int, type[PpacerError]] = {
+    400: InvalidInputError,
+    404: NotFoundError,
+    409: ConflictError,
+}
+
+
+def _status_body(
+    task: TaskToExec, status: TaskStatus, error: str | None, output: Any, branch: list[str] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "dagId": task.dag_id,
+        "execTs": task.exec_ts,
+        "taskId": task.task_id,
+        "retry": task.retry,
+        "status": str(status),
+        "taskError": error,
+    }
+    if task.lease_token is not None:
+        body["leaseToken"] = task.lease_token
+    if output is not None:
+        body["output"] = output
+    if branch is not None:
+        body["branch"] = branch
+    return body
+
 
 class Client:
     """Talks to a ppacer scheduler (ours or the original) over HTTP. Thread-safe."""
@@ -76,10 +102,7 @@ class Client:
         message = _error_text(response)
         if response.status_code >= 500:
             raise SchedulerUnavailableError(f"scheduler answered {response.status_code}: {message}")
-        error_type = {400: InvalidInputError, 404: NotFoundError, 409: ConflictError}.get(
-            response.status_code, PpacerError
-        )
-        raise error_type(message)
+        raise _ERRORS.get(response.status_code, PpacerError)(message)
 
     def get_task(self, wait_s: float = 0.0, executor: str | None = None) -> TaskToExec | None:
         """Pop the next ready task attempt; with ``wait_s`` wait that long for one (long poll).
@@ -115,21 +138,43 @@ class Client:
             error = f"{type(task_error).__name__}: {task_error}"
         else:
             error = task_error
-        body: dict[str, Any] = {
-            "dagId": task.dag_id,
-            "execTs": task.exec_ts,
-            "taskId": task.task_id,
-            "retry": task.retry,
-            "status": str(status),
-            "taskError": error,
-        }
-        if task.lease_token is not None:
-            body["leaseToken"] = task.lease_token
-        if output is not None:
-            body["output"] = output
-        if branch is not None:
-            body["branch"] = branch
-        self._call("update_task_status", json=body)
+        self._call("update_task_status", json=_status_body(task, status, error, output, branch))
+
+    def get_tasks(
+        self, max_n: int, wait_s: float = 0.0, executor: str | None = None
+    ) -> list[TaskToExec]:
+        """Pop up to ``max_n`` ready attempts in one request (an extension of the protocol).
+
+        A scheduler without the batch endpoint answers 404 (:class:`NotFoundError`).
+        """
+        params: dict[str, Any] = {"max": max_n}
+        if wait_s > 0:
+            params["wait_s"] = wait_s
+        if executor is not None:
+            params["executor"] = executor
+        response = self._call("pop_tasks", params=params, timeout_s=self.timeout_s + wait_s)
+        return [TaskToExec.from_json(item) for item in response.json()["tasks"]]
+
+    def upsert_task_statuses(
+        self, reports: list[tuple[TaskToExec, TaskStatus, str | None, Any, list[str] | None]]
+    ) -> list[PpacerError | None]:
+        """Report several attempts in one request: ``(task, status, error, output, branch)``.
+
+        Returns, per report, None or the error the scheduler answered with.
+        """
+        updates = [
+            _status_body(task, status, error, output, branch)
+            for task, status, error, output, branch in reports
+        ]
+        results = self._call("update_task_statuses", json={"updates": updates}).json()["results"]
+        errors: list[PpacerError | None] = []
+        for result in results:
+            if result["status"] == 200:
+                errors.append(None)
+            else:
+                kind = _ERRORS.get(result["status"], PpacerError)
+                errors.append(kind(result.get("error", "")))
+        return errors
 
     def heartbeat(
         self,

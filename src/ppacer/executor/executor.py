@@ -22,6 +22,7 @@ import concurrent.futures
 import inspect
 import logging
 import os
+import queue
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,16 @@ from ppacer.timeutils import monotonic, parse_ts
 __all__ = ["Executor"]
 
 log = logging.getLogger("ppacer.executor")
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    """A final status report waiting to be sent."""
+
+    task: TaskToExec
+    status: TaskStatus
+    error: str | None
+    outcome: Outcome | None
 
 
 @dataclass(eq=False)
@@ -102,6 +113,11 @@ class Executor:
         self._supervisor_wake = threading.Condition(threading.Lock())
         self._supervisor: threading.Thread | None = None
         self._heartbeat_s = 10.0
+        # Batch endpoints (pop several, report several) until the scheduler says it has none.
+        self._batch = True
+        # Final reports, sent by the reporter thread (several per request when they pile up).
+        self._outgoing: queue.SimpleQueue[_Final | None] = queue.SimpleQueue()
+        self._reporter: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ppacer-task")
@@ -134,26 +150,36 @@ class Executor:
                 target=self._supervise, name=f"ppacer-supervisor-{self.name}", daemon=True
             )
             self._supervisor.start()
+        if self._reporter is None:
+            self._reporter = threading.Thread(
+                target=self._send_reports, name=f"ppacer-reporter-{self.name}", daemon=True
+            )
+            self._reporter.start()
         empty_polls = 0
         while not self._stop.is_set():
             while not self._slots.acquire(timeout=0.5):
                 if self._stop.is_set():
                     return
-            handed_off = False
+            # Ask for as many tasks as there are free slots, in one request.
+            free = 1
+            while free < self.concurrency and self._slots.acquire(blocking=False):
+                free += 1
+            handed_off = 0
             try:
                 started = monotonic()
-                task = self._poll()
-                if task is not None:
-                    empty_polls = 0
+                tasks = self._poll(free)
+                for task in tasks:
                     self._begin()
                     self._pool.submit(self._run_task, task)
-                    handed_off = True
+                    handed_off += 1
+                if tasks:
+                    empty_polls = 0
                 elif not self._stop.is_set() and monotonic() - started < self.poll_wait_s / 2:
                     # A scheduler without long polls answered at once: back off linearly to 1 s.
                     empty_polls += 1
                     self._stop.wait(min(1.0, 0.001 * empty_polls))
             finally:
-                if not handed_off:
+                for _ in range(free - handed_off):
                     self._slots.release()
 
     def start(self) -> Executor:
@@ -202,6 +228,10 @@ class Executor:
             self._supervisor_wake.notify_all()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
             self._supervisor.join(5.0)
+        # The reporter sends what is queued, then ends.
+        self._outgoing.put(None)
+        if self._reporter is not None and self._reporter is not threading.current_thread():
+            self._reporter.join(max(1.0, deadline - monotonic()) + 5.0)
         self._pool.shutdown(wait=finished, cancel_futures=True)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -226,18 +256,27 @@ class Executor:
 
     # ------------------------------------------------------------------ polling and reporting
 
-    def _poll(self) -> TaskToExec | None:
+    def _poll(self, max_n: int) -> list[TaskToExec]:
         try:
-            task = self.client.get_task(wait_s=self.poll_wait_s, executor=self.name)
+            if self._batch:
+                try:
+                    tasks = self.client.get_tasks(max_n, self.poll_wait_s, self.name)
+                except NotFoundError:
+                    log.info("the scheduler has no batch endpoints; popping one task at a time")
+                    self._batch = False
+                    tasks = []
+            if not self._batch:
+                task = self.client.get_task(wait_s=self.poll_wait_s, executor=self.name)
+                tasks = [task] if task is not None else []
         except SchedulerUnavailableError as exc:
             self._on_unreachable(exc)
-            return None
+            return []
         except Exception:
             log.exception("unexpected answer to a task poll; polling again")
             self._stop.wait(1.0)
-            return None
+            return []
         self._on_reachable()
-        return task
+        return tasks
 
     def _on_unreachable(self, exc: Exception) -> None:
         if not self._unreachable:
@@ -286,6 +325,78 @@ class Executor:
                     )
                 self._abandon.wait(delay)
                 delay = min(5.0, delay * 2)
+
+    def _report_final(
+        self,
+        task: TaskToExec,
+        status: TaskStatus,
+        error: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        """Queue a final report; the reporter thread delivers it (retrying, never dropping)."""
+        if self._reporter is None:  # not started through run(): report inline
+            self._report(task, status, error, outcome)
+            return
+        self._outgoing.put(_Final(task, status, error, outcome))
+
+    def _send_reports(self) -> None:
+        """The reporter thread: send queued final reports, batching what has piled up."""
+        while True:
+            first = self._outgoing.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < 200:
+                try:
+                    item = self._outgoing.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._deliver(batch)
+            if stop:
+                return
+
+    def _deliver(self, batch: list[_Final]) -> None:
+        if not self._batch or len(batch) == 1:
+            for f in batch:
+                self._report(f.task, f.status, f.error, f.outcome)
+            return
+        delay = 0.05
+        reports = [
+            (
+                f.task,
+                f.status,
+                f.error,
+                f.outcome.output if f.outcome else None,
+                f.outcome.branch if f.outcome else None,
+            )
+            for f in batch
+        ]
+        while True:
+            try:
+                errors = self.client.upsert_task_statuses(reports)
+                self._on_reachable()
+                break
+            except NotFoundError:
+                self._batch = False
+                self._deliver(batch)
+                return
+            except Exception as exc:
+                if self._abandon.is_set():
+                    log.error("giving up reporting %d statuses: %s", len(batch), exc)
+                    return
+                if not self._unreachable:
+                    self._unreachable = True
+                    log.warning("cannot report %d statuses (%s); retrying", len(batch), exc)
+                self._abandon.wait(delay)
+                delay = min(5.0, delay * 2)
+        for f, error in zip(batch, errors, strict=True):
+            if error is not None:
+                log.warning("scheduler refused %s for %s: %s", f.status, _describe(f.task), error)
 
     # ------------------------------------------------------------------ running a task
 
@@ -358,9 +469,9 @@ class Executor:
             (monotonic() - started) * 1000,
         )
         if outcome.error is not None:
-            self._report(task, TaskStatus.FAILED, outcome.error)
+            self._report_final(task, TaskStatus.FAILED, outcome.error)
         else:
-            self._report(task, TaskStatus.SUCCESS, outcome=outcome)
+            self._report_final(task, TaskStatus.SUCCESS, outcome=outcome)
 
     def _run_here(self, attempt: _Attempt, task: Any, ctx: TaskContext) -> Outcome:
         """Run in this worker thread; coroutines on the executor's event loop."""
@@ -458,7 +569,7 @@ class Executor:
             f"use isolation='process' to have it killed)"
         )
         log.warning("%s: %s", _describe(attempt.task), error)
-        self._report(attempt.task, TaskStatus.FAILED, error)
+        self._report_final(attempt.task, TaskStatus.FAILED, error)
 
 
 def _describe(task: TaskToExec) -> str:

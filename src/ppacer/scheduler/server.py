@@ -31,6 +31,7 @@ from ppacer.api.models import (
     TaskActionInput,
     TaskMarkInput,
     TaskStatusUpdate,
+    TaskStatusUpdates,
     describe_validation_error,
 )
 from ppacer.api.routes import ROUTES
@@ -47,7 +48,7 @@ from ppacer.scheduler import ui_data
 from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
-from ppacer.scheduler.task_scheduler import TaskScheduler
+from ppacer.scheduler.task_scheduler import Report, TaskScheduler
 from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic, parse_ts
 
 __all__ = ["Scheduler"]
@@ -321,6 +322,8 @@ class Scheduler:
         handlers: dict[str, Handler] = {
             "pop_task": self._pop_task,
             "executor_heartbeat": self._executor_heartbeat,
+            "pop_tasks": self._pop_tasks,
+            "update_task_statuses": self._update_task_statuses,
             "update_task_status": self._update_task_status,
             "trigger_dag_run": self._trigger_dag_run,
             "restart_dag_run": self._restart_dag_run,
@@ -358,20 +361,22 @@ class Scheduler:
             exception_handlers={HTTPException: _http_error},
         )
 
-    async def _pop_task(self, request: Request) -> Response:
-        ts = self._ts()
+    def _pop_params(self, request: Request) -> tuple[float, str | None]:
         raw = request.query_params.get("wait_s", "0")
         try:
             wait_s = float(raw)
         except ValueError:
-            return error_response(400, f"wait_s: not a number: {raw!r}")
+            raise InvalidInputError(f"wait_s: not a number: {raw!r}") from None
         if not 0 <= wait_s <= self.config.max_pop_wait_s:
-            return error_response(
-                400, f"wait_s: must be between 0 and {self.config.max_pop_wait_s}"
-            )
+            raise InvalidInputError(f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
         executor = request.query_params.get("executor") or None
         if executor is not None and len(executor) > 200:
-            return error_response(400, "executor: name longer than 200 characters")
+            raise InvalidInputError("executor: name longer than 200 characters")
+        return wait_s, executor
+
+    async def _pop_task(self, request: Request) -> Response:
+        ts = self._ts()
+        wait_s, executor = self._pop_params(request)
         if self._state is not SchedulerState.RUNNING:
             return Response(status_code=204)
         item = await ts.pop(wait_s, executor)
@@ -383,26 +388,49 @@ class Scheduler:
             return Response(status_code=204)
         return JSONResponse(ts.start_attempt(item).to_json())
 
+    async def _pop_tasks(self, request: Request) -> Response:
+        ts = self._ts()
+        wait_s, executor = self._pop_params(request)
+        raw = request.query_params.get("max", "1")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise InvalidInputError(f"max: must be a whole number from 1 to 1000, got {raw!r}")
+        if self._state is not SchedulerState.RUNNING:
+            return JSONResponse({"tasks": []})
+        items = await ts.pop_many(wait_s, executor, int(raw))
+        if items and wait_s > 0 and await request.is_disconnected():
+            for item in reversed(items):
+                ts.requeue_front(item)
+            return JSONResponse({"tasks": []})
+        return JSONResponse({"tasks": [ts.start_attempt(item).to_json() for item in items]})
+
     async def _executor_heartbeat(self, request: Request) -> Response:
         body = await _parse(request, HeartbeatInput)
         lost = self._ts().heartbeat(body.executor, body.leases, body.running, body.capacity)
         return JSONResponse({"lost": lost, "leaseTimeoutS": self.config.lease_timeout_s})
 
     async def _update_task_status(self, request: Request) -> Response:
-        body = await _parse(request, TaskStatusUpdate)
-        status = _task_status(body.status)
-        self._ts().update_status(
-            body.dagId,
-            _exec_ts(body.execTs),
-            body.taskId,
-            body.retry,
-            status,
-            body.taskError,
-            lease_token=body.leaseToken,
-            output=body.output,
-            branch=body.branch,
-        )
+        report = _report(await _parse(request, TaskStatusUpdate))
+        self._ts().apply_report(report)
         return Response(status_code=200)
+
+    async def _update_task_statuses(self, request: Request) -> Response:
+        body = await _parse(request, TaskStatusUpdates)
+        reports: list[Report | PpacerError] = []
+        for i, update in enumerate(body.updates):
+            try:
+                reports.append(_report(update))
+            except InvalidInputError as exc:
+                reports.append(InvalidInputError(f"updates.{i}.{exc}"))
+        valid = [r for r in reports if isinstance(r, Report)]
+        outcomes = iter(self._ts().update_statuses(valid))
+        results: list[dict[str, object]] = []
+        for r in reports:
+            error = r if isinstance(r, PpacerError) else next(outcomes)
+            if error is None:
+                results.append({"status": 200})
+            else:
+                results.append({"status": _error_status(error), "error": str(error)})
+        return JSONResponse({"results": results})
 
     async def _trigger_dag_run(self, request: Request) -> Response:
         body = await _parse(request, DagRunTriggerInput)
@@ -532,6 +560,28 @@ def _exec_ts(text: str, field: str = "execTs") -> datetime:
         return parse_ts(text)
     except ValueError as exc:
         raise InvalidInputError(f"{field}: {exc}") from None
+
+
+def _report(body: TaskStatusUpdate) -> Report:
+    return Report(
+        body.dagId,
+        _exec_ts(body.execTs),
+        body.taskId,
+        body.retry,
+        _task_status(body.status),
+        body.taskError,
+        body.leaseToken,
+        body.output,
+        body.branch,
+    )
+
+
+def _error_status(error: PpacerError) -> int:
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, ConflictError):
+        return 409
+    return 400
 
 
 def _task_status(text: str) -> TaskStatus:

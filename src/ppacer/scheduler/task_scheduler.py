@@ -22,7 +22,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,7 +42,7 @@ from ppacer.notify import Message, Notifier, send_safely
 from ppacer.scheduler.leases import ExecutorInfo, Lease, LeaseTable
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
-__all__ = ["RunState", "TaskEvent", "TaskScheduler"]
+__all__ = ["Report", "RunState", "TaskEvent", "TaskScheduler"]
 
 # Longest a handed-out attempt's RUNNING row waits to be written (batched with others).
 _RUNNING_FLUSH_S = 0.02
@@ -104,6 +104,21 @@ class RunState:
         """
         retries = self.dag.tasks[task_id].config.retries
         return retry < (retries + 1) * (self.restarts + 1) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An executor's report on one task attempt (``POST /dag/task/update``)."""
+
+    dag_id: str
+    exec_ts: datetime
+    task_id: str
+    retry: int
+    status: TaskStatus
+    task_error: str | None = None
+    lease_token: str | None = None
+    output: Any = None
+    branch: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +313,7 @@ class TaskScheduler:
         outbox, self._outbox = self._outbox, []
         for state, task_id, retry in outbox:
             self._push(state, task_id, retry)
+        self._dispatch()
         events, self._events = self._events, []
         for event in events:
             for observer in self.observers:
@@ -314,14 +330,16 @@ class TaskScheduler:
 
     def _write_running(self, conn: Connection) -> None:
         """Write the RUNNING rows of attempts handed out since the last transaction."""
+        if not self._running_pending:
+            return
         pending, self._running_pending = self._running_pending, {}
-        for (_, _, task_id, retry), (state, at) in pending.items():
+        changes = []
+        for (dag_id, exec_ts, task_id, retry), (state, at) in pending.items():
             if state.latest.get(task_id) != (retry, TaskStatus.RUNNING):
                 continue  # finished within the window: its final row says it all
-            tasks_db.update_dag_run_task_status(
-                conn, state.dag.id, state.exec_ts, task_id, retry, TaskStatus.RUNNING, at
-            )
+            changes.append((dag_id, exec_ts, task_id, retry, TaskStatus.RUNNING, at))
             self._run_started(conn, state, at)
+        tasks_db.update_dag_run_task_statuses(conn, changes)
 
     def _run_started(self, conn: Connection, state: RunState, at: str) -> None:
         if state.status is DagRunStatus.SCHEDULED:
@@ -383,6 +401,7 @@ class TaskScheduler:
                 TaskStatus.SCHEDULED,
             ):
                 self._push(run, item.task_id, item.retry)
+        self._dispatch()
         if self._loop is not None:
             self.start_timers(self._loop)
 
@@ -420,8 +439,17 @@ class TaskScheduler:
         item = TaskToExec(
             state.dag.id, state.exec_ts, task_id, retry, state.run_id, state.params, upstream
         )
-        if not self._hand_over(item):
-            heapq.heappush(self.ready, (-info.config.priority, next(self._seq), item))
+        heapq.heappush(self.ready, (-info.config.priority, next(self._seq), item))
+
+    def _dispatch(self) -> None:
+        """Hand ready attempts to waiting long polls, highest priority first."""
+        while self._waiters and self.ready:
+            item = self._take_ready()
+            if item is None:
+                return
+            if not self._hand_over(item):
+                heapq.heappush(self.ready, (-(10**9), next(self._front), item))
+                return
 
     def _is_current(self, item: TaskToExec) -> bool:
         state = self.active.get((item.dag_id, item.exec_ts))
@@ -458,6 +486,19 @@ class TaskScheduler:
         if item is None:
             return None
         return self._lease(item, executor)
+
+    async def pop_many(self, wait_s: float, executor: str | None, max_n: int) -> list[TaskToExec]:
+        """Up to ``max_n`` ready attempts (waiting up to ``wait_s`` for the first), leased."""
+        first = await self.pop(wait_s, executor)
+        if first is None:
+            return []
+        items = [first]
+        while len(items) < max_n:
+            item = self._take_ready()
+            if item is None:
+                break
+            items.append(self._lease(item, executor))
+        return items
 
     def _lease(self, item: TaskToExec, executor: str | None) -> TaskToExec:
         state = self.active[(item.dag_id, item.exec_ts)]
@@ -754,8 +795,10 @@ class TaskScheduler:
             due = self.clock.now() + timedelta(seconds=delay_s)
             self._pending_timers.append((due, (state.dag.id, state.exec_ts), task_id, retry))
             return
+        # A millisecond of slack: loop timers may fire a hair early, and the stored
+        # (wall-clock) timestamps must never show a retry before its delay.
         state.retry_timers[task_id] = self._loop.call_later(
-            delay_s, self._retry_due, state, task_id, retry
+            delay_s + 0.001 if delay_s > 0 else 0, self._retry_due, state, task_id, retry
         )
 
     def _retry_due(self, state: RunState, task_id: str, retry: int) -> None:
@@ -850,6 +893,32 @@ class TaskScheduler:
         unknown DAGs, runs and tasks raise :class:`NotFoundError`. A report
         without a token (the original protocol) is taken as it comes.
         """
+        self.apply_report(
+            Report(dag_id, exec_ts, task_id, retry, status, task_error, lease_token, output, branch)
+        )
+
+    def apply_report(self, report: Report) -> None:
+        """Apply one report; its error is raised."""
+        with self.transaction() as conn:
+            self._apply_report(conn, report)
+
+    def update_statuses(self, reports: Sequence[Report]) -> list[PpacerError | None]:
+        """Apply many reports in one transaction, in order; per report, the error or None."""
+        results: list[PpacerError | None] = []
+        with self.transaction() as conn:
+            for report in reports:
+                try:
+                    self._apply_report(conn, report)
+                except PpacerError as exc:  # raised before the report changed anything
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
+
+    def _apply_report(self, conn: Connection, report: Report) -> None:
+        dag_id, task_id, retry, status = report.dag_id, report.task_id, report.retry, report.status
+        task_error = report.task_error
+        lease_token = report.lease_token
         if status not in _REPORTABLE:
             raise InvalidInputError(
                 f"status: {status} cannot be reported by an executor "
@@ -860,7 +929,7 @@ class TaskScheduler:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
         if task_id not in dag.tasks:
             raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
-        ts = format_ts(exec_ts)
+        ts = format_ts(report.exec_ts)
         state = self.active.get((dag_id, ts))
         if state is None:
             self._check_inactive_report(dag_id, ts, task_id, retry, status)
@@ -883,15 +952,13 @@ class TaskScheduler:
                     f"is stale (the attempt is {current[1]}, {held})"
                 )
         if current[1] == status:
-            if attempt in self._running_pending:
-                with self.transaction():
-                    pass  # the client waits for RUNNING to be recorded
-            return
+            return  # a repeated report (a pending RUNNING row is written by this transaction)
         why = check_task_transition(current[1], status)
         if why is not None:
             raise ConflictError(f"task {task_id!r} of DAG {dag_id!r} run {ts} retry {retry}: {why}")
+        output = report.output
         if status is TaskStatus.SUCCESS:
-            problem = _check_result(dag, task_id, output, branch)
+            problem = _check_result(dag, task_id, output, report.branch)
             if problem is not None:
                 status, task_error = TaskStatus.FAILED, problem
         now = self.now_ts()
@@ -905,20 +972,19 @@ class TaskScheduler:
             current[1],
             status,
         )
-        with self.transaction() as conn:
-            self._run_started(conn, state, now)
-            if status is TaskStatus.RUNNING:
-                self._set(conn, state, task_id, retry, status, now)
-                if lease_token is not None:
-                    self.leases.renew(lease_token, time.monotonic(), self.lease_timeout_s)
-            else:
-                if lease_token is not None:
-                    state.closed_leases[(task_id, retry)] = lease_token
-                self._release(attempt)
-                if status is TaskStatus.SUCCESS:
-                    self._on_success(conn, state, task_id, retry, now, output, branch)
-                else:
-                    self._on_failure(conn, state, task_id, retry, task_error, now)
+        self._run_started(conn, state, now)
+        if status is TaskStatus.RUNNING:
+            self._set(conn, state, task_id, retry, status, now)
+            if lease_token is not None:
+                self.leases.renew(lease_token, time.monotonic(), self.lease_timeout_s)
+            return
+        if lease_token is not None:
+            state.closed_leases[(task_id, retry)] = lease_token
+        self._release(attempt)
+        if status is TaskStatus.SUCCESS:
+            self._on_success(conn, state, task_id, retry, now, output, report.branch)
+        else:
+            self._on_failure(conn, state, task_id, retry, task_error, now)
 
     def _check_inactive_report(
         self, dag_id: str, ts: str, task_id: str, retry: int, status: TaskStatus
