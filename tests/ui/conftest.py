@@ -53,6 +53,7 @@ class Hold(ppacer.BaseTask):
         ctx.logger.info("holding until the test lets go")
         if not self.gate.wait(60):
             raise TimeoutError("the test never opened the gate")
+        ctx.logger.info("%s done", self.task_id)
 
 
 def diamond(dag_id: str, middle: ppacer.Task, **kwargs: Any) -> ppacer.Dag:

@@ -93,6 +93,10 @@ def test_pages_render_while_a_task_runs_and_stop_polling_when_done(start_ui, db_
         live = ui.page(f"/ui/runs/{run_id}?fragment=live")
         assert 'hx-trigger="every 1s"' in live and "st-running" in live
         assert 'class="node st-running" data-task-id="hold"' in live
+        assert "hx-swap-oob" not in live
+        with_panel = ui.page(f"/ui/runs/{run_id}?fragment=live&open_task=hold")
+        assert 'id="panel-attempts" hx-swap-oob="true"' in with_panel
+        assert "hx-swap-oob" not in ui.page(f"/ui/runs/{run_id}?fragment=live&open_task=nope")
         logs = ui.page(f"/ui/runs/{run_id}/logs?task=hold")
         assert "holding until the test lets go" in logs
         assert 'id="tail" class="tail" hx-get=' in logs  # live tail on

@@ -139,15 +139,14 @@ def describe_schedule(schedule: Schedule | None, default_tz: str) -> str:
     return str(schedule)
 
 
-def time_tag(value: str | datetime | None, zone: ZoneInfo, *, seconds: bool = True) -> Markup:
-    """A ``<time>`` element: the time in ``zone``, with the UTC time on hover."""
+def time_tag(value: str | datetime | None, zone: ZoneInfo, *, precise: bool = False) -> Markup:
+    """A ``<time>``: the time in ``zone`` (with milliseconds if ``precise``), UTC on hover."""
     if value is None or value == "":
         return Markup("")
     when = parse_ts(value) if isinstance(value, str) else value
-    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    local = when.astimezone(zone)
+    local = when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S.%f")
     return Markup('<time datetime="{iso}" title="{utc} UTC">{local}</time>').format(
         iso=when.isoformat(),
         utc=when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-        local=local.strftime(fmt),
+        local=local[:-3] if precise else local[:-7],
     )

@@ -69,6 +69,7 @@ class Templates:
             lstrip_blocks=True,
         )
         self.env.filters["ts"] = lambda v: time_tag(v, self.zone)
+        self.env.filters["ts_ms"] = lambda v: time_tag(v, self.zone, precise=True)
         self.env.filters["duration"] = format_duration_s
         self.env.filters["status_class"] = status_class
         self.env.filters["pretty_json"] = _pretty_json

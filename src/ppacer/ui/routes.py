@@ -12,6 +12,7 @@ API's route table; the pages here use other paths.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -76,7 +77,6 @@ class WebUI:
         self.templates = Templates(scheduler.config.timezone)
         self.security = UiSecurity(scheduler.config.api_token)
         self.templates.env.globals["static"] = self.static_url
-        self.templates.env.globals["needs_login"] = self.security.needs_login
         self.templates.env.globals["run_filters"] = list(views.RUN_FILTERS)
 
     def static_url(self, name: str) -> str:
@@ -154,6 +154,7 @@ class WebUI:
             csrf=csrf,
             csrf_field=CSRF_FIELD,
             path=request.url.path,
+            logged_in=self.security.needs_login and self.security.is_logged_in(request),
             **page.context,
         )
         return HTMLResponse(html, status_code=page.http_status, headers=page.headers)
@@ -389,13 +390,14 @@ class WebUI:
         flash: tuple[str, str] | None,
         status: int = 200,
         template: str | None = None,
+        open_task: str | None = None,
     ) -> _Page:
         view = views.run_view(self.scheduler, run_id)
         task_id = request.query_params.get("task")
         panel = None
         if task_id and template is None and request.query_params.get("fragment") is None:
             panel = views.task_panel(self.scheduler, run_id, task_id)
-        return _Page(
+        page = _Page(
             template or _pick(request, "run.html", "_run_live.html"),
             http_status=status,
             nav="runs",
@@ -403,6 +405,16 @@ class WebUI:
             panel=panel,
             flash=flash,
         )
+        if page.template == "_run_live.html":
+            self._add_panel_update(page, run_id, open_task or request.query_params.get("open_task"))
+        return page
+
+    def _add_panel_update(self, page: _Page, run_id: int, task_id: str | None) -> None:
+        """Send the open task panel's attempts along with the live region (out of band)."""
+        if not task_id:
+            return
+        with contextlib.suppress(NotFoundError):  # a task not in this run: no panel to update
+            page.context["oob_panel"] = views.task_panel(self.scheduler, run_id, task_id)
 
     async def task(self, request: Request) -> _Page:
         """The task panel of a run page (attempts, errors, source, actions)."""
@@ -454,8 +466,9 @@ class WebUI:
         try:
             number = self._ts().restart_run(run.dag_id, parse_ts(run.exec_ts), UI_ACTOR)
         except (InvalidInputError, ConflictError) as exc:
-            return self._after_action(request, run_id, ("error", str(exc)), 409)
-        return self._after_action(request, run_id, ("ok", f"Run restarted (restart #{number})."))
+            return self._after_action(request, form, run_id, ("error", str(exc)), 409)
+        flash = ("ok", f"Run restarted (restart #{number}).")
+        return self._after_action(request, form, run_id, flash)
 
     async def clear(self, request: Request, form: dict[str, str]) -> _Page | Response:
         """Run a task and its downstream again in a finished run."""
@@ -465,14 +478,9 @@ class WebUI:
         try:
             cleared = self._ts().clear_task(run.dag_id, parse_ts(run.exec_ts), task_id, UI_ACTOR)
         except (InvalidInputError, ConflictError) as exc:
-            return self._after_action(request, run_id, ("error", str(exc)), 409, task_id)
-        return self._after_action(
-            request,
-            run_id,
-            ("ok", f"Cleared {len(cleared)} task(s): {', '.join(cleared)}."),
-            200,
-            task_id,
-        )
+            return self._after_action(request, form, run_id, ("error", str(exc)), 409)
+        flash = ("ok", f"Cleared {len(cleared)} task(s): {', '.join(cleared)}.")
+        return self._after_action(request, form, run_id, flash)
 
     async def mark(self, request: Request, form: dict[str, str]) -> _Page | Response:
         """Mark a task's latest attempt SUCCESS or FAILED."""
@@ -480,36 +488,33 @@ class WebUI:
         task_id = form.get("task_id", "")
         wanted = form.get("status", "")
         if wanted not in (TaskStatus.SUCCESS, TaskStatus.FAILED):
-            return self._after_action(
-                request, run_id, ("error", f"cannot mark a task {wanted!r}"), 400, task_id
-            )
+            flash = ("error", f"a task can be marked SUCCESS or FAILED, not {wanted!r}")
+            return self._after_action(request, form, run_id, flash, 400)
         run = views.read_run(self.scheduler, run_id)
         try:
             self._ts().mark_task(
                 run.dag_id, parse_ts(run.exec_ts), task_id, TaskStatus(wanted), UI_ACTOR
             )
         except (InvalidInputError, ConflictError) as exc:
-            return self._after_action(request, run_id, ("error", str(exc)), 409, task_id)
-        return self._after_action(
-            request, run_id, ("ok", f"Marked {task_id} {wanted}."), 200, task_id
-        )
+            return self._after_action(request, form, run_id, ("error", str(exc)), 409)
+        return self._after_action(request, form, run_id, ("ok", f"Marked {task_id} {wanted}."))
 
     def _after_action(
         self,
         request: Request,
+        form: dict[str, str],
         run_id: int,
         flash: tuple[str, str],
         status: int = 200,
-        task_id: str | None = None,
     ) -> _Page | Response:
+        """htmx gets the run's live region (and the open task panel); a plain post a redirect."""
+        task_id = form.get("task_id") or form.get("open_task")
         if not request.headers.get("hx-request"):
             target = f"/ui/runs/{run_id}" + (f"?{urlencode({'task': task_id})}" if task_id else "")
             return RedirectResponse(target, status_code=303)
-        page = self._run_page(request, run_id, flash, status, template="_run_live.html")
-        if task_id:
-            # The open task panel's attempts change too: swapped out of band.
-            page.context["oob_panel"] = views.task_panel(self.scheduler, run_id, task_id)
-        return page
+        return self._run_page(
+            request, run_id, flash, status, template="_run_live.html", open_task=task_id
+        )
 
 
 # ---------------------------------------------------------------------- helpers

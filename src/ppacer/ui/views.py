@@ -90,7 +90,8 @@ def overview(scheduler: Scheduler) -> dict[str, Any]:
                 "name": info.name,
                 "age_s": age,
                 "connected": age <= scheduler.config.lease_timeout_s,
-                "running": info.running,
+                # Leases it holds now (live), else what its last heartbeat said.
+                "running": len(info.leases) if info.leases else info.running,
                 "capacity": info.capacity,
             }
         )

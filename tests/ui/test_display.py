@@ -1,0 +1,107 @@
+"""The UI's pure parts: schedules in words, durations, graph layout, Gantt bars, sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import ppacer
+from ppacer.ui.display import describe_schedule, format_duration_s, time_tag
+from ppacer.ui.graph import NODE_H, Attempt, TaskShape, gantt_rows, layout_graph
+from ppacer.ui.security import UiSecurity
+
+T0 = datetime(2024, 3, 11, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "words"),
+    [
+        (None, "manual only"),
+        (ppacer.FixedSchedule(T0, timedelta(seconds=10)), "every 10 seconds"),
+        (ppacer.FixedSchedule(T0, timedelta(hours=1)), "every hour"),
+        (ppacer.FixedSchedule(T0, timedelta(minutes=90)), "every 90 minutes"),
+        (ppacer.FixedSchedule(T0, 1.5), "every 1.5 seconds"),
+        (
+            ppacer.CronSchedule("30 2 * * *", tz="Europe/Warsaw"),
+            "every day at 02:30 (Europe/Warsaw)",
+        ),
+        (ppacer.CronSchedule("*/15 * * * *"), "every 15 minutes (UTC)"),
+        (ppacer.CronSchedule("0 9 * * MON-FRI"), "on weekdays at 09:00 (UTC)"),
+        (ppacer.CronSchedule("5 * * * *"), "every hour at :05 (UTC)"),
+        (ppacer.CronSchedule("0 6 1 * *"), "on day 1 of every month at 06:00 (UTC)"),
+        (ppacer.CronSchedule("@daily"), "every day at midnight (UTC)"),
+        (ppacer.CronSchedule("*/15 9-17 * * MON-FRI"), "cron */15 9-17 * * MON-FRI (UTC)"),
+    ],
+)
+def test_schedules_in_words(schedule, words):
+    assert describe_schedule(schedule, "UTC") == words
+
+
+def test_durations_and_times():
+    assert [format_duration_s(s) for s in (None, 0.123, 12.34, 125, 7384, 200000)] == [
+        "",
+        "0.12s",
+        "12.3s",
+        "2m 05s",
+        "2h 03m",
+        "2d 7h",
+    ]
+    tag = time_tag("2024-03-11T12:00:00.000000UTC+00:00", ZoneInfo("Europe/Warsaw"))
+    assert str(tag) == (
+        '<time datetime="2024-03-11T12:00:00+00:00" title="2024-03-11 12:00:00.000 UTC">'
+        "2024-03-11 13:00:00</time>"
+    )
+
+
+def test_graph_layers_by_depth_and_centres_short_columns():
+    shapes = [
+        TaskShape("root", 1, 1, ("a", "b", "c")),
+        TaskShape("a", 2, 1, ("end",)),
+        TaskShape("b", 2, 2, ("end",)),
+        TaskShape("c", 2, 3, ("end",)),
+        TaskShape("end", 3, 1, ()),
+    ]
+    graph = layout_graph(shapes, {"root": "SUCCESS", "b": "FAILED"})
+    pos = {n.task_id: (n.x, n.y) for n in graph.nodes}
+    assert pos["root"][0] < pos["a"][0] == pos["b"][0] == pos["c"][0] < pos["end"][0]
+    assert pos["a"][1] < pos["b"][1] < pos["c"][1]
+    assert pos["root"][1] == pos["b"][1] == pos["end"][1]  # centred on the widest column
+    assert {n.task_id: n.status for n in graph.nodes}["b"] == "FAILED"
+    assert {n.task_id: n.status for n in graph.nodes}["end"] == "NO_STATUS"
+    assert len(graph.edges) == 6
+    assert graph.height >= 3 * NODE_H and graph.width > pos["end"][0]
+    assert layout_graph([], {}).nodes == []
+
+
+def test_gantt_puts_retries_side_by_side_and_running_attempts_up_to_now():
+    s = timedelta(seconds=1)
+    attempts = [
+        Attempt("a", 0, "SUCCESS", T0, T0 + 2 * s, True),
+        Attempt("b", 0, "FAILED_PENDING_RETRY", T0 + 2 * s, T0 + 3 * s, True),
+        Attempt("b", 1, "RUNNING", T0 + 5 * s, T0 + 6 * s, False),
+    ]
+    rows, start, end = gantt_rows(attempts, ["a", "b", "c"], now=T0 + 10 * s)
+    assert (start, end) == (T0, T0 + 10 * s)
+    assert [r.task_id for r in rows] == ["a", "b"]
+    (a,) = rows[0].bars
+    assert (a.x, a.width, a.queued_width) == (0.0, 200.0, 0.0)
+    first, second = rows[1].bars
+    assert (first.retry, first.x, first.width) == (0, 200.0, 100.0)
+    assert (second.retry, second.x, second.width, second.queued_width) == (1, 500.0, 500.0, 100.0)
+
+
+def test_sessions_are_signed_and_expire():
+    security = UiSecurity("token", session_ttl_s=60)
+    value = security.new_session(now_s=1000)
+
+    class Req:
+        def __init__(self, cookie: str) -> None:
+            self.cookies = {"ppacer_session": cookie}
+
+    assert security.is_logged_in(Req(value), now_s=1059)  # type: ignore[arg-type]
+    assert not security.is_logged_in(Req(value), now_s=1061)  # type: ignore[arg-type]
+    assert not UiSecurity("other").is_logged_in(Req(value), now_s=1000)  # type: ignore[arg-type]
+    assert security.check_token("token") and not security.check_token("tokenx")
+    assert UiSecurity(None).is_logged_in(Req(""))  # type: ignore[arg-type]
