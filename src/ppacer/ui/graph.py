@@ -29,6 +29,8 @@ NODE_H = 34
 COL_GAP = 56
 ROW_GAP = 12
 PAD = 8
+# Columns are centred against each other within this many rows.
+CENTRE_ROWS = 12
 # Task ids longer than this are cut in the node (the full id is in its tooltip).
 LABEL_CHARS = 21
 
@@ -87,11 +89,13 @@ def layout_graph(tasks: Iterable[TaskShape], statuses: Mapping[str, str]) -> Gra
         columns.setdefault(shape.depth, []).append(shape)
     depths = sorted(columns)
     tallest = max(len(col) for col in columns.values())
+    # Shorter columns are centred against the tallest, but within the first rows
+    # only, so the root of a wide fan-out stays in view at the top.
+    centre_rows = min(tallest, CENTRE_ROWS)
     pos: dict[str, tuple[int, int]] = {}
     for index, depth in enumerate(depths):
         col = columns[depth]
-        # Centre shorter columns against the tallest one.
-        offset = (tallest - len(col)) * (NODE_H + ROW_GAP) // 2
+        offset = max(0, (centre_rows - len(col)) * (NODE_H + ROW_GAP) // 2)
         for row, shape in enumerate(col):
             pos[shape.task_id] = (
                 PAD + index * (NODE_W + COL_GAP),

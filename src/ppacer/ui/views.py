@@ -60,6 +60,11 @@ BAR_ORDER = (
 MAX_LOG_LINES = 5000
 
 
+def _attempt_over(status: TaskStatus) -> bool:
+    """Whether an attempt has ended (a failed one waiting for a retry has: retries are new rows)."""
+    return status.is_terminal or status is TaskStatus.FAILED_PENDING_RETRY
+
+
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
@@ -311,7 +316,7 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
                 last.retry if last is not None else 0,
                 count.get(shape.task_id, 0),
                 _seconds(last.insert_ts, last.status_update_ts)
-                if last is not None and last.status.is_terminal
+                if last is not None and _attempt_over(last.status)
                 else None,
                 error,
                 shape.depth,
@@ -320,6 +325,8 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
         )
     statuses = {t.task_id: t.status for t in tasks}
     now = scheduler.clock.now()
+    # A finished run's leftover unfinished attempts end with the run, not now.
+    chart_end = parse_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
     chart, start, end = gantt_rows(
         (
             Attempt(
@@ -328,12 +335,12 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
                 str(a.status),
                 parse_ts(a.insert_ts),
                 parse_ts(a.status_update_ts),
-                a.status.is_terminal,
+                _attempt_over(a.status),
             )
             for a in attempts
         ),
         [t.task_id for t in tasks],
-        now,
+        chart_end,
     )
     counts: dict[str, int] = {}
     for t in tasks:
@@ -397,7 +404,7 @@ def task_panel(scheduler: Scheduler, run_id: int, task_id: str) -> TaskPanel:
             "insert_ts": a.insert_ts,
             "status_update_ts": a.status_update_ts,
             "duration_s": _seconds(a.insert_ts, a.status_update_ts)
-            if a.status.is_terminal
+            if _attempt_over(a.status)
             else None,
             "error": errors.get((task_id, a.retry)),
             "output": outputs.get((task_id, a.retry)),
@@ -453,7 +460,7 @@ def logs_view(
                 conn, run.dag_id, run.exec_ts, task_id, retry, offset=offset, limit=MAX_LOG_LINES
             )
     status = str(attempt.status) if attempt is not None else str(TaskStatus.NO_STATUS)
-    live = attempt is not None and not attempt.status.is_terminal
+    live = attempt is not None and not _attempt_over(attempt.status)
     return {
         "lines": lines,
         "offset": offset,
