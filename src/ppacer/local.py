@@ -157,6 +157,7 @@ class LocalRunner:
         try:
             self.start()
             log.info("ppacer scheduler listening on %s", self.url)
+            log.info("web UI: open %s/ui in a browser", self.url)
             while not stop.wait(0.5):
                 if self._server_thread is not None and not self._server_thread.is_alive():
                     log.error("scheduler HTTP server stopped unexpectedly")
