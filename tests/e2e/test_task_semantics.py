@@ -502,3 +502,25 @@ def test_heartbeats_do_not_keep_a_task_past_its_timeout_alive(start_local, db_pa
     assert "TimeoutError" in errors(db_paths[0], "liveness")[("stuck", 0)]
     executors = runner.scheduler.task_scheduler.executors
     assert executors["x"].running == 1 and not executors["x"].leases
+
+
+def test_executor_stopping_with_a_deadline_kills_its_child_processes(
+    start_local, db_paths, tmp_path
+):
+    pid_file = tmp_path / "pid"
+    root = ppacer.Node(SleepForever("sleeper", pid_file), TaskConfig(isolation="process"))
+    registry = ppacer.Registry([manual_dag("shutdown", root)])
+    runner = start_local(registry, with_executor=False)
+    executor = ppacer.Executor(
+        runner.url, registry, logs_db=str(db_paths[1]), name="leaving", poll_wait_s=0.5
+    )
+    executor.start()
+    runner.client.trigger_dag_run("shutdown")
+    wait_for(pid_file.exists, what="the task's process to start")
+    assert executor.stop(timeout_s=0.2) is False
+    pid = int(pid_file.read_text())
+    assert not _alive(pid)
+    (run,) = wait_run_finished(db_paths[0], "shutdown")
+    assert run["Status"] == "FAILED"
+    error = errors(db_paths[0], "shutdown")[("sleeper", 0)]
+    assert "executor stopped" in error and "killed" in error
