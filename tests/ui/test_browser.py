@@ -8,6 +8,7 @@ The browser is ``/usr/bin/chromium`` (``.ci/run`` installs it); never ``playwrig
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from tests.ui.conftest import Boom, Hold, Quick
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 TIMEOUT_MS = 20_000
+EXPECTED_STATUS = re.compile(r"^Failed to load resource: .* status of 40[01] ")
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -71,8 +73,15 @@ def new_page(browser: Any) -> Any:
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     page.on("dialog", lambda dialog: dialog.accept())  # the confirm() of restart/clear/mark
-    errors: list[str] = []
+    errors: list[str] = []  # script errors, and console errors such as CSP violations
+
+    def on_console(message: Any) -> None:
+        # 400 (bad parameters) and 401 (wrong token) are answers the tests provoke.
+        if message.type == "error" and not EXPECTED_STATUS.search(message.text):
+            errors.append(message.text)
+
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", on_console)
     page.js_errors = errors
     return page
 
@@ -193,7 +202,7 @@ def test_trigger_watch_fail_logs_and_restart_in_a_browser(start_ui, browser):
         page.goto(ui.url + "/ui/runs")
         page.wait_for_selector("table.runs")
         shot(page, "runs")
-        assert page.js_errors == []
+        assert page.js_errors == [], "\n".join(page.js_errors)
     finally:
         for event in (gate, busy_gate):
             event.set()
@@ -220,6 +229,6 @@ def test_login_page_in_a_browser(start_ui, browser):
         session = [c for c in page.context.cookies() if c["name"] == "ppacer_session"]
         assert session and session[0]["httpOnly"]
         assert page.evaluate("document.cookie") == ""  # no cookie is readable from scripts
-        assert page.js_errors == []
+        assert page.js_errors == [], "\n".join(page.js_errors)
     finally:
         page.close()

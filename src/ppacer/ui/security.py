@@ -47,7 +47,7 @@ CSRF_HEADER = "x-csrf-token"
 #: Sent with every UI page and fragment.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'; object-src 'none'"
     ),
