@@ -51,6 +51,13 @@ _ALL = (
     Route("ui_dagrun_latest", "GET", "/ui/dagrun/latest/{n}"),
     Route("ui_dagrun_task_details", "GET", "/ui/dagrun/task/{runId}/{taskId}/{retry}"),
     Route("ui_dagrun_details", "GET", "/ui/dagrun/{runId}"),
+    # Read endpoints of the API and the command line; lists are paginated (limit, offset).
+    Route("list_dags", "GET", "/dag/list"),
+    Route("get_dag", "GET", "/dag/details/{dagId}"),
+    Route("list_dag_runs", "GET", "/dag/run/list"),
+    Route("get_dag_run", "GET", "/dag/run/details/{runId}"),
+    Route("get_task_logs", "GET", "/dag/run/task/logs/{runId}/{taskId}"),
+    Route("list_executors", "GET", "/executor/list"),
 )
 
 #: Every route by name.

@@ -282,6 +282,55 @@ class Client:
             self._call("ui_dagrun_task_details", runId=run_id, taskId=task_id, retry=retry).json()
         )
 
+    # Read endpoints (lists are pages: {"items", "total", "limit", "offset"}).
+
+    def list_dags(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """A page of DAGs by id, with pause state, next schedule point and latest run."""
+        return dict(self._call("list_dags", params={"limit": limit, "offset": offset}).json())
+
+    def get_dag(self, dag_id: str) -> dict[str, Any]:
+        """A DAG with its tasks (graph order) and its latest runs."""
+        return dict(self._call("get_dag", dagId=dag_id).json())
+
+    def list_dag_runs(
+        self,
+        dag_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of DAG runs, newest first, optionally of one DAG and one status."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if dag_id is not None:
+            params["dagId"] = dag_id
+        if status is not None:
+            params["status"] = str(status)
+        return dict(self._call("list_dag_runs", params=params).json())
+
+    def get_dag_run(self, run_id: int) -> dict[str, Any]:
+        """A DAG run with its parameters and every task attempt."""
+        return dict(self._call("get_dag_run", runId=run_id).json())
+
+    def get_task_logs(
+        self,
+        run_id: int,
+        task_id: str,
+        retry: int | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """Log records of a task attempt (the latest unless ``retry``) from ``offset`` on."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if retry is not None:
+            params["retry"] = retry
+        return dict(
+            self._call("get_task_logs", params=params, runId=run_id, taskId=task_id).json()
+        )
+
+    def list_executors(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """A page of the executors the scheduler has heard from, most recent first."""
+        return dict(self._call("list_executors", params={"limit": limit, "offset": offset}).json())
+
 
 def _ts(value: datetime | str) -> str:
     return format_ts(value) if isinstance(value, datetime) else value

@@ -1,0 +1,154 @@
+"""What the commands share: settings from the layers, the client, output and exit codes.
+
+Exit codes: 0 ok; 1 the scheduler refused or something failed (a message on
+stderr); 2 bad usage, including bad settings (click's own convention).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ppacer.errors import PpacerError
+from ppacer.executor.client import Client
+from ppacer.settings import Setting, Settings, SettingsError, load_settings
+from ppacer.timeutils import parse_ts
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "State",
+    "client_options",
+    "connect",
+    "console",
+    "echo_json",
+    "fail",
+    "parse_time",
+    "print_table",
+    "short_ts",
+]
+
+EXIT_FAILURE = 1
+# Width of tables when stdout is not a terminal, in characters.
+_PIPE_WIDTH = 160
+EXIT_USAGE = 2
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """The group's options, handed to every command (``click.pass_obj``)."""
+
+    config_file: str | None = None
+
+    def settings(self, **flags: Any) -> Settings:
+        """Effective settings: defaults < file < env < ``flags`` (dotted keys, None = not given)."""
+        return self.settings_with_sources(**flags)[0]
+
+    def settings_with_sources(self, **flags: Any) -> tuple[Settings, list[Setting]]:
+        """The settings and, per key, the value's source; bad settings exit with code 2."""
+        dotted = {key.replace("__", "."): value for key, value in flags.items()}
+        try:
+            return load_settings(self.config_file, flags=dotted)
+        except SettingsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def console() -> Console:
+    """A console on the current stdout (made per command, so test runners capture it)."""
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or captured: do not wrap tables at 80 columns.
+        out = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=_PIPE_WIDTH)
+    return out
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as one JSON document."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
+) -> None:
+    """Print a table (empty cells for None)."""
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console().print(table)
+
+
+def short_ts(value: str | None) -> str:
+    """A stored timestamp shortened for tables: ``2024-03-11 12:00:00.123``."""
+    if not value:
+        return ""
+    try:
+        return parse_ts(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except ValueError:
+        return value
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """A user-given time (ISO 8601 with zone, or the stored form); usage error if bad."""
+    if value is None:
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def client_options(fn: _F) -> _F:
+    """``--url``, ``--token`` and ``--json`` for commands talking to a running scheduler."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+    fn = click.option(
+        "--token",
+        default=None,
+        help="API token (default: PPACER_TOKEN or `token` in ppacer.toml).",
+    )(fn)
+    return click.option(
+        "--url",
+        default=None,
+        help="Scheduler URL (default: PPACER_URL, `url` in ppacer.toml, or http://HOST:PORT).",
+    )(fn)
+
+
+@contextmanager
+def connect(state: State, url: str | None, token: str | None) -> Iterator[Client]:
+    """A client of the scheduler; the scheduler's refusals exit with code 1."""
+    settings = state.settings(url=url, token=token)
+    try:
+        with Client(settings.scheduler_url, token=settings.token) as client:
+            yield client
+    except PpacerError as exc:
+        fail(str(exc))
+
+
+def fetch_all(page: Callable[[int, int], Mapping[str, Any]], limit: int = 500) -> list[Any]:
+    """Every item of a paginated list endpoint."""
+    items: list[Any] = []
+    while True:
+        answer = page(limit, len(items))
+        items.extend(answer["items"])
+        if not answer["items"] or len(items) >= answer["total"]:
+            return items

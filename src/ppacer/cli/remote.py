@@ -1,0 +1,504 @@
+"""Commands that talk to a running scheduler over its API.
+
+``dags list|show|pause|unpause``, ``runs list|show``, ``trigger``, ``restart``,
+``logs``, ``backfill``, ``schedule`` and ``executors``. Each takes ``--url``
+and ``--token`` (or ``PPACER_URL`` / ``PPACER_TOKEN``, or the settings file)
+and ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ppacer.cli.common import (
+    State,
+    client_options,
+    connect,
+    console,
+    echo_json,
+    fetch_all,
+    parse_time,
+    print_table,
+    short_ts,
+)
+from ppacer.dag.status import DagRunStatus, TaskStatus
+from ppacer.executor.client import Client
+
+__all__ = ["REMOTE_COMMANDS"]
+
+# How often --follow, --wait and backfill progress ask the scheduler, in seconds.
+_POLL_S = 0.5
+_FINISHED_RUN = (str(DagRunStatus.SUCCESS), str(DagRunStatus.FAILED))
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+def _run_row(run: dict[str, Any]) -> list[Any]:
+    return [
+        run["runId"],
+        run["dagId"],
+        short_ts(run["execTs"]),
+        run["status"],
+        short_ts(run["insertTs"]),
+        short_ts(run["statusUpdateTs"]),
+    ]
+
+
+_RUN_COLUMNS = ("run", "DAG", "exec time (UTC)", "status", "created", "updated")
+
+
+# ---------------------------------------------------------------------------- dags
+
+
+@click.group()
+def dags() -> None:
+    """List, show, pause and unpause DAGs."""
+
+
+@dags.command("list")
+@client_options
+@pass_state
+def dags_list(state: State, url: str | None, token: str | None, as_json: bool) -> None:
+    """List the scheduler's DAGs with their schedule, pause state and latest run.
+
+    Example: ppacer dags list
+    """
+    with connect(state, url, token) as client:
+        items = fetch_all(lambda limit, offset: client.list_dags(limit, offset))
+    if as_json:
+        echo_json(items)
+        return
+    rows = []
+    for d in items:
+        last = d.get("lastRun")
+        rows.append(
+            [
+                d["dagId"],
+                d["schedule"] or "(manual)",
+                "yes" if d["paused"] else "no",
+                d["taskNum"],
+                f"{last['status']} {short_ts(last['execTs'])}" if last else "",
+                short_ts(d["nextScheduleTs"]),
+            ]
+        )
+    print_table(("DAG", "schedule", "paused", "tasks", "latest run", "next run (UTC)"), rows)
+
+
+@dags.command("show")
+@click.argument("dag_id")
+@client_options
+@pass_state
+def dags_show(state: State, dag_id: str, url: str | None, token: str | None, as_json: bool) -> None:
+    """Show DAG_ID: schedule, attributes, tasks in graph order and latest runs.
+
+    Example: ppacer dags show hello
+    """
+    with connect(state, url, token) as client:
+        dag = client.get_dag(dag_id)
+    if as_json:
+        echo_json(dag)
+        return
+    out = console()
+    out.print(f"[bold]{dag['dagId']}[/bold] {dag['description']}".rstrip())
+    out.print(f"schedule: {dag['schedule'] or '(manual only)'}")
+    out.print(f"next run: {short_ts(dag['nextScheduleTs']) or '-'} UTC")
+    out.print(
+        f"paused: {'yes' if dag['paused'] else 'no'}   catch-up: "
+        f"{'yes' if dag['catchUp'] else 'no'}   max active runs: {dag['maxActiveRuns']}   "
+        f"tags: {', '.join(dag['tags']) or '-'}"
+    )
+    print_table(
+        ("task", "type", "upstream", "depth", "retries", "timeout (s)", "trigger rule"),
+        [
+            [
+                t["taskId"],
+                t["taskType"],
+                ", ".join(t["parents"]),
+                t["depth"],
+                t["config"].get("retries", ""),
+                t["config"].get("timeoutSeconds", ""),
+                t["triggerRule"],
+            ]
+            for t in dag["tasks"]
+        ],
+        title="tasks",
+    )
+    if dag["recentRuns"]:
+        print_table(_RUN_COLUMNS, [_run_row(r) for r in dag["recentRuns"]], title="latest runs")
+
+
+@dags.command("pause")
+@click.argument("dag_id")
+@client_options
+@pass_state
+def dags_pause(
+    state: State, dag_id: str, url: str | None, token: str | None, as_json: bool
+) -> None:
+    """Pause DAG_ID: it creates no scheduled runs until unpaused (triggers still work).
+
+    Example: ppacer dags pause hello
+    """
+    with connect(state, url, token) as client:
+        client.pause_dag(dag_id)
+    click.echo(json.dumps({"dagId": dag_id, "paused": True}) if as_json else f"{dag_id} paused")
+
+
+@dags.command("unpause")
+@click.argument("dag_id")
+@client_options
+@pass_state
+def dags_unpause(
+    state: State, dag_id: str, url: str | None, token: str | None, as_json: bool
+) -> None:
+    """Unpause DAG_ID; the points missed meanwhile follow its catch-up policy.
+
+    Example: ppacer dags unpause hello
+    """
+    with connect(state, url, token) as client:
+        client.unpause_dag(dag_id)
+    click.echo(json.dumps({"dagId": dag_id, "paused": False}) if as_json else f"{dag_id} unpaused")
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@click.group()
+def runs() -> None:
+    """List and show DAG runs."""
+
+
+@runs.command("list")
+@click.option("--dag", "dag_id", default=None, help="Only runs of this DAG.")
+@click.option(
+    "--status",
+    type=click.Choice([str(s) for s in DagRunStatus], case_sensitive=False),
+    default=None,
+    help="Only runs in this status.",
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@client_options
+@pass_state
+def runs_list(
+    state: State,
+    dag_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """List DAG runs, newest first.
+
+    Example: ppacer runs list --dag hello --status FAILED
+    """
+    with connect(state, url, token) as client:
+        page = client.list_dag_runs(dag_id, status.upper() if status else None, limit, offset)
+    if as_json:
+        echo_json(page)
+        return
+    print_table(_RUN_COLUMNS, [_run_row(r) for r in page["items"]])
+    shown = len(page["items"])
+    if page["total"] > offset + shown:
+        click.echo(f"{offset + 1}-{offset + shown} of {page['total']}; more with --offset")
+
+
+@runs.command("show")
+@click.argument("run_id", type=click.IntRange(1))
+@client_options
+@pass_state
+def runs_show(state: State, run_id: int, url: str | None, token: str | None, as_json: bool) -> None:
+    """Show run RUN_ID: status, parameters and every task attempt.
+
+    Example: ppacer runs show 1
+    """
+    with connect(state, url, token) as client:
+        run = client.get_dag_run(run_id)
+    if as_json:
+        echo_json(run)
+        return
+    out = console()
+    out.print(
+        f"run [bold]{run['runId']}[/bold] of {run['dagId']} at {short_ts(run['execTs'])} UTC: "
+        f"[bold]{run['status']}[/bold]"
+    )
+    if run["params"]:
+        out.print(f"params: {json.dumps(run['params'])}")
+    print_table(
+        ("task", "retry", "status", "scheduled", "updated", "error"),
+        [
+            [
+                t["taskId"],
+                t["retry"],
+                t["status"],
+                short_ts(t["insertTs"]),
+                short_ts(t["statusUpdateTs"]),
+                t["error"],
+            ]
+            for t in run["tasks"]
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+def _wait_for_run(client: Client, run_id: int) -> dict[str, Any]:
+    while True:
+        run = client.get_dag_run(run_id)
+        if run["status"] in _FINISHED_RUN:
+            return run
+        time.sleep(_POLL_S)
+
+
+@click.command()
+@click.argument("dag_id")
+@click.option("--params", default=None, help="Run parameters, a JSON object: '{\"day\": 1}'.")
+@click.option("--at", default=None, help="Logical time, e.g. 2024-03-11T12:00:00Z (default: now).")
+@click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 1 if it FAILED.")
+@client_options
+@pass_state
+def trigger(
+    state: State,
+    dag_id: str,
+    params: str | None,
+    at: str | None,
+    wait: bool,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Start a run of DAG_ID now (or for the logical time --at).
+
+    Example: ppacer trigger hello --params '{"name": "ppacer"}' --wait
+    """
+    try:
+        parsed = json.loads(params) if params else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from None
+    if parsed is not None and not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--params")
+    when = parse_time(at, "--at")
+    with connect(state, url, token) as client:
+        answer = client.trigger_dag_run(dag_id, parsed, when)
+        if not as_json:
+            click.echo(f"run {answer['runId']} of {dag_id} at {answer['execTs']}")
+        if wait:
+            run = _wait_for_run(client, answer["runId"])
+            answer["status"] = run["status"]
+            if not as_json:
+                click.echo(f"run {answer['runId']} {run['status']}")
+    if as_json:
+        click.echo(json.dumps(answer))
+    if wait and answer["status"] != str(DagRunStatus.SUCCESS):
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("run_id", type=click.IntRange(1))
+@client_options
+@pass_state
+def restart(state: State, run_id: int, url: str | None, token: str | None, as_json: bool) -> None:
+    """Restart the FAILED run RUN_ID: its failed tasks run again, successful ones stay.
+
+    Example: ppacer restart 7
+    """
+    with connect(state, url, token) as client:
+        run = client.get_dag_run(run_id)
+        answer = client.restart_dag_run(run["dagId"], run["execTs"])
+    answer["runId"] = run_id
+    if as_json:
+        click.echo(json.dumps(answer))
+    else:
+        click.echo(f"run {run_id} of {run['dagId']} restarted (restart {answer['restart']})")
+
+
+def _print_records(records: list[dict[str, Any]], as_json: bool) -> None:
+    for r in records:
+        if as_json:
+            click.echo(json.dumps(r))
+        else:
+            click.echo(f"{short_ts(r['insertTs'])} {r['level']:<7} {r['message']}")
+
+
+@click.command()
+@click.argument("run_id", type=click.IntRange(1))
+@click.argument("task_id")
+@click.option("--retry", type=click.IntRange(0), default=None, help="Attempt (default: latest).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the task finishes.")
+@client_options
+@pass_state
+def logs(
+    state: State,
+    run_id: int,
+    task_id: str,
+    retry: int | None,
+    follow: bool,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Print the log of task TASK_ID in run RUN_ID (the latest attempt unless --retry).
+
+    With --follow, new records are printed as they come, through retries,
+    until the task has finished. --json prints one JSON object per record.
+
+    Example: ppacer logs 1 say_hello --follow
+    """
+    with connect(state, url, token) as client:
+        page = client.get_task_logs(run_id, task_id, retry)
+        _print_records(page["records"], as_json)
+        while follow:
+            offset = page["nextOffset"]
+            if page["finished"] or page["runStatus"] in _FINISHED_RUN:
+                if retry is None and page["latestRetry"] > page["retry"]:
+                    page = client.get_task_logs(run_id, task_id, page["retry"] + 1)
+                    if not as_json:
+                        click.echo(f"--- retry {page['retry']} ---")
+                    _print_records(page["records"], as_json)
+                    continue
+                done = page["status"] in (
+                    str(TaskStatus.SUCCESS),
+                    str(TaskStatus.FAILED),
+                    str(TaskStatus.UPSTREAM_FAILED),
+                    str(TaskStatus.SKIPPED),
+                )
+                if done or retry is not None or page["runStatus"] in _FINISHED_RUN:
+                    break
+            time.sleep(_POLL_S)
+            page = client.get_task_logs(run_id, task_id, page["retry"], offset)
+            _print_records(page["records"], as_json)
+
+
+@click.command()
+@click.argument("dag_id")
+@click.option("--from", "start", required=True, help="First logical time (inclusive).")
+@click.option("--to", "end", required=True, help="Last logical time (inclusive).")
+@click.option("--max-active-runs", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--no-wait", is_flag=True, help="Return once the backfill is created.")
+@client_options
+@pass_state
+def backfill(
+    state: State,
+    dag_id: str,
+    start: str,
+    end: str,
+    max_active_runs: int,
+    no_wait: bool,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Run DAG_ID's schedule points from --from to --to, in order, with a progress bar.
+
+    Exits 1 if any of its runs FAILED.
+
+    Example: ppacer backfill hello --from 2024-03-01T00:00:00Z --to 2024-03-07T00:00:00Z
+    """
+    first, last = parse_time(start, "--from"), parse_time(end, "--to")
+    assert first is not None and last is not None
+    if last < first:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
+    with connect(state, url, token) as client:
+        answer = client.backfill(dag_id, first, last, max_active_runs)
+        backfill_id = answer["backfillId"]
+        if no_wait:
+            click.echo(
+                json.dumps(answer) if as_json else f"backfill {backfill_id} of {dag_id} started"
+            )
+            return
+        final = _follow_backfill(client, backfill_id, quiet=as_json)
+    if as_json:
+        echo_json(final)
+    else:
+        click.echo(
+            f"backfill {backfill_id} of {dag_id}: {final['status']} "
+            f"({len(final['runIds'])} runs created)"
+        )
+    if final["status"] != "SUCCESS":
+        raise SystemExit(1)
+
+
+def _follow_backfill(client: Client, backfill_id: int, *, quiet: bool) -> dict[str, Any]:
+    """Poll a backfill until it ends, showing its finished runs as a progress bar."""
+    finished: dict[int, str] = {}
+    progress = Progress(
+        TextColumn("backfill {task.fields[id]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs finished"),
+        TimeElapsedColumn(),
+        console=console(),
+        disable=quiet,
+        transient=False,
+    )
+    with progress:
+        bar = progress.add_task("backfill", total=None, id=backfill_id)
+        while True:
+            info = client.get_backfill(backfill_id)
+            for run_id in info["runIds"]:
+                if run_id not in finished:
+                    status = client.get_dag_run(run_id)["status"]
+                    if status not in _FINISHED_RUN:
+                        break  # runs finish about in order: look again at the next poll
+                    finished[run_id] = status
+            done = info["status"] != "RUNNING"
+            total = len(info["runIds"]) if done or info["nextTs"] is None else None
+            progress.update(bar, completed=len(finished), total=total)
+            if done:
+                return info
+            time.sleep(_POLL_S)
+
+
+@click.command()
+@click.argument("dag_id")
+@click.option("-n", "count", default=10, show_default=True, type=click.IntRange(1, 1000))
+@client_options
+@pass_state
+def schedule(
+    state: State, dag_id: str, count: int, url: str | None, token: str | None, as_json: bool
+) -> None:
+    """Show DAG_ID's next run times, in its zone and in UTC.
+
+    Example: ppacer schedule hello -n 5
+    """
+    with connect(state, url, token) as client:
+        points = client.schedule_preview(dag_id, count)
+    if as_json:
+        click.echo(json.dumps(points))
+        return
+    if not points:
+        click.echo(f"{dag_id} has no scheduled runs")
+        return
+    print_table(("local", "UTC"), [[p["local"], p["utc"]] for p in points])
+
+
+@click.command()
+@client_options
+@pass_state
+def executors(state: State, url: str | None, token: str | None, as_json: bool) -> None:
+    """List the executors the scheduler has heard from, most recent first.
+
+    Example: ppacer executors
+    """
+    with connect(state, url, token) as client:
+        items = fetch_all(lambda limit, offset: client.list_executors(limit, offset))
+    if as_json:
+        echo_json(items)
+        return
+    print_table(
+        ("executor", "last seen (s ago)", "running", "capacity", "first seen"),
+        [
+            [e["name"], f"{e['lastSeenAgoS']:.1f}", e["running"], e["capacity"], e["firstSeen"]]
+            for e in items
+        ],
+    )
+
+
+REMOTE_COMMANDS = [dags, runs, trigger, restart, logs, backfill, schedule, executors]
