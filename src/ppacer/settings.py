@@ -70,8 +70,9 @@ class ExecutorSettings:
     name: str | None = None
     # Tasks run at once.
     concurrency: int = 8
-    # Longest a long poll for work waits, in seconds.
-    poll_wait_s: float = 10.0
+    # Longest a long poll for work waits, in seconds (also how long a stop may
+    # wait for the poll in flight).
+    poll_wait_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

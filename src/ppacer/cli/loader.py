@@ -101,12 +101,15 @@ class Validation:
 def _collecting(found: Validation) -> Iterator[None]:
     """While active, invalid DAGs are recorded in ``found`` instead of raising."""
     done, add_schedule, add = Dag.done, Dag.add_schedule, Registry.add
+    # DAGs found invalid while being built: kept out of registries.
+    invalid: set[int] = set()
 
     def done_(self: Dag) -> Dag:
         try:
             return done(self)
         except DagValidationError as exc:
             found.add(exc)
+            invalid.add(id(self))
             return self
 
     def add_schedule_(self: Dag, schedule: Any, **kwargs: Any) -> Dag:
@@ -114,9 +117,12 @@ def _collecting(found: Validation) -> Iterator[None]:
             return add_schedule(self, schedule, **kwargs)
         except DagValidationError as exc:
             found.add(exc)
+            invalid.add(id(self))
             return self
 
     def add_(self: Registry, dag: Dag) -> Dag:
+        if id(dag) in invalid:
+            return dag
         if isinstance(dag, Dag):
             try:
                 done(dag)

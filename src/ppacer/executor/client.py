@@ -323,9 +323,7 @@ class Client:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if retry is not None:
             params["retry"] = retry
-        return dict(
-            self._call("get_task_logs", params=params, runId=run_id, taskId=task_id).json()
-        )
+        return dict(self._call("get_task_logs", params=params, runId=run_id, taskId=task_id).json())
 
     def list_executors(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """A page of the executors the scheduler has heard from, most recent first."""

@@ -619,6 +619,8 @@ def _int_param(request: Request, name: str, *, minimum: int) -> int:
         raise InvalidInputError(f"{name}: not an integer: {raw!r}") from None
     if value < minimum:
         raise InvalidInputError(f"{name}: must be >= {minimum}, got {value}")
+    if value > 2**63 - 1:  # the databases' integer range
+        raise InvalidInputError(f"{name}: must be <= {2**63 - 1}, got {value}")
     return value
 
 
