@@ -389,6 +389,7 @@ _DOCS_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>ppacer API</title>
+  <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/docs/static/swagger-ui.css">
 </head>
 <body>
