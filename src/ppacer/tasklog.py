@@ -66,7 +66,12 @@ class TaskLogHandler(logging.Handler):
 
 
 def task_logger(
-    base: logging.Logger, dag_id: str, exec_ts: str, task_id: str, retry: int
+    base: logging.Logger,
+    dag_id: str,
+    exec_ts: str,
+    task_id: str,
+    retry: int,
+    run_id: int | None = None,
 ) -> logging.LoggerAdapter[logging.Logger]:
     """Return the logger a task attempt writes to (records carry the attempt's identity)."""
     return TaskLogger(
@@ -76,6 +81,7 @@ def task_logger(
             "ppacer_exec_ts": exec_ts,
             "ppacer_task_id": task_id,
             "ppacer_retry": retry,
+            "ppacer_run_id": run_id,
         },
     )
 

@@ -288,6 +288,8 @@ def test_validate_accepts_good_modules_and_reports_broken_files(ppacer_cli, tmp_
     )
     ok = ppacer_cli("validate", "fine")  # a module name, importable from the current directory
     assert ok.exit_code == 0 and ok.output == "1 DAG(s) valid: hello\n"
+    packaged = ppacer_cli("validate", "ppacer.examples.hello")  # the README's quick start
+    assert packaged.exit_code == 0 and packaged.output == "1 DAG(s) valid: hello\n"
     (tmp_path / "broken.py").write_text("import ppacer\nx = 1 / 0\n")
     broken = ppacer_cli("validate", "broken.py")
     assert broken.exit_code == 1

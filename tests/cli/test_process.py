@@ -176,6 +176,7 @@ def test_run_trigger_follow_logs_and_stop(tmp_path, procs):
     assert records and len(records) == len([line for line in run.err.all() if line.strip()])
     task_lines = [r for r in records if r.get("task_id") == "say_hello"]
     assert task_lines and task_lines[0]["dag_id"] == "hello"
+    assert task_lines[0]["run_id"] == run_id
     assert task_lines[0]["message"] == "hello, newcomer!"
 
 

@@ -180,7 +180,7 @@ def test_json_log_lines_carry_dag_run_and_task_ids():
     keep = Keep()
     base.addHandler(keep)
     try:
-        task_logger(base, "d", "2024-03-11T12:00:00.000000UTC+00:00", "t", 2).warning(
+        task_logger(base, "d", "2024-03-11T12:00:00.000000UTC+00:00", "t", 2, 9).warning(
             "hello %s", "there", extra={"rows": 3}
         )
         logging.getLogger("ppacer.scheduler.test").addHandler(keep)
@@ -192,7 +192,8 @@ def test_json_log_lines_carry_dag_run_and_task_ids():
         logging.getLogger("ppacer.scheduler.test").removeHandler(keep)
     task_line = json.loads(formatter.format(records[0]))
     assert task_line["message"] == "hello there"
-    assert (task_line["dag_id"], task_line["task_id"], task_line["retry"]) == ("d", "t", 2)
+    assert (task_line["dag_id"], task_line["run_id"], task_line["task_id"]) == ("d", 9, "t")
+    assert task_line["retry"] == 2
     assert task_line["attributes"] == {"rows": 3} and task_line["level"] == "WARNING"
     scheduler_line = json.loads(formatter.format(records[1]))
     assert (scheduler_line["dag_id"], scheduler_line["run_id"]) == ("d", 7)

@@ -33,6 +33,12 @@ def _load(target: str) -> Registry:
         fail(f"{target}: {type(exc).__name__}: {exc}")
 
 
+def _dags(registry: Registry) -> str:
+    ids = list(registry)
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return f"{len(ids)} DAG{'' if len(ids) == 1 else 's'} ({shown})"
+
+
 def _logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
 
@@ -87,7 +93,7 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     base = f"http://{f'[{host}]' if ':' in host else host}:{runner.port}"
     what = "scheduler and executor" if with_executor else "scheduler"
-    click.echo(f"ppacer {what}: {len(registry)} DAGs, database {settings.db}")
+    click.echo(f"ppacer {what}: {_dags(registry)}, database {settings.db}")
     click.echo(f"UI:       {base}/ui")
     click.echo(f"API docs: {base}/docs")
     click.echo("Stop with Ctrl-C.")
@@ -215,7 +221,7 @@ def executor(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
     click.echo(
-        f"ppacer executor {worker.name}: {len(registry)} DAGs, scheduler {settings.scheduler_url}"
+        f"ppacer executor {worker.name}: {_dags(registry)}, scheduler {settings.scheduler_url}"
     )
     worker.start()
     stop.wait()

@@ -427,7 +427,9 @@ class Executor:
         self._attempts[key] = attempt
         with self._supervisor_wake:
             self._supervisor_wake.notify_all()
-        logger = task_logger(self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry)
+        logger = task_logger(
+            self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry, task.run_id
+        )
         fields: dict[str, Any] = {
             "dag_id": task.dag_id,
             "exec_ts": parse_ts(task.exec_ts),

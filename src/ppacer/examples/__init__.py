@@ -1,0 +1,1 @@
+"""Example DAGs shipped with ppacer: ``ppacer run ppacer.examples.hello`` runs them."""
