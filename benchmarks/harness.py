@@ -213,6 +213,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _py_spy() -> str:
+    """py-spy from PATH, else next to this Python (an inactive virtual environment)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
 class Proc:
     """A process of ``procs.py``: started, waited on until it reports ready, stopped."""
 
@@ -224,6 +229,7 @@ class Proc:
         label: str,
         *,
         py_spy: Path | None = None,
+        py_spy_rate: int = 250,
         **options: Any,
     ) -> None:
         self.role = role
@@ -237,7 +243,7 @@ class Proc:
             py_spy.mkdir(parents=True, exist_ok=True)
             out = py_spy / f"{label}.txt"
             cmd = [
-                *("py-spy", "record", "--rate", "250", "--format", "raw", "--idle", "--threads"),
+                *(_py_spy(), "record", "--rate", str(py_spy_rate), "--format", "raw", "--threads"),
                 *("--nonblocking", "-o", str(out), "--"),
                 *cmd,
             ]
@@ -325,11 +331,12 @@ class Deployment:
         concurrency: int,
         log_level: str,
         py_spy: Path | None = None,
+        py_spy_rate: int = 250,
         start_timeout_s: float = 120.0,
     ) -> None:
         self.mode = mode
         self.procs: dict[str, Proc] = {}
-        common = {"log_level": log_level, "py_spy": py_spy}
+        common = {"log_level": log_level, "py_spy": py_spy, "py_spy_rate": py_spy_rate}
         try:
             if mode == "one-process":
                 proc = Proc(

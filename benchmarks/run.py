@@ -177,6 +177,7 @@ class Bench:
             concurrency=self.args.concurrency,
             log_level=self.args.log_level,
             py_spy=self.py_spy,
+            py_spy_rate=self.args.py_spy_rate,
         )
 
     def rss(self, workload: str, mode: str, dep: Deployment) -> None:
@@ -341,6 +342,7 @@ class Bench:
                         logs_db=db.logs_url,
                         log_level=self.args.log_level,
                         py_spy=self.py_spy,
+                        py_spy_rate=self.args.py_spy_rate,
                     )
                     info = proc.wait_ready(600)
                     proc.popen.wait(60)
@@ -491,6 +493,7 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", default=None, metavar="DIR", help="record each process with py-spy into DIR"
     )
+    parser.add_argument("--py-spy-rate", type=int, default=250, help="samples per second")
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 5)
     args.modes = [m for m in args.modes.split(",") if m]
