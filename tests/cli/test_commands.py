@@ -333,3 +333,52 @@ def test_db_paths_from_flags(ppacer_cli, tmp_path):
     assert ppacer_cli("db", "upgrade", "--db", db, "--logs-db", logs).exit_code == 0
     assert Path(db).exists() and Path(logs).exists()
     assert ppacer_cli("db", "check", "--db", db, "--logs-db", logs).exit_code == 0
+
+
+_GATE = threading.Event()
+
+
+@ppacer.task
+def second_time_lucky(ctx: ppacer.TaskContext) -> None:
+    ctx.logger.info("attempt %d", ctx.retry)
+    if ctx.retry == 0:
+        _GATE.wait(30)
+        raise RuntimeError("first attempt fails")
+
+
+def test_logs_follow_goes_through_retries(start_local, ppacer_cli):
+    _GATE.clear()
+    node = ppacer.Node(second_time_lucky, ppacer.TaskConfig(retries=1))
+    runner = start_local(ppacer.Registry([ppacer.Dag("lucky", root=node).done()]))
+    run_id = runner.client.trigger_dag_run("lucky")["runId"]
+    reads = 0
+
+    def first_record() -> list[dict[str, object]]:
+        nonlocal reads
+        reads += 1
+        return list(runner.client.get_task_logs(run_id, "second_time_lucky")["records"])
+
+    wait_for(first_record, what="the first attempt's log")
+
+    registry = runner.scheduler.metrics.registry
+    labels = {"method": "GET", "route": "/dag/run/task/logs/{runId}/{taskId}", "status": "200"}
+
+    def log_reads() -> float:
+        return registry.get_sample_value("ppacer_http_request_duration_seconds_count", labels) or 0
+
+    # The server counts a request just after answering it: wait until it counted ours.
+    wait_for(lambda: log_reads() >= reads, what="the test's own reads to be counted")
+    before = log_reads()
+
+    def open_gate_when_followed() -> None:
+        # Once the follower has read the first attempt's log, let that attempt fail.
+        wait_for(lambda: log_reads() > before, what="the follower's first request")
+        _GATE.set()
+
+    threading.Thread(target=open_gate_when_followed, daemon=True).start()
+    result = ppacer_cli("logs", str(run_id), "second_time_lucky", "--follow", "--url", runner.url)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("INFO    attempt 0")
+    assert "--- retry 1 ---" in lines
+    assert lines[-1].endswith("INFO    attempt 1")
