@@ -493,9 +493,15 @@ def executors(state: State, url: str | None, token: str | None, as_json: bool) -
         echo_json(items)
         return
     print_table(
-        ("executor", "last seen (s ago)", "running", "capacity", "first seen"),
+        ("executor", "last seen (s ago)", "running", "capacity", "first seen (UTC)"),
         [
-            [e["name"], f"{e['lastSeenAgoS']:.1f}", e["running"], e["capacity"], e["firstSeen"]]
+            [
+                e["name"],
+                f"{e['lastSeenAgoS']:.1f}",
+                e["running"],
+                e["capacity"],
+                short_ts(e["firstSeen"]),
+            ]
             for e in items
         ],
     )
