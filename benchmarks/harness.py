@@ -243,8 +243,17 @@ class Proc:
             py_spy.mkdir(parents=True, exist_ok=True)
             out = py_spy / f"{label}.txt"
             cmd = [
-                *(_py_spy(), "record", "--rate", str(py_spy_rate), "--format", "raw", "--threads"),
-                *("--nonblocking", "-o", str(out), "--"),
+                *(
+                    _py_spy(),
+                    "record",
+                    "--rate",
+                    str(py_spy_rate),
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--gil",
+                ),
+                *("-o", str(out), "--"),
                 *cmd,
             ]
         self.stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()

@@ -457,6 +457,7 @@ def _header(args: argparse.Namespace, db_kind: str) -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    in_repo = Path(ppacer.__file__).is_relative_to(HERE.parent)
     return {
         "header": True,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -465,10 +466,11 @@ def _header(args: argparse.Namespace, db_kind: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "ppacer": ppacer.__version__,
         "ppacer_path": str(Path(ppacer.__file__).parent),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        # Uncommitted changes in the repository's src/ (when ppacer is imported from there).
-        "dirty_src": Path(ppacer.__file__).is_relative_to(HERE.parent)
-        and bool(git("status", "--porcelain", "--", "../src")),
+        # The commit measured when ppacer comes from this repository's src/ (else see
+        # ppacer_path), and whether src/ had uncommitted changes.
+        "commit": git("rev-parse", "--short", "HEAD") if in_repo else None,
+        "dirty_src": in_repo and bool(git("status", "--porcelain", "--", "../src")),
+        "repo_commit": git("rev-parse", "--short", "HEAD"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "loadavg": os.getloadavg(),
         "runs": args.runs,
