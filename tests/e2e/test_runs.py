@@ -306,3 +306,56 @@ def test_full_run_queue_delays_runs_in_order_without_dropping(start_local, db_pa
     stamps = [parse_ts(r["ExecTs"]) for r in runs]
     assert stamps == [t0 + timedelta(seconds=10 * i) for i in range(30)]
     assert all(r["Status"] == "SUCCESS" for r in runs)
+
+
+def test_many_dags_due_at_once_all_run_and_a_triggered_point_is_not_duplicated(
+    start_local, db_paths, recorder
+):
+    # 300 DAGs due at the same instant are created in batches; one of them was
+    # triggered for that exact time already, so its batch falls back to one run
+    # at a time: that point keeps its triggered run, every other DAG gets its run.
+    t0 = datetime(2024, 3, 11, 12, 0, 0, tzinfo=UTC)
+    clock = ManualClock(t0 - timedelta(seconds=1))
+    dags = [_scheduled_dag(f"d{i:03d}", recorder, False, t0) for i in range(300)]
+    runner = start_local(ppacer.Registry(dags), clock=clock)
+    triggered = runner.client.trigger_dag_run("d150", params={"by": "hand"}, exec_ts=t0)
+    db = db_paths[0]
+    wait_run_finished(db, "d150")
+    clock.advance(timedelta(seconds=1))
+
+    def all_finished() -> list[Any]:
+        sql = "SELECT * FROM dagruns WHERE Status IN ('SUCCESS', 'FAILED') ORDER BY DagId"
+        rows = query(db, sql)
+        return rows if len(rows) == 300 else []
+
+    runs = wait_for(all_finished, what="300 finished runs")
+    assert {r["DagId"] for r in runs} == {f"d{i:03d}" for i in range(300)}
+    assert all(r["Status"] == "SUCCESS" and parse_ts(r["ExecTs"]) == t0 for r in runs)
+    (d150,) = [r for r in runs if r["DagId"] == "d150"]
+    assert d150["RunId"] == triggered["runId"]
+    assert query(db, "SELECT COUNT(*) AS n FROM dagruntasks")[0]["n"] == 300
+    # Each point is recorded with the point that follows it, so a restart resumes there.
+    points = query(db, "SELECT * FROM schedules WHERE Event = 'REGULAR'")
+    assert len(points) == 300
+    assert all(parse_ts(p["NextScheduleTs"]) == t0 + timedelta(seconds=10) for p in points)
+
+
+def test_due_runs_wait_for_room_in_a_small_queue_in_order(start_local, db_paths, recorder):
+    t0 = datetime(2024, 3, 11, 12, 0, 0, tzinfo=UTC)
+    clock = ManualClock(t0 - timedelta(seconds=1))
+    config = ppacer.Config(dag_run_queue_len=3)
+    dags = [_scheduled_dag(f"q{i}", recorder, True, t0) for i in range(4)]
+    start_local(ppacer.Registry(dags), clock=clock, config=config)
+    clock.advance(timedelta(seconds=60))  # 6 points of each of 4 DAGs through a queue of 3
+    db = db_paths[0]
+    for i in range(4):
+        runs = wait_run_finished(db, f"q{i}", 6)
+        assert [parse_ts(r["ExecTs"]) for r in runs] == [
+            t0 + timedelta(seconds=10 * k) for k in range(6)
+        ]
+        assert all(r["Status"] == "SUCCESS" for r in runs)
+    # Runs of one DAG were created in the order of their points.
+    rows = query(db, "SELECT DagId, ExecTs FROM dagruns ORDER BY RunId")
+    for i in range(4):
+        stamps = [r["ExecTs"] for r in rows if r["DagId"] == f"q{i}"]
+        assert stamps == sorted(stamps)

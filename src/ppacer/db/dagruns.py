@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from ppacer.dag.status import DagRunStatus, ScheduleEvent
 from ppacer.db.schema import dagrunparams, dagrunrestarts, dagruns, schedules
@@ -17,11 +17,15 @@ __all__ = [
     "count_dag_runs_by_status",
     "count_restarts",
     "insert_dag_run",
+    "insert_dag_runs",
     "insert_restart",
     "insert_schedule",
+    "insert_schedules",
     "read_dag_run",
     "read_dag_run_by_exec",
     "read_dag_run_params",
+    "read_dag_runs",
+    "read_dag_runs_params",
     "read_latest_dag_runs",
     "read_latest_schedule",
     "read_unfinished_dag_runs",
@@ -90,17 +94,64 @@ def insert_dag_run(
     return run_id
 
 
+def insert_dag_runs(
+    conn: Connection, runs: list[tuple[str, str]], now: str, version: str
+) -> list[int]:
+    """Insert READY_TO_SCHEDULE runs, given as ``(dag_id, exec_ts)``; return their RunIds in order.
+
+    Multi-row statements for all of them; a duplicate (DagId, ExecTs) raises IntegrityError.
+    """
+    result = conn.execute(
+        insert(dagruns).returning(dagruns.c.RunId, dagruns.c.DagId, dagruns.c.ExecTs),
+        [
+            {
+                "DagId": dag_id,
+                "ExecTs": exec_ts,
+                "InsertTs": now,
+                "Status": DagRunStatus.READY_TO_SCHEDULE,
+                "StatusUpdateTs": now,
+                "Version": version,
+            }
+            for dag_id, exec_ts in runs
+        ],
+    )
+    # RETURNING rows of a multi-row INSERT come in no promised order: match them by key.
+    ids = {(r.DagId, r.ExecTs): int(r.RunId) for r in result}
+    return [ids[key] for key in runs]
+
+
+# Built once: constructing SQLAlchemy expressions per call cost more than running them.
+_UPDATE_STATUS = (
+    update(dagruns)
+    .where(dagruns.c.RunId == bindparam("k_run"))
+    .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
+)
+_READ_RUN = select(dagruns).where(dagruns.c.RunId == bindparam("k_run"))
+
+
 def update_dag_run_status(conn: Connection, run_id: int, status: DagRunStatus, now: str) -> None:
     """Set a run's status."""
-    conn.execute(
-        update(dagruns).where(dagruns.c.RunId == run_id).values(Status=status, StatusUpdateTs=now)
-    )
+    conn.execute(_UPDATE_STATUS, {"k_run": run_id, "v_status": str(status), "v_ts": now})
 
 
 def read_dag_run(conn: Connection, run_id: int) -> DagRunRow | None:
     """Return the run with this RunId, or None."""
-    row = conn.execute(select(dagruns).where(dagruns.c.RunId == run_id)).first()
+    row = conn.execute(_READ_RUN, {"k_run": run_id}).first()
     return _run(row) if row is not None else None
+
+
+def read_dag_runs(conn: Connection, run_ids: list[int]) -> dict[int, DagRunRow]:
+    """Return the runs with these RunIds (those that exist), by RunId."""
+    rows = conn.execute(select(dagruns).where(dagruns.c.RunId.in_(run_ids)))
+    return {r.RunId: _run(r) for r in rows}
+
+
+def read_dag_runs_params(conn: Connection, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Return the parameters of those of these runs that were given any, by RunId."""
+    rows = conn.execute(
+        select(dagrunparams.c.RunId, dagrunparams.c.Params).where(dagrunparams.c.RunId.in_(run_ids))
+    )
+    return {r.RunId: dict(json.loads(r.Params)) for r in rows if r.Params}
 
 
 def read_dag_run_by_exec(conn: Connection, dag_id: str, exec_ts: str) -> DagRunRow | None:
@@ -177,6 +228,25 @@ def insert_schedule(
             ScheduleTs=schedule_ts,
             NextScheduleTs=next_schedule_ts,
         )
+    )
+
+
+def insert_schedules(
+    conn: Connection, decisions: list[tuple[str, ScheduleEvent, str, str | None]], now: str
+) -> None:
+    """Record scheduling decisions, given as ``(dag_id, event, schedule_ts, next_schedule_ts)``."""
+    conn.execute(
+        insert(schedules),
+        [
+            {
+                "DagId": dag_id,
+                "InsertTs": now,
+                "Event": event,
+                "ScheduleTs": schedule_ts,
+                "NextScheduleTs": next_ts,
+            }
+            for dag_id, event, schedule_ts, next_ts in decisions
+        ],
     )
 
 

@@ -14,7 +14,8 @@ class Config:
 
     # DAG runs created but not yet picked up by the task scheduler. When full,
     # the DAG-run watcher waits: runs are delayed, in order, never dropped.
-    dag_run_queue_len: int = 100
+    # (Room for every DAG of a large deployment coming due at the same minute.)
+    dag_run_queue_len: int = 4096
     # Longest a single `GET /dag/task/pop?wait_s=` long poll may wait, in seconds.
     max_pop_wait_s: float = 30.0
     # Longest the DAG-run watcher sleeps before looking at the clock again, in

@@ -30,6 +30,9 @@ __all__ = ["DagRunWatcher", "NewDagRun"]
 
 log = logging.getLogger("ppacer.scheduler")
 
+#: Most runs the watcher creates in one transaction.
+BATCH = 256
+
 
 @dataclass(frozen=True, slots=True)
 class NewDagRun:
@@ -179,27 +182,73 @@ class DagRunWatcher:
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def create_due_runs(self) -> int:
-        """Create every run whose point is due, in order; return how many were created."""
+        """Create every run whose point is due, in order; return how many were created.
+
+        Due points are written in batches, one transaction each (a cron-like
+        minute can make thousands of runs due at once), never more than the
+        queue has room for, so a full queue still delays runs instead of
+        holding them in memory.
+        """
         created = 0
         while self._heap and self._heap[0][0] <= self.clock.now():
-            point, dag_id = self._heap[0]
-            dag = self.registry[dag_id]
-            assert dag.schedule is not None
-            following = dag.schedule.next(point, point)
-            event = ScheduleEvent.REGULAR
-            if point < self._catch_up_before.get(dag_id, point):
-                event = ScheduleEvent.CAUGHT_UP
-            run = self._insert(dag_id, point, following, event)
-            # The next point is stored with this one: a crash after this commit
-            # never creates this run twice, and never loses the next one.
-            if following == NEVER:
-                heapq.heappop(self._heap)
-            else:
-                heapq.heapreplace(self._heap, (following, dag_id))
-            if run is not None:
+            room = self.queue.maxsize - self.queue.qsize() if self.queue.maxsize > 0 else BATCH
+            batch: list[tuple[str, datetime, datetime, ScheduleEvent]] = []
+            now = self.clock.now()
+            while self._heap and self._heap[0][0] <= now and len(batch) < max(1, min(BATCH, room)):
+                point, dag_id = self._heap[0]
+                dag = self.registry[dag_id]
+                assert dag.schedule is not None
+                following = dag.schedule.next(point, point)
+                event = ScheduleEvent.REGULAR
+                if point < self._catch_up_before.get(dag_id, point):
+                    event = ScheduleEvent.CAUGHT_UP
+                batch.append((dag_id, point, following, event))
+                # The next point is stored with this one: a crash after the commit
+                # never creates this run twice, and never loses the next one.
+                if following == NEVER:
+                    heapq.heappop(self._heap)
+                else:
+                    heapq.heapreplace(self._heap, (following, dag_id))
+            for run in self._insert_batch(batch):
                 await self.queue.put(run)
                 created += 1
         return created
+
+    def _insert_batch(
+        self, batch: list[tuple[str, datetime, datetime, ScheduleEvent]]
+    ) -> list[NewDagRun]:
+        """Insert the runs and their ``schedules`` rows of ``batch`` in one transaction.
+
+        If one of them exists already (triggered for that exact time), the
+        batch is written again one run at a time, so only that one is left out.
+        """
+        if len(batch) == 1:
+            run = self._insert(*batch[0])
+            return [run] if run is not None else []
+        rows = []
+        for dag_id, point, following, event in batch:
+            rows.append((dag_id, format_ts(point), format_ts(following), event))
+        try:
+            with self.engine.begin() as conn:
+                now = format_ts(self.clock.now())
+                run_ids = runs_db.insert_dag_runs(
+                    conn, [(dag_id, exec_ts) for dag_id, exec_ts, _, _ in rows], now, self.version
+                )
+                runs_db.insert_schedules(
+                    conn,
+                    [(dag_id, event, exec_ts, nxt) for dag_id, exec_ts, nxt, event in rows],
+                    now,
+                )
+        except IntegrityError:
+            runs = (self._insert(*item) for item in batch)
+            return [run for run in runs if run is not None]
+        if log.isEnabledFor(logging.INFO):
+            for dag_id, exec_ts, _, event in rows:
+                log.info("new DAG run dagId=%s execTs=%s event=%s", dag_id, exec_ts, event)
+        return [
+            NewDagRun(run_id, dag_id, exec_ts)
+            for run_id, (dag_id, exec_ts, _, _) in zip(run_ids, rows, strict=True)
+        ]
 
     def _insert(
         self, dag_id: str, point: datetime, following: datetime, event: ScheduleEvent

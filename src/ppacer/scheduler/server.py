@@ -55,6 +55,9 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger("ppacer.scheduler")
 
+#: Most queued runs started in one transaction.
+RUN_BATCH = 256
+
 Handler = Callable[[Request], Awaitable[Response]]
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -223,20 +226,45 @@ class Scheduler:
             self.logs_engine.dispose()
 
     async def _consume_runs(self) -> None:
-        assert self._queue is not None and self.task_scheduler is not None
+        """Start the runs put on the queue; whatever is queued at once starts in one transaction."""
+        assert self._queue is not None
         while True:
-            run = await self._queue.get()
+            runs = [await self._queue.get()]
+            while len(runs) < RUN_BATCH and not self._queue.empty():
+                runs.append(self._queue.get_nowait())
             try:
-                with self.task_scheduler.transaction() as conn:
-                    row = runs_db.read_dag_run(conn, run.run_id)
-                    if (
-                        row is not None
-                        and (row.dag_id, row.exec_ts) not in self.task_scheduler.active
-                    ):
-                        self.task_scheduler.submit(conn, row)
+                self._start_runs(runs)
             except Exception:
-                # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
-                log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)
+                if len(runs) == 1:
+                    # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
+                    log.exception(
+                        "could not start DAG run %s of %s", runs[0].exec_ts, runs[0].dag_id
+                    )
+                    continue
+                # One bad run must not hold the others back: start them one by one.
+                for run in runs:
+                    try:
+                        self._start_runs([run])
+                    except Exception:
+                        log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)
+
+    def _start_runs(self, runs: list[NewDagRun]) -> None:
+        assert self.task_scheduler is not None
+        ts = self.task_scheduler
+        with ts.transaction() as conn:
+            ids = [run.run_id for run in runs]
+            rows = runs_db.read_dag_runs(conn, ids)
+            params = runs_db.read_dag_runs_params(conn, ids)
+            for run_id in ids:
+                row = rows.get(run_id)
+                if (
+                    row is not None
+                    and row.status is DagRunStatus.READY_TO_SCHEDULE
+                    and (row.dag_id, row.exec_ts) not in ts.active
+                ):
+                    ts.submit(conn, row, new_params=params.get(run_id, {}))
+                elif row is not None and (row.dag_id, row.exec_ts) not in ts.active:
+                    ts.submit(conn, row)
 
     # ------------------------------------------------------------------ operations
 

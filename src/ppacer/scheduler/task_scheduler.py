@@ -21,7 +21,7 @@ import json
 import logging
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -175,6 +175,11 @@ class TaskScheduler:
         self._pending_timers: list[tuple[datetime, tuple[str, str], str, int]] = []
         # Runs waiting for a slot under their DAG's max_active_runs, by DAG, in order.
         self._queued_runs: dict[str, deque[int]] = {}
+        # Active runs by DAG (kept with ``active``: counting it per new run was quadratic).
+        self._active_count: Counter[str] = Counter()
+        # Runs being submitted that were created just now (no attempts, outputs or
+        # restarts to read back): RunId -> their parameters.
+        self._new_runs: dict[int, dict[str, Any]] = {}
         # Attempts to queue once the current transaction commits.
         self._outbox: list[tuple[RunState, str, int]] = []
         # Status changes to tell observers once the current transaction commits.
@@ -212,17 +217,23 @@ class TaskScheduler:
         if dag is None:
             log.warning("DAG run %s of unknown DAG %r left as it is", row.run_id, row.dag_id)
             return
+        new_params = self._new_runs.pop(row.run_id, None)
+        new = new_params is not None and not reset
         state = RunState(
             run_id=row.run_id,
             dag=dag,
             exec_ts=row.exec_ts,
             status=row.status,
-            params=runs_db.read_dag_run_params(conn, row.run_id),
-            restarts=runs_db.count_restarts(conn, row.dag_id, row.exec_ts),
+            params=(
+                new_params
+                if new_params is not None
+                else runs_db.read_dag_run_params(conn, row.run_id)
+            ),
+            restarts=0 if new else runs_db.count_restarts(conn, row.dag_id, row.exec_ts),
             insert_ts=row.insert_ts,
         )
         now = self.now_ts()
-        attempts = tasks_db.read_dag_run_tasks(conn, row.dag_id, row.exec_ts)
+        attempts = [] if new else tasks_db.read_dag_run_tasks(conn, row.dag_id, row.exec_ts)
         for a in attempts:
             if a.task_id in dag.tasks:
                 prev = state.latest.get(a.task_id)
@@ -250,9 +261,8 @@ class TaskScheduler:
                 self._pending_timers.append(
                     (failed_at + delay, (row.dag_id, row.exec_ts), task_id, retry + 1)
                 )
-        for (task_id, retry), value in tasks_db.read_task_outputs(
-            conn, row.dag_id, row.exec_ts
-        ).items():
+        outputs = {} if new else tasks_db.read_task_outputs(conn, row.dag_id, row.exec_ts)
+        for (task_id, retry), value in outputs.items():
             if state.latest.get(task_id) == (retry, TaskStatus.SUCCESS):
                 state.outputs[task_id] = json.loads(value)
         # Tasks without an attempt, in graph order: run, settle (skip or upstream-failed,
@@ -281,6 +291,8 @@ class TaskScheduler:
         if state.status is DagRunStatus.READY_TO_SCHEDULE or state.status.is_finished:
             state.status = DagRunStatus.SCHEDULED
             runs_db.update_dag_run_status(conn, row.run_id, DagRunStatus.SCHEDULED, now)
+        if (row.dag_id, row.exec_ts) not in self.active:
+            self._active_count[row.dag_id] += 1
         self.active[(row.dag_id, row.exec_ts)] = state
         self._schedule(conn, state, ready, now)
         self._outbox.extend((state, task_id, retry) for task_id, retry in requeue)
@@ -381,7 +393,9 @@ class TaskScheduler:
         for state in self.active.values():
             state.cancel_timers()
         self.active.clear()
+        self._active_count.clear()
         self._queued_runs.clear()
+        self._new_runs.clear()
         queued = [item for _, _, item in sorted(self.ready)]
         self.ready.clear()
         try:
@@ -742,7 +756,7 @@ class TaskScheduler:
         failed = self._run_failed(state)
         state.status = DagRunStatus.FAILED if failed else DagRunStatus.SUCCESS
         runs_db.update_dag_run_status(conn, state.run_id, state.status, now)
-        self.active.pop((state.dag.id, state.exec_ts), None)
+        self._deactivate(state.dag.id, state.exec_ts)
         state.cancel_timers()
         log.info(
             "DAG run finished dagId=%s execTs=%s status=%s",
@@ -1067,24 +1081,51 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------ restart
 
-    def submit(self, conn: Connection, row: runs_db.DagRunRow) -> None:
-        """Start a new run now, or queue it (in order) behind its DAG's ``max_active_runs``."""
+    def submit(
+        self,
+        conn: Connection,
+        row: runs_db.DagRunRow,
+        *,
+        new_params: dict[str, Any] | None = None,
+    ) -> None:
+        """Start a run now, or queue it (in order) behind its DAG's ``max_active_runs``.
+
+        ``row`` was read in ``conn``'s transaction. ``new_params`` (the run's
+        parameters) says the run was created just now and was never loaded:
+        nothing of it needs reading back if it starts at once.
+        """
         dag = self.registry.get(row.dag_id)
         if dag is None:
             log.warning("DAG run %s of unknown DAG %r left as it is", row.run_id, row.dag_id)
             return
         queued = self._queued_runs.setdefault(dag.id, deque())
         queued.append(row.run_id)
-        self._start_queued(conn, dag.id)
+        if new_params is not None:
+            self._new_runs[row.run_id] = new_params
+        self._start_queued(conn, dag.id, row)
+        # A run left waiting is read again (whatever happened to it meanwhile) when it starts.
+        self._new_runs.pop(row.run_id, None)
 
     def _count_active(self, dag_id: str) -> int:
-        return sum(1 for d, _ in self.active if d == dag_id)
+        return self._active_count[dag_id]
 
-    def _start_queued(self, conn: Connection, dag_id: str) -> None:
+    def _deactivate(self, dag_id: str, exec_ts: str) -> RunState | None:
+        state = self.active.pop((dag_id, exec_ts), None)
+        if state is not None:
+            self._active_count[dag_id] -= 1
+        return state
+
+    def _start_queued(
+        self, conn: Connection, dag_id: str, just_read: runs_db.DagRunRow | None = None
+    ) -> None:
         queued = self._queued_runs.get(dag_id)
         limit = self.registry[dag_id].attributes.max_active_runs
         while queued and self._count_active(dag_id) < limit:
-            row = runs_db.read_dag_run(conn, queued.popleft())
+            run_id = queued.popleft()
+            if just_read is not None and just_read.run_id == run_id:
+                row: runs_db.DagRunRow | None = just_read
+            else:
+                row = runs_db.read_dag_run(conn, run_id)
             if (
                 row is not None
                 and not row.status.is_finished
@@ -1177,7 +1218,7 @@ class TaskScheduler:
             latest = max(attempts, key=lambda a: a.retry) if attempts else None
             if latest is not None and latest.status == status:
                 return
-            state = self.active.pop((dag_id, ts), None)
+            state = self._deactivate(dag_id, ts)
             if state is not None:
                 # Queued attempts of the run are dropped when popped (no longer current).
                 state.cancel_timers()
