@@ -124,9 +124,8 @@ def test_trigger_for_a_logical_time_and_duplicate_is_409(start_local, db_paths, 
         runner.client.trigger_dag_run("m", exec_ts=at)
     (run,) = wait_run_finished(db_paths[0], "m")
     assert parse_ts(run["ExecTs"]) == at
-    assert [(e["action"], e["actor"]) for e in runner.client.dag_run_history(run["RunId"])] == [
-        ("TRIGGER", "api")
-    ]
+    history = runner.client.dag_run_history(run["RunId"])["items"]
+    assert [(e["action"], e["actor"]) for e in history] == [("TRIGGER", "api")]
 
 
 def test_backfill_runs_each_point_once_in_order_and_resumes(start_local, db_paths, recorder):
@@ -197,7 +196,13 @@ def test_clear_reruns_the_task_and_its_downstream(start_local, db_paths, recorde
         ("side", 0, "SUCCESS"),
     ]
     history = runner.client.dag_run_history(run["RunId"])
-    assert [(h["action"], h["taskId"]) for h in history] == [("TRIGGER", None), ("CLEAR", "b")]
+    assert history["total"] == 2
+    assert [(h["action"], h["taskId"]) for h in history["items"]] == [
+        ("TRIGGER", None),
+        ("CLEAR", "b"),
+    ]
+    page = runner.client.dag_run_history(run["RunId"], limit=1, offset=1)
+    assert (page["total"], [h["action"] for h in page["items"]]) == (2, ["CLEAR"])
 
 
 def test_mark_success_lets_downstream_run(start_local, db_paths, recorder):
@@ -220,7 +225,7 @@ def test_mark_success_lets_downstream_run(start_local, db_paths, recorder):
         ("after", 1, "SUCCESS"),
         ("bad", 0, "SUCCESS"),
     ]
-    history = runner.client.dag_run_history(run["RunId"])
+    history = runner.client.dag_run_history(run["RunId"])["items"]
     assert [h["action"] for h in history] == ["TRIGGER", "MARK_SUCCESS"]
     with pytest.raises(InvalidInputError, match="SUCCESS or FAILED"):
         runner.client.mark_task("mk", run["ExecTs"], "bad", "RUNNING")

@@ -111,6 +111,23 @@ def test_trigger_unknown_dag_is_404_naming_it(server):
 
 
 @pytest.mark.parametrize(
+    ("literal", "named"), [("NaN", "NaN"), ("-Infinity", "-Infinity"), ("1e400", "1e400")]
+)
+def test_non_finite_numbers_are_400_and_create_nothing(server, db_paths, literal, named):
+    # Python's json reads NaN, Infinity and 1e400; JSON has none of them, and
+    # such a value, once stored, could not be served back to the executor.
+    _, http = server
+    body = b'{"dagId": "example", "params": {"a": ' + literal.encode() + b"}}"
+    response = http.post(
+        "/dag/run/trigger", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["error"].startswith("body: not valid JSON") and named in answer["error"]
+    assert query(db_paths[0], "SELECT COUNT(*) AS n FROM dagruns")[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
     ("body", "field"),
     [
         (b"{not json", "body"),

@@ -75,6 +75,27 @@ def test_marking_by_hand_allows_success_and_failed_only():
     )
 
 
+def test_the_scheduler_may_also_requeue_fail_and_cancel_retries_but_never_revive():
+    T = TaskStatus
+    # Its own decisions: recovery requeues, a lost lease or a deadline fails, a
+    # deadline cancels a pending retry. Executors may do none of these.
+    for current, new in [
+        (T.RUNNING, T.SCHEDULED),
+        (T.FAILED_PENDING_RETRY, T.FAILED),
+    ]:
+        assert check_task_transition(current, new, by="scheduler") is None
+        assert check_task_transition(current, new) is not None
+    # Everything an executor may report, the scheduler may write.
+    for current in (T.SCHEDULED, T.RUNNING):
+        for new in (T.SUCCESS, T.FAILED, T.FAILED_PENDING_RETRY):
+            assert check_task_transition(current, new, by="scheduler") is None
+    # A finished attempt never changes, whoever asks (but by hand).
+    for current in (T.SUCCESS, T.FAILED, T.UPSTREAM_FAILED, T.SKIPPED):
+        for new in T:
+            why = check_task_transition(current, new, by="scheduler")
+            assert why is not None and str(current) in why
+
+
 def test_retry_delay_backoff_and_cap():
     constant = TaskConfig(retries=3, retry_delay_s=2)
     assert [constant.retry_delay_for(r) for r in range(3)] == [2, 2, 2]

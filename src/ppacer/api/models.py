@@ -6,6 +6,8 @@ guess; unknown fields are ignored, as the original does.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,29 @@ __all__ = [
     "TaskStatusUpdates",
     "TaskToExec",
     "describe_validation_error",
+    "loads_strict",
 ]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a JSON number (a 64-bit float)")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Parse JSON as the standard defines it: ``NaN``, ``Infinity`` and ``1e400`` are errors.
+
+    Python's ``json`` accepts them by default; what it accepts would be stored,
+    then fail (or be answered as invalid JSON) when served back.
+    Raises ``ValueError`` (or ``UnicodeDecodeError``) naming what was wrong.
+    """
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,9 +158,9 @@ OPERATIONS: dict[str, Operation] = {
     "dag_run_history": Operation(
         "Who did what to a run, and when",
         "runs",
-        ok=s.RunEventOut,
-        ok_is_list=True,
+        ok=s.RunEventListOut,
         path=s.RunIdPath,
+        query=s.PageQuery,
         errors=(400, 404),
     ),
     "ui_dagrun_stats": Operation(

@@ -43,6 +43,7 @@ __all__ = [
     "PopBatchQuery",
     "PopQuery",
     "RestartOut",
+    "RunEventListOut",
     "RunEventOut",
     "RunIdPath",
     "SchedulePreviewOut",
@@ -400,6 +401,12 @@ class PageOut(_Out):
     total: int = Field(description="items matching, on all pages")
     limit: int
     offset: int
+
+
+class RunEventListOut(PageOut):
+    """``GET /dag/run/history/{runId}``: a page of a run's history, oldest first."""
+
+    items: list[RunEventOut]
 
 
 class DagRunListOut(PageOut):

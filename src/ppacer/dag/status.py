@@ -39,8 +39,11 @@ _TERMINAL_TASK = frozenset(
 
 # The one table of legal changes of a task attempt's status. A new attempt
 # (a retry, a restart, a clear) is a new row starting at SCHEDULED; a row never
-# goes back. Marking by hand may also turn FAILED/UPSTREAM_FAILED/SKIPPED into
-# SUCCESS (and SUCCESS into FAILED); that is checked by ``by="hand"``.
+# goes back, except that an attempt RUNNING when the scheduler stopped is queued
+# again (RUNNING -> SCHEDULED) on recovery. Executors report the changes of
+# _TRANSITIONS; the scheduler itself also makes those of _BY_SCHEDULER (a lost
+# lease or a timeout fails an attempt, a run's deadline cancels a pending
+# retry). Marking by hand may turn any attempt SUCCESS or FAILED (``by="hand"``).
 _TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.SCHEDULED: frozenset(
         {
@@ -54,6 +57,11 @@ _TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
         {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.FAILED_PENDING_RETRY}
     ),
 }
+_BY_SCHEDULER: dict[TaskStatus, frozenset[TaskStatus]] = {
+    **_TRANSITIONS,
+    TaskStatus.RUNNING: _TRANSITIONS[TaskStatus.RUNNING] | {TaskStatus.SCHEDULED},
+    TaskStatus.FAILED_PENDING_RETRY: frozenset({TaskStatus.FAILED}),
+}
 _BY_HAND = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
 
 
@@ -62,7 +70,9 @@ def check_task_transition(
 ) -> str | None:
     """Why a task attempt may not go from ``current`` to ``new`` (None when it may).
 
-    ``by`` is "executor" (status reports) or "hand" (marking through the API).
+    ``by`` is "executor" (status reports), "scheduler" (every change the
+    scheduler writes: reports it applies and its own decisions) or "hand"
+    (marking through the API).
     """
     if by == "hand":
         if new in _BY_HAND:
@@ -70,7 +80,8 @@ def check_task_transition(
         return f"a task can be marked SUCCESS or FAILED, not {new}"
     if current is None:
         return f"the task has no attempt, so it cannot become {new}"
-    if new in _TRANSITIONS.get(current, frozenset()):
+    table = _BY_SCHEDULER if by == "scheduler" else _TRANSITIONS
+    if new in table.get(current, frozenset()):
         return None
     return f"the attempt is {current}; it cannot become {new}"
 

@@ -260,9 +260,10 @@ class Client:
         """The DAG's next ``n`` schedule points, each ``{"utc", "local"}``."""
         return list(self._call("schedule_preview", params={"n": n}, dagId=dag_id).json()["points"])
 
-    def dag_run_history(self, run_id: int) -> list[dict[str, Any]]:
-        """Who did what to a run, and when."""
-        return list(self._call("dag_run_history", runId=run_id).json())
+    def dag_run_history(self, run_id: int, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """A page of who did what to a run, and when (oldest first)."""
+        params = {"limit": limit, "offset": offset}
+        return dict(self._call("dag_run_history", runId=run_id, params=params).json())
 
     def ui_dagrun_stats(self) -> dict[str, Any]:
         """Counts of runs and tasks by status, and queue lengths."""

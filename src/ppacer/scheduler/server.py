@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -33,8 +32,10 @@ from ppacer.api.models import (
     TaskStatusUpdate,
     TaskStatusUpdates,
     describe_validation_error,
+    loads_strict,
 )
 from ppacer.api.routes import ROUTES
+from ppacer.api.schemas import PageQuery
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
@@ -48,6 +49,7 @@ from ppacer.scheduler import ui_data
 from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
+from ppacer.scheduler.read_api import parse_params
 from ppacer.scheduler.task_scheduler import Report, TaskScheduler
 from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic, parse_ts
 
@@ -534,21 +536,27 @@ class Scheduler:
 
     async def _dag_run_history(self, request: Request) -> Response:
         run_id = _int_param(request, "runId", minimum=1)
+        page = parse_params(request, PageQuery)
         with self.engine.connect() as conn:
             if runs_db.read_dag_run(conn, run_id) is None:
                 raise NotFoundError(f"runId: no DAG run {run_id}")
             events = controls_db.read_run_events(conn, run_id)
         return JSONResponse(
-            [
-                {
-                    "insertTs": e.insert_ts,
-                    "action": e.action,
-                    "taskId": e.task_id,
-                    "actor": e.actor,
-                    "detail": e.detail,
-                }
-                for e in events
-            ]
+            {
+                "items": [
+                    {
+                        "insertTs": e.insert_ts,
+                        "action": e.action,
+                        "taskId": e.task_id,
+                        "actor": e.actor,
+                        "detail": e.detail,
+                    }
+                    for e in events[page.offset : page.offset + page.limit]
+                ],
+                "total": len(events),
+                "limit": page.limit,
+                "offset": page.offset,
+            }
         )
 
     async def _get_state(self, _request: Request) -> Response:
@@ -655,9 +663,11 @@ def _int_param(request: Request, name: str, *, minimum: int) -> int:
 async def _parse(request: Request, model: type[_M]) -> _M:
     raw = await request.body()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("body: not valid JSON") from None
+        data = loads_strict(raw)
+    except UnicodeDecodeError:
+        raise InvalidInputError("body: not valid JSON (not UTF-8)") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"body: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInputError("body: expected a JSON object")
     try:

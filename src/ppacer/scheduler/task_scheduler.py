@@ -247,10 +247,7 @@ class TaskScheduler:
             elif status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING) and recover:
                 requeue.append((task_id, retry))
                 if status is TaskStatus.RUNNING:
-                    tasks_db.update_dag_run_task_status(
-                        conn, row.dag_id, row.exec_ts, task_id, retry, TaskStatus.SCHEDULED, now
-                    )
-                    state.latest[task_id] = (retry, TaskStatus.SCHEDULED)
+                    self._set(conn, state, task_id, retry, TaskStatus.SCHEDULED, now)
             elif status is TaskStatus.FAILED_PENDING_RETRY:
                 delay = timedelta(seconds=dag.tasks[task_id].config.retry_delay_for(retry))
                 failed_at = next(
@@ -368,8 +365,14 @@ class TaskScheduler:
         treats as it treats RUNNING: the attempt is queued again.
         """
         state = self.active.get((item.dag_id, item.exec_ts))
-        if state is None or state.latest.get(item.task_id) != (item.retry, TaskStatus.SCHEDULED):
-            return item
+        current = state.latest.get(item.task_id) if state is not None else None
+        if (
+            state is None
+            or current is None
+            or current[0] != item.retry
+            or check_task_transition(current[1], TaskStatus.RUNNING, by="scheduler") is not None
+        ):
+            return item  # not current any more, or RUNNING already
         now = self.now_ts()
         state.latest[item.task_id] = (item.retry, TaskStatus.RUNNING)
         self._record(state, item.task_id, item.retry, TaskStatus.RUNNING)
@@ -1021,6 +1024,19 @@ class TaskScheduler:
         status: TaskStatus,
         now: str,
     ) -> None:
+        """Write an attempt's new status; every change the scheduler makes goes through here."""
+        current = state.latest.get(task_id)
+        why = (
+            f"retry {retry} is not the current attempt ({current[0] if current else 'none'})"
+            if current is None or current[0] != retry
+            else check_task_transition(current[1], status, by="scheduler")
+        )
+        if why is not None:
+            # A bug, never an executor's doing (reports are checked before): the
+            # transaction is rolled back and the run reloaded from the database.
+            raise ConflictError(
+                f"task {task_id!r} of DAG {state.dag.id!r} run {state.exec_ts}: {why}"
+            )
         tasks_db.update_dag_run_task_status(
             conn, state.dag.id, state.exec_ts, task_id, retry, status, now
         )
@@ -1274,7 +1290,7 @@ def _check_result(dag: Dag, task_id: str, output: Any, branch: list[str] | None)
     """What is wrong with a successful attempt's output or branch (None: nothing)."""
     if output is not None:
         try:
-            size = len(json.dumps(output).encode())
+            size = len(json.dumps(output, allow_nan=False).encode())
         except (TypeError, ValueError) as exc:
             return f"OutputError: the value task {task_id!r} returned is not JSON: {exc}"
         if size > MAX_OUTPUT_BYTES:
