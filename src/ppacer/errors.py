@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConflictError",
     "DagValidationError",
@@ -37,7 +39,21 @@ class DuplicateDagError(PpacerError, ValueError):
 
 
 class InvalidInputError(PpacerError, ValueError):
-    """A request or argument is malformed; the message says which field and why."""
+    """A request or argument is malformed; the message says which field and why.
+
+    ``detail`` (the API's ``detail``) lists each bad field as ``{"field", "problem"}``
+    when there are such.
+    """
+
+    def __init__(self, message: str, detail: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        if detail is None and (m := _FIELD_FIRST.match(message)) is not None:
+            detail = [{"field": m[1], "problem": m[2]}]
+        self.detail = detail
+
+
+# "execTs: not a timestamp ...": the message of one bad field names it first.
+_FIELD_FIRST = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
 
 
 class NotFoundError(PpacerError, LookupError):

@@ -26,6 +26,7 @@ __all__ = [
     "TaskToExec",
     "describe_validation_error",
     "loads_strict",
+    "validation_detail",
 ]
 
 
@@ -191,8 +192,15 @@ class TaskMarkInput(TaskActionInput):
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One line naming each bad field and what is wrong with it."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
+    return "; ".join(f"{d['field']}: {d['problem']}" for d in validation_detail(exc))
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
+    """Each bad field and what is wrong with it, as ``{"field", "problem"}``."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "body",
+            "problem": err["msg"],
+        }
+        for err in exc.errors(include_url=False)
+    ]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ppacer.api.models import describe_validation_error
+from ppacer.api.models import describe_validation_error, validation_detail
 from ppacer.api.schemas import (
     DagDetailsOut,
     DagIdPath,
@@ -67,7 +67,7 @@ def parse_params(request: Request, model: type[_P], *, path: bool = False) -> _P
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc)) from None
+        raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
 
 
 def _json(model: BaseModel) -> JSONResponse:

@@ -33,6 +33,7 @@ from ppacer.api.models import (
     TaskStatusUpdates,
     describe_validation_error,
     loads_strict,
+    validation_detail,
 )
 from ppacer.api.routes import ROUTES
 from ppacer.api.schemas import PageQuery
@@ -673,7 +674,7 @@ async def _parse(request: Request, model: type[_M]) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc)) from None
+        raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -683,7 +684,7 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except InvalidInputError as exc:
-            return error_response(400, str(exc))
+            return error_response(400, str(exc), exc.detail)
         except NotFoundError as exc:
             return error_response(404, str(exc))
         except ConflictError as exc:
