@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 
 import ppacer
 from ppacer.cli import main
+from ppacer.cli.loader import load_registry
 from ppacer.scheduler.config import Config
 from ppacer.testing import ManualClock
 from tests.conftest import wait_for
@@ -67,6 +70,49 @@ def test_every_command_has_help_with_an_example(ppacer_cli, path):
         assert "Example:" in result.output
 
 
+def _help_examples() -> list[str]:
+    """Every command line shown in the help texts: the quick start and each "Example:"."""
+    examples = []
+    quick_start = (main.help or "").split("Quick start", 1)[1]
+    for line in quick_start.splitlines():
+        if line.strip().startswith("ppacer "):
+            examples.append(re.split(r"\s{2,}", line.strip())[0])
+    for path in _commands(main):
+        command: click.Command = main
+        for part in path:
+            command = command.commands[part]  # type: ignore[attr-defined]
+        for line in (command.help or "").splitlines():
+            if line.strip().startswith("Example:"):
+                examples.append(
+                    re.split(r"\s{2,}", line.strip().removeprefix("Example:").strip())[0]
+                )
+    return examples
+
+
+@pytest.mark.parametrize("example", _help_examples())
+def test_help_examples_fit_the_packaged_hello_dag(example):
+    """Each example parses and names DAGs, tasks and targets of `ppacer.examples.hello`."""
+    words = shlex.split(example)
+    while "=" in words[0]:  # PPACER_PORT=8080 ppacer ...
+        words.pop(0)
+    assert words.pop(0) == "ppacer"
+    command: click.Command = main
+    while isinstance(command, click.Group):
+        command = command.commands[words.pop(0)]
+    params = command.make_context("ppacer", words).params  # usage errors raise here
+    hello = load_registry("ppacer.examples.hello")
+    if params.get("target") is not None:
+        assert list(load_registry(params["target"])) == list(hello)
+    if params.get("dag_id") is not None:
+        assert params["dag_id"] in hello
+    if params.get("task_id") is not None:
+        assert params["task_id"] in hello["hello"].tasks
+
+
+def test_help_examples_include_a_task_log():
+    assert "ppacer logs 1 greet" in _help_examples()
+
+
 def test_usage_errors_exit_2(ppacer_cli):
     assert ppacer_cli("no-such-command").exit_code == 2
     assert ppacer_cli("trigger").exit_code == 2  # missing DAG
@@ -106,9 +152,20 @@ def test_dags_list_show_pause_unpause(start_local, ppacer_cli):
     assert [t["taskId"] for t in details["tasks"]] == ["say_hello"]
 
     assert ppacer_cli("dags", "pause", "hello", env=env).output == "hello paused\n"
-    assert json.loads(ppacer_cli("dags", "list", "--json", env=env).output)[1]["paused"]
+    # A paused DAG has no next run: what runs on unpause depends on its catch-up policy.
+    paused = json.loads(ppacer_cli("dags", "list", "--json", env=env).output)[1]
+    assert paused["paused"] is True and paused["nextScheduleTs"] is None
+    row = next(
+        line for line in ppacer_cli("dags", "list", env=env).output.splitlines() if "hello" in line
+    )
+    assert row.split()[-1] == "paused" and "2024-03-12 18:00" not in row
+    assert "next run: none while paused" in ppacer_cli("dags", "show", "hello", env=env).output
+    shown_paused = json.loads(ppacer_cli("dags", "show", "hello", "--json", env=env).output)
+    assert shown_paused["paused"] is True and shown_paused["nextScheduleTs"] is None
     result = ppacer_cli("dags", "unpause", "hello", "--json", env=env)
     assert json.loads(result.output) == {"dagId": "hello", "paused": False}
+    unpaused = json.loads(ppacer_cli("dags", "list", "--json", env=env).output)[1]
+    assert unpaused["nextScheduleTs"].startswith("2024-03-12T18:00:00")
     missing = ppacer_cli("dags", "show", "nope", env=env)
     assert missing.exit_code == 1 and "unknown DAG 'nope'" in missing.stderr
 
@@ -382,3 +439,24 @@ def test_logs_follow_goes_through_retries(start_local, ppacer_cli):
     assert lines[0].endswith("INFO    attempt 0")
     assert "--- retry 1 ---" in lines
     assert lines[-1].endswith("INFO    attempt 1")
+
+
+def test_packaged_hello_fails_on_request_and_a_restart_succeeds(start_local, ppacer_cli):
+    # The help of `restart` tells newcomers to try it this way.
+    # Between two points of its every-minute schedule, and the clock stays there.
+    clock = ManualClock(T0 + timedelta(seconds=30))
+    runner = start_local(load_registry("ppacer.examples.hello"), clock=clock)
+    url = ("--url", runner.url)
+    failed = ppacer_cli("trigger", "hello", "--params", '{"fail": true}', "--wait", "--json", *url)
+    assert failed.exit_code == 1
+    answer = json.loads(failed.output)
+    assert answer["status"] == "FAILED"
+    run_id = str(answer["runId"])
+    assert "RuntimeError: asked to fail" in ppacer_cli("runs", "show", run_id, *url).output
+    assert ppacer_cli("restart", run_id, *url).exit_code == 0
+    wait_for(
+        lambda: runner.client.get_dag_run(int(run_id))["status"] == "SUCCESS",
+        what="the restarted run",
+    )
+    assert ppacer_cli("logs", run_id, "count", *url).output.count("step 3 of 3") == 1
+    assert "hello, world!" in ppacer_cli("logs", run_id, "greet", *url).output

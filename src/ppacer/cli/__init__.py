@@ -10,15 +10,20 @@ Commands (``ppacer COMMAND --help`` for each):
 Exit codes: 0 ok, 1 failure (the scheduler refused, a run failed, invalid
 DAGs), 2 bad usage (including bad settings). Settings come from defaults <
 ``ppacer.toml`` < ``PPACER_*`` environment variables < flags (see
-:mod:`ppacer.settings`).
+:mod:`ppacer.settings`). An unexpected exception ends a command with a
+one-line ``error: ...`` and exit code 1; ``--debug`` (or ``PPACER_DEBUG=1``)
+lets its traceback through instead.
 """
 
 from __future__ import annotations
 
+import errno
+from typing import Any
+
 import click
 
 from ppacer.cli.admin import ADMIN_COMMANDS
-from ppacer.cli.common import State
+from ppacer.cli.common import EXIT_FAILURE, State, describe_error
 from ppacer.cli.loader import load_registry
 from ppacer.cli.remote import REMOTE_COMMANDS
 from ppacer.cli.serve import SERVE_COMMANDS
@@ -26,7 +31,32 @@ from ppacer.cli.serve import SERVE_COMMANDS
 __all__ = ["load_registry", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The ``ppacer`` group: no command ends in a traceback unless ``--debug`` asks for it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an unexpected exception becomes ``error: ...`` and exit code 1."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors (2), exits, Ctrl-C
+        except Exception as exc:
+            if ctx.params.get("debug") or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
+                raise  # click quietly ends on a closed pipe (`ppacer ... | head`)
+            click.echo(f"error: {describe_error(exc)} (--debug shows the traceback)", err=True)
+            ctx.exit(EXIT_FAILURE)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="PPACER_DEBUG",
+    help="Show the traceback of an unexpected error (also PPACER_DEBUG=1).",
+)
 @click.option(
     "--config",
     "config_file",
@@ -36,16 +66,16 @@ __all__ = ["load_registry", "main"]
 )
 @click.version_option(package_name="ppacer")
 @click.pass_context
-def main(ctx: click.Context, config_file: str | None) -> None:
+def main(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     """ppacer: DAGs of Python tasks on a schedule.
 
     \b
-    Quick start:
-      ppacer validate dags.py      check your DAGs
-      ppacer run dags.py           scheduler + executor, UI at http://127.0.0.1:9321/ui
-      ppacer trigger hello         start a run (in another terminal)
-      ppacer runs list             see it
-      ppacer logs 1 say_hello      read a task's log
+    Quick start, with the example DAG shipped with ppacer (your own: a .py file or module):
+      ppacer validate ppacer.examples.hello   check the DAGs
+      ppacer run ppacer.examples.hello        scheduler + executor, UI at http://127.0.0.1:9321/ui
+      ppacer trigger hello --wait             start a run, wait for it (in another terminal)
+      ppacer runs list                        see it
+      ppacer logs 1 greet                     read a task's log
     """
     ctx.obj = State(config_file=config_file)
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from sqlalchemy import create_engine
 
-from ppacer.cli.common import State, echo_json, fail, print_table
+from ppacer.cli.common import State, describe_error, echo_json, fail, print_table
 from ppacer.cli.loader import validate_target
 from ppacer.db.engine import database_url, open_logs_db, open_scheduler_db
 from ppacer.db.queries import SchemaReport, check_logs_schema, check_scheduler_schema
@@ -94,9 +94,11 @@ def db() -> None:
 def db_upgrade(state: State, db: str | None, logs_db: str | None, as_json: bool) -> None:
     """Create the databases' tables, or bring an older schema up to this ppacer's.
 
-    Safe to run again: it changes nothing in an up-to-date database.
+    Safe to run again: it changes nothing in an up-to-date database. Without
+    --db / --logs-db: scheduler.db and logs.db in the current directory (as
+    `ppacer run` uses); --db postgresql://user@host/dbname for PostgreSQL.
 
-    Example: ppacer db upgrade --db postgresql://ppacer@localhost/ppacer
+    Example: ppacer db upgrade
     """
     settings = state.settings(db=db, logs_db=logs_db)
     try:
@@ -109,7 +111,7 @@ def db_upgrade(state: State, db: str | None, logs_db: str | None, as_json: bool)
     except PpacerError as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"{type(exc).__name__}: {exc}")
+        fail(describe_error(exc))
     _print_reports(results, as_json)
     if not all(r["ok"] for r in results):
         raise SystemExit(1)
@@ -132,7 +134,7 @@ def db_check(state: State, db: str | None, logs_db: str | None, as_json: bool) -
             _report_json("logs", settings.logs_db, _check(settings.logs_db, logs=True)),
         ]
     except Exception as exc:
-        fail(f"cannot read the database: {type(exc).__name__}: {exc}")
+        fail(f"cannot read the database: {describe_error(exc)}")
     _print_reports(results, as_json)
     if not all(r["ok"] for r in results):
         raise SystemExit(1)
@@ -146,7 +148,7 @@ def validate(target: str, as_json: bool) -> None:
 
     Exits 1 if there is any (for CI); changes no database.
 
-    Example: ppacer validate dags.py
+    Example: ppacer validate ppacer.examples.hello   (or your own: ppacer validate dags.py)
     """
     found = validate_target(target)
     if as_json:

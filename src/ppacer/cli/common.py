@@ -7,6 +7,7 @@ stderr); 2 bad usage, including bad settings (click's own convention).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,8 +32,10 @@ __all__ = [
     "client_options",
     "connect",
     "console",
+    "describe_error",
     "echo_json",
     "fail",
+    "parse_json_object",
     "parse_time",
     "print_table",
     "short_ts",
@@ -70,6 +73,17 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` on one line; a database error by its driver's error."""
+    # SQLAlchemy wraps the driver's error (``orig``) in a message of several
+    # lines ending with a link; the driver's own says what went wrong.
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        exc = orig
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def console() -> Console:
@@ -116,6 +130,52 @@ def parse_time(value: str | None, option: str) -> datetime | None:
         return parse_ts(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+class _NonFiniteError(ValueError):
+    """A JSON text held NaN, Infinity or a number too large for a float."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteError(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise _NonFiniteError(text)
+
+
+def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
+    """A user-given JSON object (None if not given or empty); usage error naming ``option``.
+
+    JSON has no NaN or Infinity: Python's parser accepts them (and turns
+    ``1e400`` into infinity), but no JSON encoder can send them on, so they
+    are refused here rather than failing later.
+    """
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value, parse_float=_finite_float, parse_constant=_no_constant)
+    except _NonFiniteError as exc:
+        raise click.BadParameter(
+            f"non-finite number {exc} is not allowed (JSON has no NaN or Infinity)",
+            param_hint=option,
+        ) from None
+    except RecursionError:
+        raise click.BadParameter("not JSON: nested too deeply", param_hint=option) from None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option)
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.BadParameter(
+            "not valid Unicode (a lone surrogate such as \\ud800)", param_hint=option
+        ) from None
+    return parsed
 
 
 def client_options(fn: _F) -> _F:

@@ -23,7 +23,7 @@ from typing import Any
 from ppacer.dag.dag import Dag, Registry
 from ppacer.errors import DagValidationError, DuplicateDagError, PpacerError
 
-__all__ = ["LoadError", "Validation", "load_registry", "validate_target"]
+__all__ = ["LoadError", "Validation", "describe_load_error", "load_registry", "validate_target"]
 
 
 class LoadError(PpacerError):
@@ -71,6 +71,29 @@ def _registry_of(module: ModuleType, target: str) -> Registry:
     if loose:
         return Registry(loose)
     raise LoadError(f"{target} defines no ppacer.Registry (or Dag) at top level")
+
+
+# Where ppacer's own modules are: a traceback's frames there are not the user's line.
+_PPACER_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def describe_load_error(target: str, exc: BaseException) -> str:
+    """``TARGET: Type: message (file.py, line N)``, pointing at the user's code.
+
+    A SyntaxError names the file and line it was found in (not the import
+    machinery's frame); another error names the innermost frame outside
+    Python's import machinery, preferring the user's files to ppacer's.
+    """
+    if isinstance(exc, SyntaxError):
+        where = f" ({Path(exc.filename or target).name}, line {exc.lineno})" if exc.lineno else ""
+        return f"{target}: {type(exc).__name__}: {exc.msg}{where}"
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+    ]
+    users = [f for f in frames if not f.filename.startswith(_PPACER_DIR)]
+    chosen = users or frames
+    where = f" ({Path(chosen[-1].filename).name}, line {chosen[-1].lineno})" if chosen else ""
+    return f"{target}: {type(exc).__name__}: {exc}{where}"
 
 
 def load_registry(target: str) -> Registry:
@@ -157,13 +180,7 @@ def validate_target(target: str) -> Validation:
         found.add(exc)
         return found
     except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        found.add(
-            LoadError(
-                f"{target}: {type(exc).__name__}: {exc} "
-                f"({Path(where.filename).name}, line {where.lineno})"
-            )
-        )
+        found.add(LoadError(describe_load_error(target, exc)))
         return found
     for value in vars(module).values():
         if isinstance(value, Dag) and value.id not in registry:

@@ -22,6 +22,7 @@ from ppacer.cli.common import (
     console,
     echo_json,
     fetch_all,
+    parse_json_object,
     parse_time,
     print_table,
     short_ts,
@@ -60,6 +61,15 @@ def dags() -> None:
     """List, show, pause and unpause DAGs."""
 
 
+def _unless_paused(dag: dict[str, Any]) -> dict[str, Any]:
+    """The DAG with no next run if it is paused.
+
+    The API gives a paused DAG's next schedule point, but no run happens
+    there: what runs after an unpause depends on its catch-up policy.
+    """
+    return {**dag, "nextScheduleTs": None} if dag["paused"] else dag
+
+
 @dags.command("list")
 @client_options
 @pass_state
@@ -69,7 +79,7 @@ def dags_list(state: State, url: str | None, token: str | None, as_json: bool) -
     Example: ppacer dags list
     """
     with connect(state, url, token) as client:
-        items = fetch_all(lambda limit, offset: client.list_dags(limit, offset))
+        items = [_unless_paused(d) for d in fetch_all(client.list_dags)]
     if as_json:
         echo_json(items)
         return
@@ -83,7 +93,7 @@ def dags_list(state: State, url: str | None, token: str | None, as_json: bool) -
                 "yes" if d["paused"] else "no",
                 d["taskNum"],
                 f"{last['status']} {short_ts(last['execTs'])}" if last else "",
-                short_ts(d["nextScheduleTs"]),
+                "paused" if d["paused"] else short_ts(d["nextScheduleTs"]),
             ]
         )
     print_table(("DAG", "schedule", "paused", "tasks", "latest run", "next run (UTC)"), rows)
@@ -99,14 +109,19 @@ def dags_show(state: State, dag_id: str, url: str | None, token: str | None, as_
     Example: ppacer dags show hello
     """
     with connect(state, url, token) as client:
-        dag = client.get_dag(dag_id)
+        dag = _unless_paused(client.get_dag(dag_id))
     if as_json:
         echo_json(dag)
         return
     out = console()
     out.print(f"[bold]{dag['dagId']}[/bold] {dag['description']}".rstrip())
     out.print(f"schedule: {dag['schedule'] or '(manual only)'}")
-    out.print(f"next run: {short_ts(dag['nextScheduleTs']) or '-'} UTC")
+    if dag["paused"]:
+        out.print("next run: none while paused")
+    elif dag["nextScheduleTs"]:
+        out.print(f"next run: {short_ts(dag['nextScheduleTs'])} UTC")
+    else:
+        out.print("next run: -")
     out.print(
         f"paused: {'yes' if dag['paused'] else 'no'}   catch-up: "
         f"{'yes' if dag['catchUp'] else 'no'}   max active runs: {dag['maxActiveRuns']}   "
@@ -278,12 +293,7 @@ def trigger(
 
     Example: ppacer trigger hello --params '{"name": "ppacer"}' --wait
     """
-    try:
-        parsed = json.loads(params) if params else None
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from None
-    if parsed is not None and not isinstance(parsed, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--params")
+    parsed = parse_json_object(params, "--params")
     when = parse_time(at, "--at")
     with connect(state, url, token) as client:
         answer = client.trigger_dag_run(dag_id, parsed, when)
@@ -306,6 +316,9 @@ def trigger(
 @pass_state
 def restart(state: State, run_id: int, url: str | None, token: str | None, as_json: bool) -> None:
     """Restart the FAILED run RUN_ID: its failed tasks run again, successful ones stay.
+
+    With the example DAG, `ppacer trigger hello --params '{"fail": true}' --wait`
+    makes a run whose task `count` fails its first attempt; restart it with its run id.
 
     Example: ppacer restart 7
     """
@@ -349,7 +362,7 @@ def logs(
     With --follow, new records are printed as they come, through retries,
     until the task has finished. --json prints one JSON object per record.
 
-    Example: ppacer logs 1 say_hello --follow
+    Example: ppacer logs 1 greet --follow
     """
     with connect(state, url, token) as client:
         page = client.get_task_logs(run_id, task_id, retry)
@@ -399,7 +412,7 @@ def backfill(
 
     Exits 1 if any of its runs FAILED.
 
-    Example: ppacer backfill hello --from 2024-03-01T00:00:00Z --to 2024-03-07T00:00:00Z
+    Example: ppacer backfill hello --from 2024-03-01T00:00:00Z --to 2024-03-01T00:09:00Z
     """
     first, last = parse_time(start, "--from"), parse_time(end, "--to")
     assert first is not None and last is not None

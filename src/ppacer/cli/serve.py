@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ppacer.cli.common import State, fail
-from ppacer.cli.loader import LoadError, load_registry
+from ppacer.cli.loader import LoadError, describe_load_error, load_registry
 from ppacer.dag.dag import Registry
 from ppacer.errors import PpacerError
 from ppacer.executor.client import Client
@@ -30,7 +30,7 @@ def _load(target: str) -> Registry:
     except (LoadError, PpacerError) as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"{target}: {type(exc).__name__}: {exc}")
+        fail(describe_load_error(target, exc))
 
 
 def _dags(registry: Registry) -> str:
@@ -122,7 +122,7 @@ def run(
     top level. Uses SQLite files in the current directory unless told
     otherwise; prints the web UI's URL; Ctrl-C stops cleanly.
 
-    Example: ppacer run dags.py --port 9321
+    Example: ppacer run ppacer.examples.hello --port 9321
     """
     settings = state.settings(
         db=db,
@@ -154,8 +154,9 @@ def scheduler(
     """Run only the scheduler (its API and UI) for the DAGs in TARGET.
 
     Executors (`ppacer executor`) connect to it over HTTP, from any host.
+    --db postgresql://user@host/dbname keeps its state in PostgreSQL.
 
-    Example: ppacer scheduler dags.py --host 0.0.0.0 --db postgresql://ppacer@db/ppacer
+    Example: ppacer scheduler ppacer.examples.hello --host 0.0.0.0
     """
     settings = state.settings(
         db=db, logs_db=logs_db, host=host, port=port, log_level=log_level, log_format=log_format
@@ -190,7 +191,7 @@ def executor(
     It needs the same DAG code as the scheduler. Ctrl-C (or SIGTERM) stops
     polling and waits for the running tasks.
 
-    Example: ppacer executor dags.py --url http://scheduler:9321 --concurrency 16
+    Example: ppacer executor ppacer.examples.hello --url http://127.0.0.1:9321 --concurrency 16
     """
     settings = state.settings(
         url=url,

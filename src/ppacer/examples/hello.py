@@ -2,7 +2,9 @@
 
 ``hello`` greets whoever the run's parameters name, then counts to three;
 it runs every minute and whenever triggered
-(``ppacer trigger hello --params '{"name": "you"}'``).
+(``ppacer trigger hello --params '{"name": "you"}'``). To see a failure and
+a restart, ``--params '{"fail": true}'`` makes the first attempt of ``count``
+fail; ``ppacer restart RUN`` then runs it again, and it succeeds.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ def greet(ctx: TaskContext) -> str:
 
 @task
 def count(ctx: TaskContext) -> None:
-    """Log three steps."""
+    """Log three steps; fail the first attempt if the run's parameters say ``fail``."""
     for step in range(1, 4):
         ctx.logger.info("step %d of 3", step)
+    if ctx.params.get("fail") and ctx.retry == 0:
+        raise RuntimeError("asked to fail (parameter 'fail'); a restart succeeds")
 
 
 _start = Node(greet)
