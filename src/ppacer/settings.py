@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import tomllib
@@ -233,11 +234,12 @@ def _coerce(key: _Key, value: Any, source: str) -> Any:
                 return int(value)
             raise ValueError("expected a whole number")
         if base is float:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            if from_text:
-                return float(value)
-            raise ValueError("expected a number")
+            number: float | None = None
+            if (isinstance(value, int | float) and not isinstance(value, bool)) or from_text:
+                number = float(value)
+            if number is None or not math.isfinite(number):
+                raise ValueError("expected a (finite) number")
+            return number
         if base is str:
             if isinstance(value, str):
                 return value
@@ -267,6 +269,9 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
     values["log_level"] = values["log_level"].upper()
     if values["log_format"] not in _LOG_FORMATS:
         fail("log_format", "must be 'text' or 'json'")
+    url = values["url"]
+    if url is not None and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", url):
+        fail("url", "must be an http:// or https:// URL of the scheduler")
 
 
 def _build(cls: type[Any], values: dict[str, Any], prefix: str = "") -> Any:

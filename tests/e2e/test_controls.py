@@ -73,8 +73,12 @@ def test_paused_dag_creates_no_runs_and_catches_up_on_unpause(start_local, db_pa
     assert exec_times(db, "p") == []
     paused = query(db, "SELECT * FROM dagpauses")
     assert [(r["DagId"], r["IsPaused"]) for r in paused] == [("p", 1)]
+    shown = runner.client.get_dag("p")
+    assert (shown["paused"], shown["nextScheduleTs"]) == (True, None)
     runner.client.unpause_dag("p")
     wait_run_finished(db, "p", 3)
+    shown = runner.client.get_dag("p")
+    assert shown["paused"] is False and parse_ts(shown["nextScheduleTs"]) == T0 + 4 * HOUR
     assert exec_times(db, "p") == [T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]
 
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,17 @@ def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
             lambda: query(db_paths[1], "SELECT 1 FROM tasklogs WHERE Message LIKE 'attempt 0%'"),
             what="attempt 0 to start in the doomed executor",
         )
+        # Alive, it renews the lease (a heartbeat says it runs the attempt): only the kill
+        # below can lose it. (Without the kill, attempt 0 hangs and the run never ends.)
+        executors = runner.scheduler.task_scheduler.executors
+        wait_for(
+            lambda: "doomed" in executors and executors["doomed"].running == 1,
+            what="a heartbeat from the doomed executor",
+        )
     finally:
         doomed.kill()  # SIGKILL: no goodbye, no report
         doomed.communicate(timeout=30)
+    assert doomed.returncode == -signal.SIGKILL
     rescuer = _start_executor(runner.url, logs_db, "rescuer")
     try:
         (run,) = wait_run_finished(db_paths[0], "lost")
@@ -149,3 +158,62 @@ def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
     assert "executor lost" in error["Error"] and "doomed" in error["Error"]
     (value,) = query(db_paths[0], "SELECT Value FROM dagruntaskoutputs WHERE DagId='lost'")
     assert str(rescuer.pid) in value["Value"]
+
+
+@ppacer.task
+def stuck_forever(ctx: ppacer.TaskContext) -> None:
+    """A thread task (no timeout of its own) that never returns."""
+    ctx.logger.info("stuck in pid %d", os.getpid())
+    threading.Event().wait()
+
+
+def stuck_registry() -> ppacer.Registry:
+    return ppacer.Registry([manual_dag("stuck_thread", ppacer.Node(stuck_forever))])
+
+
+def run_stuck_executor() -> None:
+    """An executor process for :func:`stuck_registry`: SIGTERM stops it with a 0.5 s deadline."""
+    url, logs_db = sys.argv[1:3]
+    executor = Executor(url, stuck_registry(), logs_db=logs_db, name="stuck", poll_wait_s=0.5)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    executor.start()
+    print("executor started", flush=True)
+    done.wait()
+    executor.stop(0.5)
+
+
+def test_executor_process_with_a_stuck_thread_task_exits_after_its_stop_deadline(
+    start_local, db_paths
+):
+    config = ppacer.Config(lease_timeout_s=1.0)
+    runner = start_local(stuck_registry(), with_executor=False, config=config)
+    code = "from tests.e2e.test_executors import run_stuck_executor; run_stuck_executor()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, runner.url, str(db_paths[1])],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "executor started"
+        runner.client.trigger_dag_run("stuck_thread")
+        wait_for(
+            lambda: query(db_paths[1], "SELECT 1 FROM tasklogs WHERE Message LIKE 'stuck in pid%'"),
+            what="the stuck task to start",
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # a process kept alive by the task never ends
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "left RUNNING for the scheduler" in err
+    # The attempt was left to the scheduler, which fails it when its lease runs out.
+    (run,) = wait_run_finished(db_paths[0], "stuck_thread")
+    assert run["Status"] == "FAILED"
+    (error,) = query(db_paths[0], "SELECT Error FROM dagruntaskerrors WHERE DagId='stuck_thread'")
+    assert "executor lost" in error["Error"]

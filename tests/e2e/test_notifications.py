@@ -139,6 +139,66 @@ def test_a_failing_notifier_never_breaks_scheduling(start_local, db_paths):
     wait_for(lambda: notifier.calls == 6, what="six attempted notices")
 
 
+class Blocks:
+    """A notifier stuck until ``release`` is set (a webhook waiting out its timeout)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.sent: list[str] = []
+
+    def send(self, message: Message) -> None:
+        self.entered.set()
+        self.release.wait(30)
+        self.sent.append(message.kind)
+
+
+class Keeps:
+    """A notifier keeping the kinds it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: Message) -> None:
+        self.sent.append(message.kind)
+
+
+def test_a_slow_notifier_does_not_delay_the_others(start_local, db_paths):
+    slow, fast = Blocks(), Keeps()
+    runner = start_local(
+        ppacer.Registry([failing_dag(Recorder())]), notifier=MultiNotifier([slow, fast])
+    )
+    try:
+        runner.client.trigger_dag_run("nightly")
+        wait_run_finished(db_paths[0], "nightly")
+        expected = ["task_retry", "task_failed", "dag_run_failed"]
+        wait_for(lambda: fast.sent == expected, what="all notices at the fast notifier")
+        assert slow.entered.is_set() and slow.sent == []
+    finally:
+        slow.release.set()
+    wait_for(lambda: slow.sent == expected, what="the slow notifier to catch up")
+
+
+def test_a_notifier_too_far_behind_has_further_messages_dropped_and_logged(caplog):
+    from ppacer.notify import _Dispatcher
+
+    dispatcher = _Dispatcher(max_queued=2)
+    slow = Blocks()
+    try:
+        for i in range(5):
+            dispatcher.submit(slow, Message(f"m{i}", "dag", "2026-01-01T00:00:00Z"))
+            if i == 0:
+                wait_for(slow.entered.is_set, what="the first message to be taken")
+    finally:
+        slow.release.set()
+    assert dispatcher.flush(30)
+    # m0 was being sent, m1 and m2 were queued; m3 and m4 found the queue full.
+    assert slow.sent == ["m0", "m1", "m2"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ppacer.notify"]
+    assert any("dropping m3" in w for w in warnings)
+    assert any("2 messages were dropped" in w for w in warnings)
+
+
 class Mailbox:
     """An aiosmtpd handler keeping the messages it receives."""
 

@@ -412,6 +412,22 @@ def test_run_past_its_deadline_is_failed_and_notified(start_local, db_paths):
     wait_for(lambda: any(m.kind == "dag_run_timeout" for m in notes), what="timeout notice")
 
 
+def test_run_past_its_deadline_has_its_process_task_killed(start_local, db_paths, tmp_path):
+    pid_file = tmp_path / "pid"
+    root = ppacer.Node(SleepForever("sleeper", pid_file), TaskConfig(isolation="process"))
+    dag = ppacer.Dag("deadline_kill", root=root, run_timeout_s=1.0).done()
+    # The default lease (30 s): the executor heartbeats every RUN_DEADLINE_HEARTBEAT_S
+    # (2 s) rather than every 10 s while a task of a DAG with a run deadline runs.
+    runner = start_local(ppacer.Registry([dag]))
+    runner.client.trigger_dag_run("deadline_kill")
+    wait_for(pid_file.exists, what="the task's process to start")
+    pid = int(pid_file.read_text())
+    (run,) = wait_run_finished(db_paths[0], "deadline_kill")
+    assert run["Status"] == "FAILED"
+    assert "run_timeout_s" in errors(db_paths[0], "deadline_kill")[("sleeper", 0)]
+    wait_for(lambda: not _alive(pid), what="the task's process to be killed")
+
+
 # ---------------------------------------------------------------- the status table
 
 
@@ -475,6 +491,24 @@ def test_lease_of_a_stray_client_expires_and_the_task_is_retried(start_local, db
         (0, "FAILED_PENDING_RETRY"),
         (1, "SUCCESS"),
     ]
+
+
+def test_a_healthy_executor_keeps_a_lease_shorter_than_its_task(start_local, db_paths):
+    @ppacer.task
+    def slow(ctx: ppacer.TaskContext) -> str:
+        time.sleep(2.0)  # four leases long: only heartbeats keep the attempt alive
+        return "done"
+
+    root = ppacer.Node(slow, TaskConfig(isolation="thread"))
+    runner = start_local(
+        ppacer.Registry([manual_dag("short_lease", root)]), config=Config(lease_timeout_s=0.5)
+    )
+    runner.client.trigger_dag_run("short_lease")
+    (run,) = wait_run_finished(db_paths[0], "short_lease")
+    assert errors(db_paths[0], "short_lease") == {}
+    assert run["Status"] == "SUCCESS"
+    rows = tasks_of(db_paths[0], "short_lease")
+    assert [(r["Retry"], r["Status"]) for r in rows] == [(0, "SUCCESS")]
 
 
 def test_heartbeats_do_not_keep_a_task_past_its_timeout_alive(start_local, db_paths):

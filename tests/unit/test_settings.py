@@ -110,6 +110,10 @@ def test_unknown_env_in_our_sections_is_an_error_others_are_ignored():
         ({"PPACER_LOG_FORMAT": "xml"}, r"log_format \(from env PPACER_LOG_FORMAT\)"),
         ({"PPACER_LOG_LEVEL": "loud"}, r"log_level .*DEBUG, INFO"),
         ({"PPACER_SCHEDULER_MAX_POP_WAIT_S": "soon"}, r"scheduler.max_pop_wait_s .*number"),
+        ({"PPACER_EXECUTOR_POLL_WAIT_S": "nan"}, r"executor.poll_wait_s .*finite.*'nan'"),
+        ({"PPACER_SCHEDULER_LEASE_TIMEOUT_S": "inf"}, r"scheduler.lease_timeout_s .*finite"),
+        ({"PPACER_URL": "notaurl"}, r"url \(from env PPACER_URL\): must be an http"),
+        ({"PPACER_URL": "ftp://host/x"}, r"url \(from env PPACER_URL\): must be an http"),
         (
             {"PPACER_SCHEDULER_TIMEZONE": "Mars/Olympus"},
             r"scheduler.timezone \(from env PPACER_SCHEDULER_TIMEZONE\): unknown IANA timezone",

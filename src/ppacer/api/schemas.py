@@ -444,7 +444,9 @@ class DagSummaryOut(_Out):
     catchUp: bool
     maxActiveRuns: int
     taskNum: int
-    nextScheduleTs: str | None = Field(description="the next schedule point (UTC)")
+    nextScheduleTs: str | None = Field(
+        description="the next schedule point (UTC); null when unscheduled or paused"
+    )
     lastRun: DagRunOut | None
 
 

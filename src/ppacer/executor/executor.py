@@ -12,7 +12,11 @@ task with a timeout of its own (or ``isolation="process"``) in a child process
 that is killed at the timeout; any other in a worker thread (past its timeout
 it is reported FAILED and its late result discarded - a thread cannot be
 killed). A supervisor thread heartbeats the leases of running attempts - but
-not of those past their timeout, so a stuck task does not look alive.
+not of those past their timeout, so a stuck task does not look alive - every
+third of the lease, and at least every ``RUN_DEADLINE_HEARTBEAT_S`` while an
+attempt of a DAG with a run deadline runs, so a run failed by its deadline has
+its tasks stopped soon. Worker threads are daemons: once :meth:`Executor.stop`
+has given up on a stuck thread task (and reported it FAILED) the process can exit.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import math
 import os
 import queue
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +46,14 @@ from ppacer.executor.isolation import Outcome, outcome_of, run_in_child
 from ppacer.tasklog import TaskLogHandler, task_logger
 from ppacer.timeutils import monotonic, parse_ts
 
-__all__ = ["Executor"]
+__all__ = ["RUN_DEADLINE_HEARTBEAT_S", "Executor"]
 
 log = logging.getLogger("ppacer.executor")
+
+#: Longest gap between heartbeats, in seconds, while an attempt of a DAG with a
+#: ``run_timeout_s`` runs: the heartbeat is how the executor learns that the run
+#: was failed by its deadline (its lease is gone) and stops the task.
+RUN_DEADLINE_HEARTBEAT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,8 @@ class _Attempt:
     task: TaskToExec
     config: TaskConfig
     deadline: float
+    # Longest gap between heartbeats this attempt's lease allows, in seconds.
+    heartbeat_s: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Set once the final status is claimed (by the runner, the timeout or a lost lease).
     done: bool = False
@@ -120,7 +131,10 @@ class Executor:
         self._reporter: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ppacer-task")
+        # Attempts handed to the worker threads (daemons, started as needed up to
+        # `concurrency`; a stuck task must not keep the process alive past stop()).
+        self._work: queue.SimpleQueue[TaskToExec | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,7 +184,7 @@ class Executor:
                 tasks = self._poll(free)
                 for task in tasks:
                     self._begin()
-                    self._pool.submit(self._run_task, task)
+                    self._submit(task)
                     handed_off += 1
                 if tasks:
                     empty_polls = 0
@@ -194,9 +208,12 @@ class Executor:
         """Stop polling and wait up to ``timeout_s`` for running tasks; True if all finished.
 
         A long poll in flight is awaited first (at most ``poll_wait_s``), and a
-        task it hands over still runs. Attempts still running after the deadline
-        stay RUNNING in the scheduler, which queues them again on its next
-        start; nothing is lost.
+        task it hands over still runs. Attempts still running after the deadline:
+        child processes are killed and coroutines cancelled, and reported FAILED
+        (retried per their config). A thread cannot be stopped: its attempt is
+        left RUNNING for the scheduler (queued again by a restarted scheduler,
+        or failed as "executor lost" when its lease expires); worker threads are
+        daemons, so it does not keep the process alive.
         """
         self._stop.set()
         deadline = monotonic() + timeout_s
@@ -212,14 +229,23 @@ class Executor:
                 "executor %s stopping with %d tasks still running", self.name, self._running
             )
             self._abandon.set()
-            # Child processes are killed (and reported FAILED); threads cannot be.
+            # Child processes are killed and coroutines cancelled (their runners report
+            # them FAILED). A thread cannot be stopped: its attempt stays RUNNING for
+            # the scheduler to recover (a restart queues it again, a lost lease retries
+            # it), and its late result, if any, is dropped.
             killable = []
+            reason = "executor stopped: the shutdown deadline passed"
             for attempt in list(self._attempts.values()):
-                attempt.stop_reason = "executor stopped: the shutdown deadline passed"
+                attempt.stop_reason = reason
                 if attempt.future is not None:
                     attempt.future.cancel()
                 if attempt.future is not None or attempt.pid is not None:
                     killable.append(attempt)
+                elif attempt.claim():
+                    log.warning(
+                        "%s is still running in its thread; left RUNNING for the scheduler",
+                        _describe(attempt.task),
+                    )
             with self._idle:
                 self._idle.wait_for(
                     lambda: all(a.task_key not in self._attempts for a in killable), timeout=5.0
@@ -232,7 +258,11 @@ class Executor:
         self._outgoing.put(None)
         if self._reporter is not None and self._reporter is not threading.current_thread():
             self._reporter.join(max(1.0, deadline - monotonic()) + 5.0)
-        self._pool.shutdown(wait=finished, cancel_futures=True)
+        for _ in self._workers:
+            self._work.put(None)
+        if finished:
+            for worker in self._workers:
+                worker.join(5.0)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
@@ -400,6 +430,23 @@ class Executor:
 
     # ------------------------------------------------------------------ running a task
 
+    def _submit(self, task: TaskToExec) -> None:
+        """Hand ``task`` to a worker thread (the poll loop's slots bound how many run)."""
+        self._work.put(task)
+        if len(self._workers) < self.concurrency:
+            worker = threading.Thread(
+                target=self._work_loop,
+                name=f"ppacer-task-{self.name}-{len(self._workers)}",
+                daemon=True,
+            )
+            worker.start()
+            self._workers.append(worker)
+
+    def _work_loop(self) -> None:
+        """A worker thread: run attempts until told to stop (None)."""
+        while (task := self._work.get()) is not None:
+            self._run_task(task)
+
     def _run_task(self, task: TaskToExec) -> None:
         try:
             self._execute(task)
@@ -422,9 +469,13 @@ class Executor:
             return
         if task.lease_timeout_s:
             self._heartbeat_s = max(0.05, task.lease_timeout_s / 3)
+        heartbeat_s = self._heartbeat_s
+        if dag is not None and dag.attributes.run_timeout_s is not None:
+            heartbeat_s = min(heartbeat_s, RUN_DEADLINE_HEARTBEAT_S)
         key = (task.dag_id, task.exec_ts, task.task_id, task.retry)
-        attempt = _Attempt(task, info.config, monotonic() + info.config.timeout_s)
+        attempt = _Attempt(task, info.config, monotonic() + info.config.timeout_s, heartbeat_s)
         self._attempts[key] = attempt
+        # The supervisor recomputes its next heartbeat: this lease may need one sooner.
         with self._supervisor_wake:
             self._supervisor_wake.notify_all()
         logger = task_logger(
@@ -515,13 +566,17 @@ class Executor:
 
     def _supervise(self) -> None:
         """Heartbeat leases and enforce timeouts, waking only when one of them is due."""
-        next_beat = monotonic()
+        last_beat = -math.inf
         while not self._supervision_over():
-            now = monotonic()
-            if now >= next_beat:
-                self._heartbeat()
-                next_beat = monotonic() + self._heartbeat_s
             attempts = list(self._attempts.values())  # worker threads add and remove
+            # Counted from the last beat each time round: an attempt with a shorter
+            # lease (or a run deadline) than any before moves the next beat earlier.
+            interval = min([self._heartbeat_s, *(a.heartbeat_s for a in attempts if not a.done)])
+            next_beat = last_beat + interval
+            if monotonic() >= next_beat:
+                self._heartbeat()
+                last_beat = monotonic()
+                next_beat = last_beat + interval
             for attempt in attempts:
                 if not attempt.done and monotonic() >= attempt.deadline:
                     self._timed_out(attempt)

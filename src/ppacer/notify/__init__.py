@@ -2,8 +2,9 @@
 
 The scheduler calls :func:`send_safely`: a notifier that fails is logged and
 never breaks scheduling, and notifiers that talk to the network
-(``is_blocking = True``, the default) are called on a background thread, so a
-slow webhook never delays a task. Built in: :class:`LogNotifier` (the default),
+(``is_blocking = True``, the default) are called on a background thread of
+their own, so a slow webhook never delays a task, nor another notifier. Built
+in: :class:`LogNotifier` (the default),
 :class:`~ppacer.notify.webhook.WebhookNotifier`, ``SlackNotifier``,
 ``DiscordNotifier``, ``TelegramNotifier`` and
 :class:`~ppacer.notify.email.EmailNotifier`; :class:`MultiNotifier` sends to several.
@@ -11,8 +12,8 @@ slow webhook never delays a task. Built in: :class:`LogNotifier` (the default),
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "MAX_QUEUED",
     "LogNotifier",
     "Message",
     "MultiNotifier",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("ppacer.notify")
+
+#: Messages queued for one notifier before further ones are dropped (and logged).
+MAX_QUEUED = 1000
 
 #: The default text of a notification; ``{name}`` placeholders are :class:`Message` fields
 #: (plus ``title``); a missing value renders as ``-``.
@@ -137,49 +142,88 @@ def _send_logged(notifier: Notifier, message: Message) -> None:
         log.exception("notifier %r failed to send %s", notifier, message.kind)
 
 
-class _Dispatcher:
-    """One background thread that sends notifications in order."""
+class _Lane:
+    """The messages waiting for one notifier, sent in order by one thread."""
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Notifier, Message] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.messages: collections.deque[Message] = collections.deque()
+        self.dropped = 0
+
+
+class _Dispatcher:
+    """Sends notifications in the background, one lane per notifier.
+
+    Each notifier has its own bounded queue and thread, so a slow one (a webhook
+    waiting out its timeout) delays only its own messages. A lane's thread ends
+    when its queue is empty and starts again with the next message; a message
+    for a full queue is dropped and logged, never blocking the scheduler.
+    """
+
+    def __init__(self, max_queued: int = MAX_QUEUED) -> None:
+        self.max_queued = max_queued
         self._lock = threading.Lock()
-        self._pending = 0
         self._idle = threading.Condition(self._lock)
+        # By id(notifier); a lane holds its notifier, so the id is not reused meanwhile.
+        self._lanes: dict[int, _Lane] = {}
 
     def submit(self, notifier: Notifier, message: Message) -> None:
         with self._lock:
-            self._pending += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ppacer-notify", daemon=True)
-                self._thread.start()
-        self._queue.put((notifier, message))
+            lane = self._lanes.get(id(notifier))
+            is_new = lane is None
+            if lane is None:
+                lane = self._lanes[id(notifier)] = _Lane(notifier)
+            is_full = len(lane.messages) >= self.max_queued
+            if is_full:
+                lane.dropped += 1
+            else:
+                lane.messages.append(message)
+        if is_full:
+            if lane.dropped == 1:
+                log.warning(
+                    "notifier %r is behind by %d messages; dropping %s and further ones",
+                    notifier,
+                    self.max_queued,
+                    message.kind,
+                )
+            return
+        if is_new:
+            threading.Thread(
+                target=self._run, args=(lane,), name="ppacer-notify", daemon=True
+            ).start()
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                _send_logged(*item)
-            finally:
-                with self._idle:
-                    self._pending -= 1
+            with self._lock:
+                if not lane.messages:
+                    del self._lanes[id(lane.notifier)]
                     self._idle.notify_all()
+                    break
+                message = lane.messages.popleft()
+            _send_logged(lane.notifier, message)
+        if lane.dropped:
+            log.warning("notifier %r: %d messages were dropped", lane.notifier, lane.dropped)
 
     def flush(self, timeout_s: float) -> bool:
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
+            return self._idle.wait_for(lambda: not self._lanes, timeout_s)
 
 
 _dispatcher = _Dispatcher()
 
 
 def send_safely(notifier: Notifier | None, message: Message) -> None:
-    """Send through ``notifier`` without ever raising or blocking the caller on the network."""
+    """Send through ``notifier`` without ever raising or blocking the caller on the network.
+
+    The notifiers of a :class:`MultiNotifier` are sent to separately, so a slow
+    one does not delay the others.
+    """
     if notifier is None:
         return
-    if getattr(notifier, "is_blocking", True):
+    if isinstance(notifier, MultiNotifier):
+        for each in notifier.notifiers:
+            send_safely(each, message)
+    elif getattr(notifier, "is_blocking", True):
         _dispatcher.submit(notifier, message)
     else:
         _send_logged(notifier, message)

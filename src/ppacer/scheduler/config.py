@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +37,10 @@ class Config:
     api_token: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("max_pop_wait_s", "max_watch_sleep_s", "lease_timeout_s", "timeout_grace_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"Config.{name} must be a finite number, got {value!r}")
         if self.dag_run_queue_len < 1:
             raise ValueError(f"Config.dag_run_queue_len must be >= 1, got {self.dag_run_queue_len}")
         if self.max_pop_wait_s < 0:

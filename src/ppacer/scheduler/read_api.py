@@ -109,7 +109,8 @@ class ReadApi:
         return dag
 
     def _summary(self, dag: Dag, paused: set[str], last: DagRunRow | None) -> dict[str, Any]:
-        points = self.scheduler.schedule_preview(dag.id, 1)
+        # A paused DAG has no next run: it resumes by its catch-up policy when unpaused.
+        points = [] if dag.id in paused else self.scheduler.schedule_preview(dag.id, 1)
         return {
             "dagId": dag.id,
             "description": dag.description,
