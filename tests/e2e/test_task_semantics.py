@@ -346,7 +346,12 @@ def test_return_values_flow_to_children(start_local, db_paths):
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [({1, 2}, "not JSON-serialisable"), ("x" * (65 * 1024), "the limit is 65536")],
+    [
+        ({1, 2}, "not JSON-serialisable"),
+        ("x" * (65 * 1024), "the limit is 65536"),
+        ({"ratio": float("nan")}, "not JSON-serialisable"),  # JSON has no NaN
+        ([float("inf")], "not JSON-serialisable"),
+    ],
 )
 def test_too_large_or_non_json_value_fails_the_task(start_local, db_paths, value, message):
     root = ppacer.Node(Returns("bad_value", value))

@@ -49,7 +49,7 @@ def outcome_of(result: object) -> Outcome:
     if result is None:
         return Outcome(branch=branch)
     try:
-        text = json.dumps(result)
+        text = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         return Outcome(
             error=f"OutputError: the returned {type(result).__name__} is not JSON-serialisable: "
