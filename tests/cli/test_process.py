@@ -177,7 +177,11 @@ def test_run_trigger_follow_logs_and_stop(tmp_path, procs):
     task_lines = [r for r in records if r.get("task_id") == "say_hello"]
     assert task_lines and task_lines[0]["dag_id"] == "hello"
     assert task_lines[0]["run_id"] == run_id
-    assert task_lines[0]["message"] == "hello, newcomer!"
+    assert "hello, newcomer!" in [r["message"] for r in task_lines]
+    # The executor's own lines about an attempt carry its identity too.
+    started = [r for r in task_lines if r["message"].startswith("Start executing task")]
+    assert started and started[0]["logger"] == "ppacer.executor"
+    assert (started[0]["dag_id"], started[0]["run_id"], started[0]["retry"]) == ("hello", run_id, 0)
 
 
 def test_scheduler_and_executor_processes_with_a_token(tmp_path, procs):

@@ -245,6 +245,7 @@ class Executor:
                     log.warning(
                         "%s is still running in its thread; left RUNNING for the scheduler",
                         _describe(attempt.task),
+                        extra=_ids(attempt.task),
                     )
             with self._idle:
                 self._idle.wait_for(
@@ -342,16 +343,32 @@ class Executor:
                 self._on_reachable()
                 return True
             except (ConflictError, NotFoundError, InvalidInputError) as exc:
-                log.warning("scheduler refused %s for %s: %s", status, _describe(task), exc)
+                log.warning(
+                    "scheduler refused %s for %s: %s",
+                    status,
+                    _describe(task),
+                    exc,
+                    extra=_ids(task),
+                )
                 return False
             except Exception as exc:
                 if self._abandon.is_set():
-                    log.error("giving up reporting %s for %s: %s", status, _describe(task), exc)
+                    log.error(
+                        "giving up reporting %s for %s: %s",
+                        status,
+                        _describe(task),
+                        exc,
+                        extra=_ids(task),
+                    )
                     return False
                 if not self._unreachable:
                     self._unreachable = True
                     log.warning(
-                        "cannot report %s for %s (%s); retrying", status, _describe(task), exc
+                        "cannot report %s for %s (%s); retrying",
+                        status,
+                        _describe(task),
+                        exc,
+                        extra=_ids(task),
                     )
                 self._abandon.wait(delay)
                 delay = min(5.0, delay * 2)
@@ -426,7 +443,13 @@ class Executor:
                 delay = min(5.0, delay * 2)
         for f, error in zip(batch, errors, strict=True):
             if error is not None:
-                log.warning("scheduler refused %s for %s: %s", f.status, _describe(f.task), error)
+                log.warning(
+                    "scheduler refused %s for %s: %s",
+                    f.status,
+                    _describe(f.task),
+                    error,
+                    extra=_ids(f.task),
+                )
 
     # ------------------------------------------------------------------ running a task
 
@@ -451,7 +474,7 @@ class Executor:
         try:
             self._execute(task)
         except Exception:
-            log.exception("executor error while running %s", _describe(task))
+            log.exception("executor error while running %s", _describe(task), extra=_ids(task))
         finally:
             self._end()
 
@@ -490,7 +513,7 @@ class Executor:
             "params": task.params,
             "upstream": task.upstream,
         }
-        log.info("Start executing task %s", _describe(task))
+        log.info("Start executing task %s", _describe(task), extra=_ids(task))
         started = monotonic()
         try:
             if info.config.runs_in_process(info.task):
@@ -514,12 +537,14 @@ class Executor:
             log.warning(
                 "dropping the late result of %s: it timed out or its lease was lost",
                 _describe(task),
+                extra=_ids(task),
             )
             return
         log.info(
             "Finished executing task %s duration=%.1fms",
             _describe(task),
             (monotonic() - started) * 1000,
+            extra=_ids(task),
         )
         if outcome.error is not None:
             self._report_final(task, TaskStatus.FAILED, outcome.error)
@@ -610,6 +635,7 @@ class Executor:
                 log.warning(
                     "lease lost on %s (the scheduler failed it); stopping it",
                     _describe(attempt.task),
+                    extra=_ids(attempt.task),
                 )
                 attempt.stop_reason = "executor lost its lease"
                 if attempt.future is not None:
@@ -625,8 +651,19 @@ class Executor:
             f"{attempt.config.timeout_s:g} s (it keeps its worker thread until it returns; "
             f"use isolation='process' to have it killed)"
         )
-        log.warning("%s: %s", _describe(attempt.task), error)
+        log.warning("%s: %s", _describe(attempt.task), error, extra=_ids(attempt.task))
         self._report_final(attempt.task, TaskStatus.FAILED, error)
+
+
+def _ids(task: TaskToExec) -> dict[str, object]:
+    """The attempt's identity on a log record (JSON logs show it as dag_id, run_id ...)."""
+    return {
+        "ppacer_dag_id": task.dag_id,
+        "ppacer_exec_ts": task.exec_ts,
+        "ppacer_task_id": task.task_id,
+        "ppacer_retry": task.retry,
+        "ppacer_run_id": task.run_id,
+    }
 
 
 def _describe(task: TaskToExec) -> str:
