@@ -65,12 +65,30 @@ def format_ts(value: datetime) -> str:
     )
 
 
+#: Length of ppacer's stored timestamp text, ``2024-03-11T22:50:20.000000UTC+00:00``.
+_STORED_TS_LEN = 35
+
+
 def parse_ts(text: str) -> datetime:
     """Parse a timestamp in ppacer's stored form, the original's form or ISO 8601.
 
     The result is an aware datetime in UTC. A timestamp without an offset is
     rejected: ppacer never guesses a timezone.
     """
+    # Fast path for the stored form (always six fraction digits, always UTC): the
+    # C ISO parser is ~20x faster than the regular expression, and pages of 1,000
+    # runs parse thousands of these.
+    if (
+        isinstance(text, str)
+        and len(text) == _STORED_TS_LEN
+        and text[10] == "T"
+        and text[19] == "."
+        and text.endswith("UTC+00:00")
+    ):
+        try:
+            return datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)
+        except ValueError:
+            pass  # the general path says what is wrong with it
     m = _TS_RE.match(text.strip()) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"invalid timestamp {text!r}: expected e.g. 2024-03-11T22:50:20UTC+00:00")

@@ -19,7 +19,7 @@ import pytest
 
 import ppacer
 from ppacer.scheduler.config import Config
-from tests.ui.conftest import Boom, Hold, Quick
+from tests.ui.conftest import Boom, Hold, Quick, seed_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -229,6 +229,40 @@ def test_login_page_in_a_browser(start_ui, browser):
         session = [c for c in page.context.cookies() if c["name"] == "ppacer_session"]
         assert session and session[0]["httpOnly"]
         assert page.evaluate("document.cookie") == ""  # no cookie is readable from scripts
+        assert page.js_errors == [], "\n".join(page.js_errors)
+    finally:
+        page.close()
+
+
+def test_pages_fit_a_phone_screen(start_ui, browser, db_paths):
+    dag = pipeline("phone", Step("load", 0))
+    seed_runs(db_paths[0], dag, 30)
+    ui = start_ui(ppacer.Registry([dag]), with_executor=False)
+    failed_task = list(dag.tasks)[1]
+    page = new_page(browser)
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        for path in (
+            "/ui",
+            "/ui/dags",
+            "/ui/runs",
+            f"/ui/runs/10?task={failed_task}",
+            f"/ui/runs/10/logs?task={failed_task}",
+            "/ui/dags/trigger?dag_id=phone",
+        ):
+            page.goto(ui.url + path)
+            # Nothing widens the page: wide tables, the graph and the timeline scroll in place.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            brand = page.locator("header.top .brand").bounding_box()
+            nav = page.locator("header.top nav").bounding_box()
+            # The header's links sit beside the title or wrap below it, never over it.
+            assert (
+                nav["x"] >= brand["x"] + brand["width"] or nav["y"] >= brand["y"] + brand["height"]
+            )
+        page.goto(ui.url + f"/ui/runs/10?task={failed_task}")
+        graph = page.locator(".graph-wrap")
+        assert graph.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls in its own box
+        shot(page, "run_detail_phone")
         assert page.js_errors == [], "\n".join(page.js_errors)
     finally:
         page.close()

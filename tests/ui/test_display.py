@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ppacer
-from ppacer.ui.display import describe_schedule, format_duration_s, time_tag
+from ppacer.ui.display import (
+    badge,
+    describe_schedule,
+    format_duration_s,
+    parse_stored_ts,
+    progress_bar,
+    time_tag,
+)
 from ppacer.ui.graph import NODE_H, Attempt, TaskShape, gantt_rows, layout_graph
 from ppacer.ui.security import UiSecurity
 
@@ -53,6 +60,47 @@ def test_durations_and_times():
         '<time datetime="2024-03-11T12:00:00+00:00" title="2024-03-11 12:00:00.000 UTC">'
         "2024-03-11 13:00:00</time>"
     )
+
+
+def test_time_tags_of_every_timestamp_form_agree():
+    warsaw = ZoneInfo("Europe/Warsaw")
+    at = datetime(2024, 3, 11, 12, 0, 0, 123456, tzinfo=UTC)
+    forms = [
+        "2024-03-11T12:00:00.123456UTC+00:00",  # stored
+        "2024-03-11T13:00:00.123456CET+01:00",  # the original's, with a zone abbreviation
+        "2024-03-11T12:00:00.123456+00:00",  # ISO 8601
+        at,
+        at.astimezone(warsaw),  # an aware datetime in another zone: UTC on hover all the same
+    ]
+    assert [parse_stored_ts(f) for f in forms if isinstance(f, str)] == [at, at, at]
+    for form in forms:
+        assert str(time_tag(form, warsaw, precise=True)) == (
+            '<time datetime="2024-03-11T12:00:00.123456+00:00" title="2024-03-11 12:00:00.123 UTC">'
+            "2024-03-11 13:00:00.123</time>"
+        )
+    assert str(time_tag("2024-03-11T12:00:00.000000UTC+00:00", ZoneInfo("UTC"))) == (
+        '<time datetime="2024-03-11T12:00:00+00:00" title="2024-03-11 12:00:00.000 UTC">'
+        "2024-03-11 12:00:00</time>"
+    )
+    assert time_tag(None, warsaw) == "" and time_tag("", warsaw) == ""
+    for bad in ("2024-13-11T12:00:00.000000UTC+00:00", "2024-03-11T12:00:00.000000"):
+        with pytest.raises(ValueError, match="invalid timestamp"):
+            time_tag(bad, warsaw)
+
+
+def test_badges_and_progress_bars():
+    assert str(badge("UPSTREAM_FAILED")) == (
+        '<span class="badge st-upstream-failed">upstream failed</span>'
+    )
+    assert str(badge("<b>")) == '<span class="badge st-&lt;b&gt;">&lt;b&gt;</span>'
+    bar = str(progress_bar((("SUCCESS", 0.0, 83.333, 5), ("FAILED", 83.333, 16.667, 1)), 6, 6))
+    assert 'aria-label="6 of 6 tasks finished"' in bar
+    assert (
+        '<rect class="st-success" x="0.0" y="0" width="83.333" height="8">'
+        "<title>5 SUCCESS</title></rect>"
+        '<rect class="st-failed" x="83.333" y="0" width="16.667" height="8">'
+        "<title>1 FAILED</title></rect></svg>"
+    ) in bar
 
 
 def test_graph_layers_by_depth_and_centres_short_columns():

@@ -199,6 +199,8 @@ def test_trigger_from_the_ui_validates_its_json_parameters(start_ui, db_paths):
     bad = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": '{"a": 1,'})
     assert bad.status_code == 400 and "not valid JSON" in bad.text
     assert "{&#34;a&#34;: 1," in bad.text  # what was typed comes back, escaped
+    nan = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": '{"a": NaN}'})
+    assert nan.status_code == 400 and "not valid JSON" in nan.text and "NaN" in nan.text
     array = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": "[1, 2]"})
     assert array.status_code == 400 and "must be a JSON object" in array.text
     assert ui.post("/ui/dags/trigger", {"dag_id": "nope", "params": "{}"}).status_code == 404
@@ -214,6 +216,35 @@ def test_trigger_from_the_ui_validates_its_json_parameters(start_ui, db_paths):
     plain = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": ""}, htmx=False)
     assert plain.status_code == 303 and plain.headers["location"].startswith("/ui/runs/")
     wait_run_finished(db_paths[0], "t", 2)
+
+
+def test_trigger_page_works_without_javascript(start_ui, db_paths):
+    ui = start_ui(ppacer.Registry([diamond("t", Quick("m"))]), with_executor=False)
+    page = ui.page("/ui/dags/trigger?dag_id=t")
+    # A whole document (trigger_page.html), not the htmx fragment.
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "<title>Trigger t · ppacer</title>" in page
+    assert '<a href="/ui/dags" aria-current="page">DAGs</a>' in page
+    assert '<form method="post" action="/ui/dags/trigger"' in page
+    assert f'name="csrf_token" value="{ui.csrf()}"' in page
+    assert '<input type="hidden" name="dag_id" value="t">' in page
+    assert re.search(r'<textarea id="params" name="params"[^>]*>\{\}</textarea>', page)
+    assert 'href="/ui/dags">Back to the DAGs</a>' in page
+    assert "flash-error" not in page
+    ui.page("/ui/dags/trigger?dag_id=nope", status=404)
+    ui.page("/ui/dags/trigger", status=404)
+    # A plain form post of bad JSON gets the whole page back: the error and the typed text.
+    typed = '{"who": "' + XSS + '",'
+    bad = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": typed}, htmx=False)
+    assert bad.status_code == 400
+    assert bad.text.lstrip().lower().startswith("<!doctype html>")
+    assert '<p class="flash flash-error" role="alert">Parameters are not valid JSON' in bad.text
+    assert "{&#34;who&#34;: &#34;" + ESCAPED_XSS + "&#34;,</textarea>" in bad.text
+    assert_no_raw_markup(bad.text)
+    not_object = ui.post("/ui/dags/trigger", {"dag_id": "t", "params": '"x"'}, htmx=False)
+    assert not_object.status_code == 400 and "<title>Trigger t · ppacer</title>" in not_object.text
+    assert "must be a JSON object ({...}), not str." in not_object.text
+    assert query(db_paths[0], "SELECT * FROM dagruns") == []
 
 
 def test_actions_refuse_cross_site_requests(start_ui, db_paths):

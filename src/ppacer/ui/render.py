@@ -14,7 +14,7 @@ from pygments import highlight  # type: ignore[import-untyped]
 from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 from pygments.lexers import PythonLexer  # type: ignore[import-untyped]
 
-from ppacer.ui.display import format_duration_s, status_class, time_tag
+from ppacer.ui.display import badge, format_duration_s, status_class, time_tag
 
 __all__ = ["HERE", "Templates", "highlight_python", "pygments_css"]
 
@@ -72,6 +72,7 @@ class Templates:
         self.env.filters["ts_ms"] = lambda v: time_tag(v, self.zone, precise=True)
         self.env.filters["duration"] = format_duration_s
         self.env.filters["status_class"] = status_class
+        self.env.filters["badge"] = badge
         self.env.filters["pretty_json"] = _pretty_json
         self.env.filters["compact_json"] = _compact_json
         self.env.filters["json_text"] = _json_text

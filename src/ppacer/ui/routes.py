@@ -13,7 +13,6 @@ API's route table; the pages here use other paths.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ppacer.api.models import loads_strict
 from ppacer.dag.status import TaskStatus
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.timeutils import parse_ts
@@ -302,7 +302,7 @@ class WebUI:
         htmx = bool(request.headers.get("hx-request"))
         template = "_trigger_form.html" if htmx else "trigger_page.html"
         try:
-            params = json.loads(text)
+            params = loads_strict(text)
         except ValueError as exc:
             return _Page(
                 template,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
@@ -19,8 +21,7 @@ from ppacer.db import dagruntasks as tasks_db
 from ppacer.db import ui_queries
 from ppacer.db.dags import read_task_source
 from ppacer.errors import NotFoundError
-from ppacer.timeutils import parse_ts
-from ppacer.ui.display import describe_schedule
+from ppacer.ui.display import BarSegment, describe_schedule, parse_stored_ts, progress_bar
 from ppacer.ui.graph import Attempt, GanttRow, Graph, TaskShape, gantt_rows, layout_graph
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ BAR_ORDER = (
     TaskStatus.SCHEDULED,
 )
 MAX_LOG_LINES = 5000
+#: Task statuses that count as finished in a run's "done/total" (as stored strings).
+_TERMINAL_TASK_STATUSES = frozenset(str(s) for s in TaskStatus if s.is_terminal)
 
 
 def _attempt_over(status: TaskStatus) -> bool:
@@ -68,7 +71,7 @@ def _attempt_over(status: TaskStatus) -> bool:
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (parse_ts(end) - parse_ts(start)).total_seconds()
+    return (parse_stored_ts(end) - parse_stored_ts(start)).total_seconds()
 
 
 # ---------------------------------------------------------------------- overview
@@ -186,6 +189,20 @@ def dags_view(scheduler: Scheduler, recent: int = 12) -> list[DagView]:
 # ---------------------------------------------------------------------- runs
 
 
+def _progress(by_status: dict[str, int], task_count: int) -> tuple[Markup, int]:
+    """A run's completion bar and how many of its ``task_count`` tasks are finished."""
+    segments: list[BarSegment] = []
+    x = 0.0
+    for st in BAR_ORDER:
+        n = by_status.get(st, 0)
+        if n and task_count:
+            w = n / task_count * 100
+            segments.append((str(st), round(x, 3), round(w, 3), n))
+            x += w
+    done = sum(n for s, n in by_status.items() if s in _TERMINAL_TASK_STATUSES)
+    return progress_bar(tuple(segments), done, task_count), done
+
+
 def runs_view(
     scheduler: Scheduler, dag_id: str | None, status: str | None, page: int, size: int
 ) -> dict[str, Any]:
@@ -195,30 +212,31 @@ def runs_view(
         rows, total = ui_queries.read_runs_page(
             conn, dag_id=dag_id, statuses=statuses, limit=size, offset=(page - 1) * size
         )
-        counts = tasks_db.count_tasks_by_run(conn, [r.run_id for r in rows])
+        counts = ui_queries.count_latest_tasks_by_run(conn, [r.run_id for r in rows])
+    now = scheduler.clock.now()
+    registry = scheduler.registry
+    # Most runs of a page share their tasks' counts (all succeeded, say): one bar each.
+    progress: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[Markup, int]] = {}
     items = []
     for run in rows:
-        dag = scheduler.registry.get(run.dag_id)
+        dag = registry.get(run.dag_id)
         by_status = counts.get(run.run_id, {})
         task_count = len(dag.tasks) if dag is not None else sum(by_status.values())
-        segments = []
-        x = 0.0
-        for st in BAR_ORDER:
-            n = by_status.get(st, 0)
-            if n and task_count:
-                w = n / task_count * 100
-                segments.append((str(st), round(x, 3), round(w, 3), n))
-                x += w
-        done = sum(n for s, n in by_status.items() if TaskStatus(s).is_terminal)
+        key = (task_count, tuple(by_status.items()))
+        bar_done = progress.get(key)
+        if bar_done is None:
+            bar_done = progress[key] = _progress(by_status, task_count)
+        if run.status.is_finished:
+            duration_s = _seconds(run.insert_ts, run.status_update_ts)
+        else:
+            duration_s = (now - parse_stored_ts(run.insert_ts)).total_seconds()
         items.append(
             {
                 "run": run,
                 "task_count": task_count,
-                "done": done,
-                "segments": segments,
-                "duration_s": _seconds(run.insert_ts, run.status_update_ts)
-                if run.status.is_finished
-                else (scheduler.clock.now() - parse_ts(run.insert_ts)).total_seconds(),
+                "done": bar_done[1],
+                "bar": bar_done[0],
+                "duration_s": duration_s,
             }
         )
     pages = max(1, -(-total // size))
@@ -326,15 +344,17 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
     statuses = {t.task_id: t.status for t in tasks}
     now = scheduler.clock.now()
     # A finished run's leftover unfinished attempts end with the run, not now.
-    chart_end = parse_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
+    chart_end = (
+        parse_stored_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
+    )
     chart, start, end = gantt_rows(
         (
             Attempt(
                 a.task_id,
                 a.retry,
                 str(a.status),
-                parse_ts(a.insert_ts),
-                parse_ts(a.status_update_ts),
+                parse_stored_ts(a.insert_ts),
+                parse_stored_ts(a.status_update_ts),
                 _attempt_over(a.status),
             )
             for a in attempts
@@ -358,7 +378,7 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
         restarts=restarts,
         duration_s=_seconds(run.insert_ts, run.status_update_ts)
         if run.status.is_finished
-        else (now - parse_ts(run.insert_ts)).total_seconds(),
+        else (now - parse_stored_ts(run.insert_ts)).total_seconds(),
         counts=counts,
     )
 
