@@ -160,6 +160,8 @@ def test_dags_list_show_pause_unpause(start_local, ppacer_cli):
     )
     assert row.split()[-1] == "paused" and "2024-03-12 18:00" not in row
     assert "next run: none while paused" in ppacer_cli("dags", "show", "hello", env=env).output
+    preview = ppacer_cli("schedule", "hello", "-n", "1", env=env)
+    assert preview.exit_code == 0 and "hello is paused" in preview.stderr
     shown_paused = json.loads(ppacer_cli("dags", "show", "hello", "--json", env=env).output)
     assert shown_paused["paused"] is True and shown_paused["nextScheduleTs"] is None
     result = ppacer_cli("dags", "unpause", "hello", "--json", env=env)

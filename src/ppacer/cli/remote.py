@@ -483,12 +483,19 @@ def schedule(
     """
     with connect(state, url, token) as client:
         points = client.schedule_preview(dag_id, count)
+        paused = bool(client.get_dag(dag_id)["paused"])
     if as_json:
         click.echo(json.dumps(points))
         return
     if not points:
         click.echo(f"{dag_id} has no scheduled runs")
         return
+    if paused:
+        click.echo(
+            f"{dag_id} is paused: no run is created until `ppacer dags unpause {dag_id}` "
+            "(then missed points follow its catch-up policy)",
+            err=True,
+        )
     print_table(("local", "UTC"), [[p["local"], p["utc"]] for p in points])
 
 
