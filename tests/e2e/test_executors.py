@@ -117,6 +117,18 @@ def _start_executor(url: str, logs_db: str, name: str) -> subprocess.Popen[str]:
     return proc
 
 
+def _stop_executor(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM an executor process and wait for it; on a hang, fail with what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        message = f"executor pid {proc.pid} ignored SIGTERM for 30 s:\n{err[-4000:]}"
+        raise AssertionError(message) from None
+
+
 def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
     start_local, db_paths
 ):
@@ -146,8 +158,7 @@ def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
     try:
         (run,) = wait_run_finished(db_paths[0], "lost")
     finally:
-        rescuer.send_signal(signal.SIGTERM)
-        rescuer.communicate(timeout=30)
+        _stop_executor(rescuer)
     assert run["Status"] == "SUCCESS"
     rows = query(db_paths[0], "SELECT Retry, Status FROM dagruntasks WHERE DagId='lost'")
     assert sorted((r["Retry"], r["Status"]) for r in rows) == [
