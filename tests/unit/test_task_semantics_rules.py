@@ -96,6 +96,24 @@ def test_the_scheduler_may_also_requeue_fail_and_cancel_retries_but_never_revive
             assert why is not None and str(current) in why
 
 
+def test_durations_by_their_plain_names_in_seconds_or_timedelta():
+    from datetime import timedelta
+
+    config = TaskConfig(
+        timeout=timedelta(minutes=5), retry_delay=30, max_retry_delay=timedelta(hours=1)
+    )
+    assert (config.timeout_s, config.retry_delay_s, config.max_retry_delay_s) == (300, 30, 3600)
+    assert config.has_own_timeout and config == TaskConfig(
+        timeout_s=300, retry_delay_s=30, max_retry_delay_s=3600
+    )
+    with pytest.raises(ValueError, match="give timeout or timeout_s, not both"):
+        TaskConfig(timeout=5, timeout_s=6)
+    with pytest.raises(TypeError, match="retry_delay must be seconds or a timedelta"):
+        TaskConfig(retry_delay="soon")
+    with pytest.raises(ValueError, match="timeout_s must be positive"):
+        TaskConfig(timeout=timedelta(0))
+
+
 def test_retry_delay_backoff_and_cap():
     constant = TaskConfig(retries=3, retry_delay_s=2)
     assert [constant.retry_delay_for(r) for r in range(3)] == [2, 2, 2]

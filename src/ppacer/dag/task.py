@@ -9,8 +9,8 @@ import logging
 import textwrap
 import weakref
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import InitVar, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol, overload, runtime_checkable
 
 __all__ = [
@@ -186,8 +186,34 @@ class TaskConfig:
     send_alert_on_retry: bool = False
     # Notify when the task fails for good.
     send_alert_on_failure: bool = True
+    # The same durations as seconds or a ``timedelta``, by their plain names:
+    # ``TaskConfig(timeout=timedelta(minutes=5), retry_delay=30)``.
+    timeout: InitVar[float | timedelta | None] = None
+    retry_delay: InitVar[float | timedelta | None] = None
+    max_retry_delay: InitVar[float | timedelta | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self,
+        timeout: float | timedelta | None,
+        retry_delay: float | timedelta | None,
+        max_retry_delay: float | timedelta | None,
+    ) -> None:
+        for alias, value in (
+            ("timeout", timeout),
+            ("retry_delay", retry_delay),
+            ("max_retry_delay", max_retry_delay),
+        ):
+            if value is None:
+                continue
+            seconds = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise TypeError(f"TaskConfig.{alias} must be seconds or a timedelta, got {value!r}")
+            field_name = f"{alias}_s"
+            current = getattr(self, field_name)
+            default = TaskConfig.__dataclass_fields__[field_name].default
+            if current is not default and current != default:
+                raise ValueError(f"TaskConfig: give {alias} or {field_name}, not both")
+            object.__setattr__(self, field_name, float(seconds))
         if not self.timeout_s > 0:
             raise ValueError(f"TaskConfig.timeout_s must be positive, got {self.timeout_s}")
         if self.retries < 0 or int(self.retries) != self.retries:
