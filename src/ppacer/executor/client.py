@@ -7,10 +7,13 @@ carrying the scheduler's message; connection failures and 5xx answers become
 
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
+import threading
+import time
 from datetime import datetime
 from typing import Any
-
-import httpx2
+from urllib.parse import urlencode, urlsplit
 
 from ppacer.api.models import TaskToExec
 from ppacer.api.routes import ROUTES
@@ -53,6 +56,131 @@ def _status_body(
     return body
 
 
+class Answer:
+    """An HTTP answer: its status code, headers (lower-case names) and body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.content = content
+        self.headers = headers
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` if it is not)."""
+        return jsonlib.loads(self.content)
+
+
+# Requests sent again, once, when a kept-alive connection turns out to be closed:
+# reads, and the reports and heartbeats the scheduler takes idempotently.
+_RESENDABLE = frozenset({"update_task_status", "update_task_statuses", "executor_heartbeat"})
+# uvicorn closes a connection idle for 5 s; one idle this long is not reused.
+_MAX_IDLE_S = 4.0
+
+
+class _Http:
+    """HTTP/1.1 with keep-alive on the standard library: one connection per thread.
+
+    Each request is one ``http.client`` exchange on the calling thread's
+    connection (the executor's poll and report threads each keep their own).
+    ``http.client`` costs a third of what a general HTTP client library does
+    per request, and an executor makes two requests per task it runs.
+    """
+
+    def __init__(self, url: str, timeout_s: float, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInputError(f"url: not an http:// or https:// URL: {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base = parts.path.rstrip("/")
+        self._headers = {"Accept": "application/json", **headers}
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+
+    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: dict[str, Any] | None,
+        timeout_s: float,
+        resendable: bool,
+    ) -> Answer:
+        target = self._base + path
+        if params:
+            target += "?" + urlencode(params)
+        headers = self._headers
+        data = None
+        if body is not None:
+            data = jsonlib.dumps(body, allow_nan=False).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        for attempt in (1, 2):
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            idle_s = time.monotonic() - getattr(self._local, "used", 0.0)
+            if conn is not None and idle_s > _MAX_IDLE_S:
+                self._drop(conn)
+                conn = None
+            reused = conn is not None
+            if conn is None:
+                conn = self._local.conn = self._connect(timeout_s)
+            elif conn.timeout != timeout_s:
+                conn.timeout = timeout_s
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout_s)
+            try:
+                conn.request(method, target, body=data, headers=headers)
+                response = conn.getresponse()
+                content = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop(conn)
+                if reused and attempt == 1 and (method == "GET" or resendable):
+                    continue  # the server had closed the kept-alive connection
+                raise
+            except BaseException:
+                self._drop(conn)
+                raise
+            self._local.used = time.monotonic()
+            if response.will_close:
+                self._drop(conn)
+            return Answer(
+                response.status, content, {k.lower(): v for k, v in response.getheaders()}
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
+
+
 class Client:
     """Talks to a ppacer scheduler (ours or the original) over HTTP. Thread-safe."""
 
@@ -60,15 +188,10 @@ class Client:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx2.Client(
-            base_url=self.url,
-            timeout=timeout_s,
-            headers=headers,
-            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._http = _Http(self.url, timeout_s, headers)
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close the connections."""
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -85,18 +208,22 @@ class Client:
         params: dict[str, Any] | None = None,
         timeout_s: float | None = None,
         **path: object,
-    ) -> httpx2.Response:
+    ) -> Answer:
         route = ROUTES[name]
         try:
             response = self._http.request(
                 route.method,
                 route.url(**path),
-                json=json,
+                body=json,
                 params=params,
-                timeout=timeout_s if timeout_s is not None else self.timeout_s,
+                timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
+                resendable=name in _RESENDABLE,
             )
-        except httpx2.HTTPError as exc:
-            raise SchedulerUnavailableError(f"scheduler at {self.url} unreachable: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise SchedulerUnavailableError(
+                f"scheduler at {self.url} unreachable: {reason}"
+            ) from exc
         if response.status_code < 400:
             return response
         message = _error_text(response)
@@ -335,7 +462,7 @@ def _ts(value: datetime | str) -> str:
     return format_ts(value) if isinstance(value, datetime) else value
 
 
-def _error_text(response: httpx2.Response) -> str:
+def _error_text(response: Answer) -> str:
     try:
         data = response.json()
     except ValueError:
