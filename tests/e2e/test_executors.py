@@ -134,7 +134,9 @@ def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
 ):
     from ppacer.scheduler.config import Config
 
-    runner = start_local(registry(), config=Config(lease_timeout_s=1.0), with_executor=False)
+    # Heartbeats every second; a loaded machine may delay one, not three in a row (a lease
+    # lost before the kill would let the doomed executor run the retry itself).
+    runner = start_local(registry(), config=Config(lease_timeout_s=3.0), with_executor=False)
     logs_db = str(db_paths[1])
     doomed = _start_executor(runner.url, logs_db, "doomed")
     try:

@@ -501,12 +501,12 @@ def test_lease_of_a_stray_client_expires_and_the_task_is_retried(start_local, db
 def test_a_healthy_executor_keeps_a_lease_shorter_than_its_task(start_local, db_paths):
     @ppacer.task
     def slow(ctx: ppacer.TaskContext) -> str:
-        time.sleep(2.0)  # four leases long: only heartbeats keep the attempt alive
+        time.sleep(5.0)  # 2.5 leases long: only heartbeats keep the attempt alive
         return "done"
 
     root = ppacer.Node(slow, TaskConfig(isolation="thread"))
     runner = start_local(
-        ppacer.Registry([manual_dag("short_lease", root)]), config=Config(lease_timeout_s=0.5)
+        ppacer.Registry([manual_dag("short_lease", root)]), config=Config(lease_timeout_s=2.0)
     )
     runner.client.trigger_dag_run("short_lease")
     (run,) = wait_run_finished(db_paths[0], "short_lease")
