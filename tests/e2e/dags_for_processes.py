@@ -45,12 +45,17 @@ def main() -> None:
     executor = ppacer.Executor(
         url, registry(), logs_db=logs_db, concurrency=2, name=name, poll_wait_s=1.0
     )
+    serve_until_sigterm(executor, stop_timeout_s=10)
+
+
+def serve_until_sigterm(executor: ppacer.Executor, stop_timeout_s: float) -> None:
+    """Run ``executor``, say so on stdout, stop it (with this deadline) on SIGTERM."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     executor.start()
     print("executor started", flush=True)
     done.wait()
-    executor.stop(10)
+    executor.stop(stop_timeout_s)
 
 
 if __name__ == "__main__":

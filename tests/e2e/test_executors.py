@@ -16,7 +16,7 @@ import pytest
 import ppacer
 from ppacer.executor.executor import Executor
 from tests.conftest import Recorder, query, wait_for, wait_run_finished
-from tests.e2e.dags_for_processes import registry
+from tests.e2e.dags_for_processes import registry, serve_until_sigterm
 from tests.e2e.test_runs import Note, manual_dag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,12 +188,7 @@ def run_stuck_executor() -> None:
     """An executor process for :func:`stuck_registry`: SIGTERM stops it with a 0.5 s deadline."""
     url, logs_db = sys.argv[1:3]
     executor = Executor(url, stuck_registry(), logs_db=logs_db, name="stuck", poll_wait_s=0.5)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    executor.start()
-    print("executor started", flush=True)
-    done.wait()
-    executor.stop(0.5)
+    serve_until_sigterm(executor, stop_timeout_s=0.5)
 
 
 def test_executor_process_with_a_stuck_thread_task_exits_after_its_stop_deadline(
