@@ -154,8 +154,10 @@ def test_executor_killed_mid_task_is_detected_and_another_executor_retries_it(
         )
     finally:
         doomed.kill()  # SIGKILL: no goodbye, no report
-        doomed.communicate(timeout=30)
+        _, doomed_err = doomed.communicate(timeout=30)
     assert doomed.returncode == -signal.SIGKILL
+    # Its lease was lost to the kill only: it never ran the retry itself.
+    assert "lease lost" not in doomed_err, doomed_err
     rescuer = _start_executor(runner.url, logs_db, "rescuer")
     try:
         (run,) = wait_run_finished(db_paths[0], "lost")

@@ -122,8 +122,12 @@ class Executor:
         self._slots = threading.Semaphore(concurrency)
         self._attempts: dict[tuple[str, str, str, int], _Attempt] = {}
         self._supervisor_wake = threading.Condition(threading.Lock())
+        # Set (under the condition's lock) when something the supervisor plans by changed
+        # while it was busy, e.g. in a heartbeat: its next wait is skipped, not missed.
+        self._supervisor_dirty = False
         self._supervisor: threading.Thread | None = None
         self._heartbeat_s = 10.0
+        self._heartbeat_failing = False
         # Batch endpoints (pop several, report several) until the scheduler says it has none.
         self._batch = True
         # Final reports, sent by the reporter thread (several per request when they pile up).
@@ -251,8 +255,7 @@ class Executor:
                 self._idle.wait_for(
                     lambda: all(a.task_key not in self._attempts for a in killable), timeout=5.0
                 )
-        with self._supervisor_wake:
-            self._supervisor_wake.notify_all()
+        self._wake_supervisor()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
             self._supervisor.join(5.0)
         # The reporter sends what is queued, then ends.
@@ -499,8 +502,7 @@ class Executor:
         attempt = _Attempt(task, info.config, monotonic() + info.config.timeout_s, heartbeat_s)
         self._attempts[key] = attempt
         # The supervisor recomputes its next heartbeat: this lease may need one sooner.
-        with self._supervisor_wake:
-            self._supervisor_wake.notify_all()
+        self._wake_supervisor()
         logger = task_logger(
             self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry, task.run_id
         )
@@ -529,8 +531,7 @@ class Executor:
                 outcome = self._run_here(attempt, info.task, TaskContext(logger=logger, **fields))
         finally:
             self._attempts.pop(key, None)
-            with self._supervisor_wake:
-                self._supervisor_wake.notify_all()
+            self._wake_supervisor()
         if outcome.error is not None and not outcome.logged:
             logger.error("task failed: %s", outcome.error)
         if not attempt.claim():
@@ -593,6 +594,8 @@ class Executor:
         """Heartbeat leases and enforce timeouts, waking only when one of them is due."""
         last_beat = -math.inf
         while not self._supervision_over():
+            with self._supervisor_wake:
+                self._supervisor_dirty = False
             attempts = list(self._attempts.values())  # worker threads add and remove
             # Counted from the last beat each time round: an attempt with a shorter
             # lease (or a run deadline) than any before moves the next beat earlier.
@@ -608,8 +611,15 @@ class Executor:
             deadlines = [a.deadline for a in attempts if not a.done]
             wake = min([*deadlines, next_beat])
             with self._supervisor_wake:
-                if not self._supervision_over():  # stop() notifies under this lock
+                # stop() and new attempts notify under this lock; one that came while
+                # this pass ran (a heartbeat in flight) makes it go round again at once.
+                if not self._supervision_over() and not self._supervisor_dirty:
                     self._supervisor_wake.wait(max(0.0, wake - monotonic()))
+
+    def _wake_supervisor(self) -> None:
+        with self._supervisor_wake:
+            self._supervisor_dirty = True
+            self._supervisor_wake.notify_all()
 
     def _supervision_over(self) -> bool:
         # Attempts still running are watched until they end, unless the stop deadline passed.
@@ -626,9 +636,18 @@ class Executor:
             lost = self.client.heartbeat(
                 self.name, list(tokens), running=self._running, capacity=self.concurrency
             )
-        except Exception as exc:
-            log.debug("heartbeat failed: %s", exc)
+        except SchedulerUnavailableError as exc:
+            log.debug("heartbeat failed: %s", exc)  # the poll loop says it is unreachable
             return
+        except Exception as exc:
+            # Leases run out if this goes on: say so (once until a heartbeat goes through).
+            if not self._heartbeat_failing:
+                log.warning("heartbeat to %s failed: %r", self.client.url, exc)
+            self._heartbeat_failing = True
+            return
+        if self._heartbeat_failing:
+            log.warning("heartbeats to %s go through again", self.client.url)
+        self._heartbeat_failing = False
         for token in lost:
             attempt = tokens.get(token)
             if attempt is not None and attempt.claim():
