@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ppacer
+from ppacer.timeutils import parse_ts
 from ppacer.ui.display import (
     badge,
     describe_schedule,
     format_duration_s,
-    parse_stored_ts,
     progress_bar,
     time_tag,
 )
@@ -72,7 +72,7 @@ def test_time_tags_of_every_timestamp_form_agree():
         at,
         at.astimezone(warsaw),  # an aware datetime in another zone: UTC on hover all the same
     ]
-    assert [parse_stored_ts(f) for f in forms if isinstance(f, str)] == [at, at, at]
+    assert [parse_ts(f) for f in forms if isinstance(f, str)] == [at, at, at]
     for form in forms:
         assert str(time_tag(form, warsaw, precise=True)) == (
             '<time datetime="2024-03-11T12:00:00.123456+00:00" title="2024-03-11 12:00:00.123 UTC">'

@@ -5,7 +5,6 @@ from __future__ import annotations
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
-from ppacer.db import ui_queries
 from ppacer.db.engine import open_scheduler_db
 
 TS = "2024-03-11T00:0{}:00.000000UTC+00:00"
@@ -43,9 +42,8 @@ def test_task_counts_by_run_count_only_the_latest_attempt_of_each_task(tmp_path)
                 conn, "e", TS.format(0), [("a", 0, TaskStatus.SUCCESS)], TS.format(0), "test"
             )
         with engine.connect() as conn:
-            counts = ui_queries.count_latest_tasks_by_run(conn, ids)
-            assert counts == tasks_db.count_tasks_by_run(conn, ids)
-            assert ui_queries.count_latest_tasks_by_run(conn, []) == {}
+            counts = tasks_db.count_tasks_by_run(conn, ids)
+            assert tasks_db.count_tasks_by_run(conn, []) == {}
         assert counts == {
             ids[0]: {"SUCCESS": 1, "RUNNING": 1},
             ids[1]: {"FAILED": 1, "UPSTREAM_FAILED": 1},

@@ -16,7 +16,7 @@ not of those past their timeout, so a stuck task does not look alive - every
 third of the lease, and at least every ``RUN_DEADLINE_HEARTBEAT_S`` while an
 attempt of a DAG with a run deadline runs, so a run failed by its deadline has
 its tasks stopped soon. Worker threads are daemons: once :meth:`Executor.stop`
-has given up on a stuck thread task (and reported it FAILED) the process can exit.
+has given up on a stuck thread task (left RUNNING for the scheduler) the process can exit.
 """
 
 from __future__ import annotations

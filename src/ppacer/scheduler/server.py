@@ -260,14 +260,11 @@ class Scheduler:
             params = runs_db.read_dag_runs_params(conn, ids)
             for run_id in ids:
                 row = rows.get(run_id)
-                if (
-                    row is not None
-                    and row.status is DagRunStatus.READY_TO_SCHEDULE
-                    and (row.dag_id, row.exec_ts) not in ts.active
-                ):
-                    ts.submit(conn, row, new_params=params.get(run_id, {}))
-                elif row is not None and (row.dag_id, row.exec_ts) not in ts.active:
-                    ts.submit(conn, row)
+                if row is None or (row.dag_id, row.exec_ts) in ts.active:
+                    continue
+                # Never loaded yet: nothing of it to read back but its parameters.
+                fresh = row.status is DagRunStatus.READY_TO_SCHEDULE
+                ts.submit(conn, row, new_params=params.get(run_id, {}) if fresh else None)
 
     # ------------------------------------------------------------------ operations
 

@@ -365,13 +365,7 @@ class TaskScheduler:
         treats as it treats RUNNING: the attempt is queued again.
         """
         state = self.active.get((item.dag_id, item.exec_ts))
-        current = state.latest.get(item.task_id) if state is not None else None
-        if (
-            state is None
-            or current is None
-            or current[0] != item.retry
-            or check_task_transition(current[1], TaskStatus.RUNNING, by="scheduler") is not None
-        ):
+        if state is None or state.latest.get(item.task_id) != (item.retry, TaskStatus.SCHEDULED):
             return item  # not current any more, or RUNNING already
         now = self.now_ts()
         state.latest[item.task_id] = (item.retry, TaskStatus.RUNNING)

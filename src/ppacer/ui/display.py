@@ -16,7 +16,6 @@ __all__ = [
     "badge",
     "describe_schedule",
     "format_duration_s",
-    "parse_stored_ts",
     "progress_bar",
     "status_class",
     "time_tag",
@@ -190,10 +189,6 @@ def _naive_utc(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None)
     return parse_ts(value).replace(tzinfo=None)
-
-
-#: Kept for the UI's callers: :func:`ppacer.timeutils.parse_ts` has the fast path.
-parse_stored_ts = parse_ts
 
 
 def time_tag(value: str | datetime | None, zone: ZoneInfo, *, precise: bool = False) -> Markup:

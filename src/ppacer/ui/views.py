@@ -21,7 +21,8 @@ from ppacer.db import dagruntasks as tasks_db
 from ppacer.db import ui_queries
 from ppacer.db.dags import read_task_source
 from ppacer.errors import NotFoundError
-from ppacer.ui.display import BarSegment, describe_schedule, parse_stored_ts, progress_bar
+from ppacer.timeutils import parse_ts
+from ppacer.ui.display import BarSegment, describe_schedule, progress_bar
 from ppacer.ui.graph import Attempt, GanttRow, Graph, TaskShape, gantt_rows, layout_graph
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _attempt_over(status: TaskStatus) -> bool:
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (parse_stored_ts(end) - parse_stored_ts(start)).total_seconds()
+    return (parse_ts(end) - parse_ts(start)).total_seconds()
 
 
 # ---------------------------------------------------------------------- overview
@@ -212,7 +213,7 @@ def runs_view(
         rows, total = ui_queries.read_runs_page(
             conn, dag_id=dag_id, statuses=statuses, limit=size, offset=(page - 1) * size
         )
-        counts = ui_queries.count_latest_tasks_by_run(conn, [r.run_id for r in rows])
+        counts = tasks_db.count_tasks_by_run(conn, [r.run_id for r in rows])
     now = scheduler.clock.now()
     registry = scheduler.registry
     # Most runs of a page share their tasks' counts (all succeeded, say): one bar each.
@@ -229,7 +230,7 @@ def runs_view(
         if run.status.is_finished:
             duration_s = _seconds(run.insert_ts, run.status_update_ts)
         else:
-            duration_s = (now - parse_stored_ts(run.insert_ts)).total_seconds()
+            duration_s = (now - parse_ts(run.insert_ts)).total_seconds()
         items.append(
             {
                 "run": run,
@@ -344,17 +345,15 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
     statuses = {t.task_id: t.status for t in tasks}
     now = scheduler.clock.now()
     # A finished run's leftover unfinished attempts end with the run, not now.
-    chart_end = (
-        parse_stored_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
-    )
+    chart_end = parse_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
     chart, start, end = gantt_rows(
         (
             Attempt(
                 a.task_id,
                 a.retry,
                 str(a.status),
-                parse_stored_ts(a.insert_ts),
-                parse_stored_ts(a.status_update_ts),
+                parse_ts(a.insert_ts),
+                parse_ts(a.status_update_ts),
                 _attempt_over(a.status),
             )
             for a in attempts
@@ -378,7 +377,7 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
         restarts=restarts,
         duration_s=_seconds(run.insert_ts, run.status_update_ts)
         if run.status.is_finished
-        else (now - parse_stored_ts(run.insert_ts)).total_seconds(),
+        else (now - parse_ts(run.insert_ts)).total_seconds(),
         counts=counts,
     )
 
