@@ -5,18 +5,27 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "ERROR_BY_STATUS",
     "ConflictError",
     "DagValidationError",
     "DuplicateDagError",
     "InvalidInputError",
     "NotFoundError",
     "PpacerError",
+    "ProtocolError",
     "SchedulerUnavailableError",
 ]
 
 
 class PpacerError(Exception):
-    """Base class of every error ppacer raises on purpose."""
+    """Base class of every error ppacer raises on purpose.
+
+    ``http_status`` is the HTTP status an API answer carries for it: the server
+    maps errors to answers, and the client answers back to errors, by this one
+    attribute.
+    """
+
+    http_status = 500
 
 
 class DagValidationError(PpacerError, ValueError):
@@ -51,6 +60,8 @@ class InvalidInputError(PpacerError, ValueError):
             detail = [{"field": m[1], "problem": m[2]}]
         self.detail = detail
 
+    http_status = 400
+
 
 # "execTs: not a timestamp ...": the message of one bad field names it first.
 _FIELD_FIRST = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
@@ -59,10 +70,28 @@ _FIELD_FIRST = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
 class NotFoundError(PpacerError, LookupError):
     """A DAG, DAG run or task that was asked for does not exist."""
 
+    http_status = 404
+
 
 class ConflictError(PpacerError):
     """The request is valid but conflicts with the current state (e.g. restart of a running run)."""
 
+    http_status = 409
+
+
+class ProtocolError(PpacerError):
+    """An answer is not what a ppacer scheduler answers (is the URL a ppacer scheduler's?)."""
+
+    http_status = 502
+
 
 class SchedulerUnavailableError(PpacerError, ConnectionError):
     """The scheduler could not be reached, or answered with a server error."""
+
+    http_status = 503
+
+
+#: The error class of each 4xx status the API answers with (the client's side of the mapping).
+ERROR_BY_STATUS: dict[int, type[PpacerError]] = {
+    cls.http_status: cls for cls in (InvalidInputError, NotFoundError, ConflictError)
+}

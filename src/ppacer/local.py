@@ -19,8 +19,8 @@ from typing import Any
 
 import uvicorn
 
+from ppacer.api.client import Client
 from ppacer.dag.dag import Registry
-from ppacer.executor.client import Client
 from ppacer.executor.executor import Executor
 from ppacer.notify import Notifier
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config

@@ -395,7 +395,7 @@ _FIELD_NAMES = {
     "runId": "run_id",
     "retry": "retry",
 }
-# Record attributes carrying a task attempt's identity (see ppacer.tasklog.task_logger).
+# Record attributes carrying a task attempt's identity (see ppacer.dag.task.task_logger).
 _RECORD_FIELDS = {
     "ppacer_dag_id": "dag_id",
     "ppacer_exec_ts": "exec_ts",

@@ -1,31 +1,23 @@
-"""Task logs: a logging handler writing task attempts' records to the logs DB, and a reader."""
+"""A logging handler storing task attempts' records in the logs DB.
+
+Task loggers (:func:`ppacer.dag.task.task_logger`) mark each record with its
+attempt; the records are read back by :func:`ppacer.db.tasklogs.read_task_log_lines`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import traceback
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, select
+from sqlalchemy import Engine
 
-from ppacer.dag.task import TaskLogger
-from ppacer.db.schema import tasklogs
+from ppacer.db.engine import open_logs_db
+from ppacer.db.tasklogs import insert_task_logs
 from ppacer.timeutils import format_ts
 
-__all__ = ["TaskLogHandler", "TaskLogRecord", "read_task_logs", "task_logger"]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskLogRecord:
-    """One stored log record of a task attempt."""
-
-    insert_ts: str
-    level: str
-    message: str
-    attributes: dict[str, Any]
+__all__ = ["TaskLogHandler", "open_log_handler"]
 
 
 class TaskLogHandler(logging.Handler):
@@ -60,49 +52,11 @@ class TaskLogHandler(logging.Handler):
                 "Attributes": json.dumps(attrs, default=str),
             }
             with self.engine.begin() as conn:
-                conn.execute(insert(tasklogs).values(**row))
+                insert_task_logs(conn, [row])
         except Exception:
             self.handleError(record)
 
 
-def task_logger(
-    base: logging.Logger,
-    dag_id: str,
-    exec_ts: str,
-    task_id: str,
-    retry: int,
-    run_id: int | None = None,
-) -> logging.LoggerAdapter[logging.Logger]:
-    """Return the logger a task attempt writes to (records carry the attempt's identity)."""
-    return TaskLogger(
-        base,
-        {
-            "ppacer_dag_id": dag_id,
-            "ppacer_exec_ts": exec_ts,
-            "ppacer_task_id": task_id,
-            "ppacer_retry": retry,
-            "ppacer_run_id": run_id,
-        },
-    )
-
-
-def read_task_logs(
-    conn: Connection, dag_id: str, exec_ts: str, task_id: str, retry: int
-) -> list[TaskLogRecord]:
-    """Return a task attempt's log records in the order they were written."""
-    rows = conn.execute(
-        select(tasklogs.c.InsertTs, tasklogs.c.Level, tasklogs.c.Message, tasklogs.c.Attributes)
-        .where(
-            and_(
-                tasklogs.c.DagId == dag_id,
-                tasklogs.c.ExecTs == exec_ts,
-                tasklogs.c.TaskId == task_id,
-                tasklogs.c.Retry == retry,
-            )
-        )
-        .order_by(tasklogs.c.InsertTs)
-    )
-    return [
-        TaskLogRecord(r.InsertTs, r.Level, r.Message, json.loads(r.Attributes or "{}"))
-        for r in rows
-    ]
+def open_log_handler(target: str | Engine) -> TaskLogHandler:
+    """A handler storing task log records in the logs DB at a path, URL or engine."""
+    return TaskLogHandler(open_logs_db(target))

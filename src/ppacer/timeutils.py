@@ -128,6 +128,10 @@ class Clock(Protocol):
         """Return how many real seconds to wait until ``when`` (0 if past)."""
         ...
 
+    def monotonic(self) -> float:
+        """Return a monotonic time in seconds, for durations and deadlines (leases)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -140,6 +144,10 @@ class SystemClock:
         """Return the real seconds until ``when``."""
         return max(0.0, (when - utc_now()).total_seconds())
 
+    def monotonic(self) -> float:
+        """Return ``time.monotonic()`` (the event loop's own clock)."""
+        return time.monotonic()
+
 
 class ManualClock:
     """A clock that moves only when told to; waiting loops are woken on each move.
@@ -151,6 +159,7 @@ class ManualClock:
 
     def __init__(self, start: datetime) -> None:
         self._now = require_aware(start, "ManualClock start")
+        self._start = self._now
         self._lock = threading.Lock()
         self._callbacks: list[_Callback] = []
 
@@ -162,6 +171,10 @@ class ManualClock:
     def seconds_until(self, when: datetime) -> float:
         """Return a short real wait: a manual clock moves only by ``advance``/``set``."""
         return 0.0 if when <= self.now() else 3600.0
+
+    def monotonic(self) -> float:
+        """Seconds the clock has moved since it was made: leases expire only by ``advance``."""
+        return (self.now() - self._start).total_seconds()
 
     def set(self, when: datetime) -> None:
         """Move the clock to ``when`` (never backwards) and wake waiting loops."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ppacer.errors import ProtocolError
+
 _NON_FINITE = ['{"a": NaN}', '{"a": 1e400}', '{"a": Infinity}', '{"a": [1, {"b": -Infinity}]}']
 
 
@@ -71,13 +73,16 @@ def odd_server() -> Iterator[str]:
 def test_unexpected_error_is_one_line_and_exit_1(ppacer_cli, odd_server):
     result = ppacer_cli("dags", "list", "--url", odd_server)
     assert result.exit_code == 1
-    assert result.stderr == "error: KeyError: 'items' (--debug shows the traceback)\n"
+    assert result.stderr == (
+        "error: GET /dag/list: the answer is not a ppacer scheduler's "
+        f"(total: Field required and 3 more); is {odd_server} a ppacer scheduler?\n"
+    )
 
 
 def test_debug_flag_or_env_lets_the_traceback_through(ppacer_cli, odd_server):
-    with pytest.raises(KeyError):
+    with pytest.raises(ProtocolError):
         ppacer_cli("--debug", "dags", "list", "--url", odd_server)
-    with pytest.raises(KeyError):
+    with pytest.raises(ProtocolError):
         ppacer_cli("dags", "list", "--url", odd_server, env={"PPACER_DEBUG": "1"})
 
 
@@ -92,7 +97,8 @@ def test_real_entry_point_prints_no_traceback(tmp_path, odd_server):
     assert "--params: non-finite number NaN is not allowed" in nan.stderr
     odd = cli("dags", "list", "--url", odd_server, "--json")
     assert odd.returncode == 1 and odd.stdout == ""
-    assert odd.stderr == "error: KeyError: 'items' (--debug shows the traceback)\n"
+    assert odd.stderr.startswith("error: GET /dag/list: the answer is not a ppacer")
+    assert odd.stderr.count("\n") == 1 and "Traceback" not in odd.stderr
     debug = cli("--debug", "dags", "list", "--url", odd_server)
     assert debug.returncode == 1 and debug.stderr.startswith("Traceback")
 

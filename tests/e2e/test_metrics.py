@@ -11,10 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import ppacer
+from ppacer.dag.task import task_logger
 from ppacer.local import LocalRunner
 from ppacer.observability import JsonLogFormatter
 from ppacer.scheduler.config import Config
-from ppacer.tasklog import task_logger
 from tests.conftest import wait_for
 
 

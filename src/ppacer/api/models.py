@@ -6,12 +6,14 @@ guess; unknown fields are ignored, as the original does.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ppacer.dag.status import TaskStatus
+from ppacer.errors import InvalidInputError
+from ppacer.timeutils import format_ts, parse_ts
 
 __all__ = [
     "BackfillInput",
@@ -19,36 +21,16 @@ __all__ = [
     "DagRunRestartInput",
     "DagRunTriggerInput",
     "HeartbeatInput",
+    "StatusReport",
     "TaskActionInput",
     "TaskMarkInput",
     "TaskStatusUpdate",
     "TaskStatusUpdates",
     "TaskToExec",
     "describe_validation_error",
-    "loads_strict",
+    "parse_exec_ts",
     "validation_detail",
 ]
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of the range of a JSON number (a 64-bit float)")
-    return value
-
-
-def loads_strict(text: str | bytes) -> Any:
-    """Parse JSON as the standard defines it: ``NaN``, ``Infinity`` and ``1e400`` are errors.
-
-    Python's ``json`` accepts them by default; what it accepts would be stored,
-    then fail (or be answered as invalid JSON) when served back.
-    Raises ``ValueError`` (or ``UnicodeDecodeError``) naming what was wrong.
-    """
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +86,78 @@ class TaskToExec:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """An executor's report on one task attempt: the one shape from executor to database.
+
+    The executor builds it (:meth:`for_task`), the client sends it
+    (:meth:`to_json`), the server reads it from ``POST /dag/task/update``
+    (:meth:`TaskStatusUpdate.to_report`) and the task scheduler applies it.
+    ``exec_ts`` is the run's stored timestamp text.
+    """
+
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    status: TaskStatus
+    task_error: str | None = None
+    # Extensions: the lease token from the pop (a stale one gets 409), the value a
+    # successful task returned, and the children a branch follows.
+    lease_token: str | None = None
+    output: Any = None
+    branch: list[str] | None = None
+
+    @classmethod
+    def for_task(
+        cls,
+        task: TaskToExec,
+        status: TaskStatus,
+        task_error: str | None = None,
+        *,
+        output: Any = None,
+        branch: list[str] | None = None,
+    ) -> StatusReport:
+        """The report on the attempt ``task`` (with its lease token)."""
+        return cls(
+            task.dag_id,
+            task.exec_ts,
+            task.task_id,
+            task.retry,
+            status,
+            task_error,
+            task.lease_token,
+            output,
+            branch,
+        )
+
+    @property
+    def attempt(self) -> str:
+        """The attempt in words, for log lines."""
+        return (
+            f"{{DagId:{self.dag_id} ExecTs:{self.exec_ts} TaskId:{self.task_id} "
+            f"Retry:{self.retry}}}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (``POST /dag/task/update``): the original's fields, then extensions."""
+        body: dict[str, Any] = {
+            "dagId": self.dag_id,
+            "execTs": self.exec_ts,
+            "taskId": self.task_id,
+            "retry": self.retry,
+            "status": str(self.status),
+            "taskError": self.task_error,
+        }
+        if self.lease_token is not None:
+            body["leaseToken"] = self.lease_token
+        if self.output is not None:
+            body["output"] = self.output
+        if self.branch is not None:
+            body["branch"] = self.branch
+        return body
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
@@ -122,6 +176,24 @@ class TaskStatusUpdate(_Input):
     leaseToken: str | None = None
     output: Any = None
     branch: list[str] | None = None
+
+    def to_report(self) -> StatusReport:
+        """The report this update carries (timestamp normalised; a bad one or status is a 400)."""
+        try:
+            status = TaskStatus(self.status)
+        except ValueError:
+            raise InvalidInputError(f"status: unknown task status {self.status!r}") from None
+        return StatusReport(
+            self.dagId,
+            parse_exec_ts(self.execTs),
+            self.taskId,
+            self.retry,
+            status,
+            self.taskError,
+            self.leaseToken,
+            self.output,
+            self.branch,
+        )
 
 
 class TaskStatusUpdates(_Input):
@@ -204,3 +276,11 @@ def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
         }
         for err in exc.errors(include_url=False)
     ]
+
+
+def parse_exec_ts(text: str, field: str = "execTs") -> str:
+    """A timestamp from the wire (any form the original or ISO 8601 writes) in stored form."""
+    try:
+        return format_ts(parse_ts(text))
+    except ValueError as exc:
+        raise InvalidInputError(f"{field}: {exc}") from None

@@ -20,10 +20,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ppacer import __version__
 from ppacer.api import models as m
 from ppacer.api import schemas as s
 from ppacer.api.routes import ROUTES
+from ppacer.version import __version__
 
 if TYPE_CHECKING:
     from ppacer.scheduler.server import Scheduler

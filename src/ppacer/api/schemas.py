@@ -12,14 +12,16 @@ clients ignore them, as the original protocol does.
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ppacer.dag.status import DagRunStatus, SchedulerState
 
 __all__ = [
     "MAX_DB_INT",
+    "Answer",
     "BackfillIdPath",
     "BackfillOut",
     "BatchPopOut",
@@ -75,10 +77,35 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class _Out(BaseModel):
-    """An answer: the fields listed are always there; newer schedulers may add more."""
+class Answer(BaseModel):
+    """An answer: the fields listed are always there; newer schedulers may add more.
+
+    Read it by attribute (``run.status``) or, as the JSON it came as, by item
+    (``run["status"]``, ``dict(run)``): item access gives the JSON form.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
+    _json: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as JSON data (field names as on the wire)."""
+        if self._json is None:
+            self._json = self.model_dump(mode="json", by_alias=True)
+        return self._json
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The JSON value of ``key``, or ``default``."""
+        return self.to_json().get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        """The answer's JSON field names."""
+        return self.to_json().keys()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_json()
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -169,14 +196,14 @@ class LatestRunsPath(_Params):
 # ---------------------------------------------------------------------------- answers
 
 
-class ErrorOut(_Out):
+class ErrorOut(Answer):
     """Every 4xx and 5xx answer: a message naming what was wrong, and optional detail."""
 
     error: str
     detail: Any = None
 
 
-class TaskToExecOut(_Out):
+class TaskToExecOut(Answer):
     """A task attempt handed to an executor (the original's four fields, then extensions)."""
 
     dagId: str
@@ -191,60 +218,60 @@ class TaskToExecOut(_Out):
     status: str | None = None
 
 
-class BatchPopOut(_Out):
+class BatchPopOut(Answer):
     """``GET /dag/task/pop/batch``."""
 
     tasks: list[TaskToExecOut]
 
 
-class UpdateResultOut(_Out):
+class UpdateResultOut(Answer):
     status: int
     error: str | None = None
 
 
-class BatchUpdateOut(_Out):
+class BatchUpdateOut(Answer):
     """``POST /dag/task/update/batch``: one result per report, in order."""
 
     results: list[UpdateResultOut]
 
 
-class HeartbeatOut(_Out):
+class HeartbeatOut(Answer):
     """``POST /executor/heartbeat``: leases the executor no longer holds."""
 
     lost: list[str]
     leaseTimeoutS: float
 
 
-class TriggerOut(_Out):
-    """``POST /dag/run/trigger``: the new run."""
+class TriggerOut(Answer):
+    """``POST /dag/run/trigger``: the new run (``runId`` is null only from the original's 200)."""
 
-    runId: int
+    runId: int | None
     dagId: str
-    execTs: str
+    execTs: str | None
 
 
-class RestartOut(_Out):
+class RestartOut(Answer):
     """``POST /dag/run/restart``."""
 
     dagId: str
     execTs: str
-    restart: int
+    restart: int | None
 
 
-class StateOut(_Out):
+class StateOut(Answer):
     """``GET /state``."""
 
     state: SchedulerState
 
 
-class DagPausedOut(_Out):
+class DagPausedOut(Answer):
     """``POST /dag/pause`` and ``/dag/unpause``."""
 
     dagId: str
     paused: bool
 
 
-class BackfillOut(_Out):
+class BackfillOut(Answer):
     """A backfill and its progress (``runIds`` only from ``GET /dag/backfill/{id}``)."""
 
     backfillId: int
@@ -260,7 +287,7 @@ class BackfillOut(_Out):
     runIds: list[int] | None = None
 
 
-class TaskClearedOut(_Out):
+class TaskClearedOut(Answer):
     """``POST /dag/run/task/clear``: the tasks that will run again."""
 
     dagId: str
@@ -268,7 +295,7 @@ class TaskClearedOut(_Out):
     cleared: list[str]
 
 
-class TaskMarkedOut(_Out):
+class TaskMarkedOut(Answer):
     """``POST /dag/run/task/mark``."""
 
     dagId: str
@@ -276,19 +303,19 @@ class TaskMarkedOut(_Out):
     status: str
 
 
-class SchedulePointOut(_Out):
+class SchedulePointOut(Answer):
     utc: str
     local: str
 
 
-class SchedulePreviewOut(_Out):
+class SchedulePreviewOut(Answer):
     """``GET /dag/schedule/{dagId}``: next points in the DAG's zone and in UTC."""
 
     dagId: str
     points: list[SchedulePointOut]
 
 
-class RunEventOut(_Out):
+class RunEventOut(Answer):
     """One entry of ``GET /dag/run/history/{runId}``: who did what, when."""
 
     insertTs: str
@@ -298,14 +325,14 @@ class RunEventOut(_Out):
     detail: Any = None
 
 
-class RunCountsOut(_Out):
+class RunCountsOut(Answer):
     success: int
     failed: int
     scheduled: int
     running: int
 
 
-class UiStatsOut(_Out):
+class UiStatsOut(Answer):
     """``GET /ui/dagrun/stats`` (as in the original)."""
 
     dagruns: RunCountsOut
@@ -315,7 +342,7 @@ class UiStatsOut(_Out):
     goroutinesNum: int
 
 
-class UiLatestRunOut(_Out):
+class UiLatestRunOut(Answer):
     """One run of ``GET /ui/dagrun/latest/{n}`` (as in the original)."""
 
     runId: int
@@ -329,24 +356,24 @@ class UiLatestRunOut(_Out):
     taskCompletedNum: int
 
 
-class PosOut(_Out):
+class PosOut(Answer):
     depth: int
     width: int
 
 
-class LogRecordOut(_Out):
+class LogRecordOut(Answer):
     insertTs: str
     level: str
     message: str
     attributes: dict[str, Any]
 
 
-class UiTaskLogsOut(_Out):
+class UiTaskLogsOut(Answer):
     loadedRecords: int
     records: list[LogRecordOut]
 
 
-class UiTaskOut(_Out):
+class UiTaskOut(Answer):
     taskId: str
     retry: int
     insertTs: str | None
@@ -363,7 +390,7 @@ class UiTaskWithLogsOut(UiTaskOut):
     taskLogs: UiTaskLogsOut
 
 
-class UiRunDetailsOut(_Out):
+class UiRunDetailsOut(Answer):
     """``GET /ui/dagrun/{runId}`` (as in the original, plus errors)."""
 
     runId: int
@@ -386,7 +413,7 @@ class UiTaskDetailsOut(UiTaskWithLogsOut):
     runId: int
 
 
-class DagRunOut(_Out):
+class DagRunOut(Answer):
     """A DAG run in lists."""
 
     runId: int
@@ -397,7 +424,7 @@ class DagRunOut(_Out):
     statusUpdateTs: str
 
 
-class PageOut(_Out):
+class PageOut(Answer):
     total: int = Field(description="items matching, on all pages")
     limit: int
     offset: int
@@ -415,7 +442,7 @@ class DagRunListOut(PageOut):
     items: list[DagRunOut]
 
 
-class TaskAttemptOut(_Out):
+class TaskAttemptOut(Answer):
     """One attempt of a task in a run (``NO_STATUS``, retry 0: not scheduled yet)."""
 
     taskId: str
@@ -433,7 +460,7 @@ class DagRunDetailsOut(DagRunOut):
     tasks: list[TaskAttemptOut]
 
 
-class DagSummaryOut(_Out):
+class DagSummaryOut(Answer):
     """A DAG in ``GET /dag/list``."""
 
     dagId: str
@@ -456,7 +483,7 @@ class DagListOut(PageOut):
     items: list[DagSummaryOut]
 
 
-class TaskInfoOut(_Out):
+class TaskInfoOut(Answer):
     """A task of a DAG: its place in the graph and its config."""
 
     taskId: str
@@ -476,7 +503,7 @@ class DagDetailsOut(DagSummaryOut):
     recentRuns: list[DagRunOut]
 
 
-class TaskLogsOut(_Out):
+class TaskLogsOut(Answer):
     """``GET /dag/run/task/logs/{runId}/{taskId}``: records of one attempt from ``offset`` on.
 
     Follow a running task by asking again with ``offset=nextOffset`` until
@@ -497,7 +524,7 @@ class TaskLogsOut(_Out):
     records: list[LogRecordOut]
 
 
-class ExecutorOut(_Out):
+class ExecutorOut(Answer):
     """An executor the scheduler has heard from."""
 
     name: str
@@ -515,7 +542,7 @@ class ExecutorListOut(PageOut):
     items: list[ExecutorOut]
 
 
-class HealthOut(_Out):
+class HealthOut(Answer):
     """``GET /healthz``: ``ok`` when the database answers and the loops run."""
 
     status: str

@@ -7,7 +7,6 @@ stderr); 2 bad usage, including bad settings (click's own convention).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,8 +19,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ppacer.errors import PpacerError
-from ppacer.executor.client import Client
+from ppacer.api.client import Client
+from ppacer.api.strictjson import DEPTH, NON_FINITE, SURROGATE, SYNTAX, JsonInputError, loads_strict
+from ppacer.errors import PpacerError, ProtocolError
 from ppacer.settings import Setting, Settings, SettingsError, load_settings
 from ppacer.timeutils import parse_ts
 
@@ -96,8 +96,13 @@ def console() -> Console:
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as one JSON document."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` (JSON data or the client's answers) as one JSON document."""
+    click.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    to_json = getattr(value, "to_json", None)
+    return to_json() if callable(to_json) else str(value)
 
 
 def print_table(
@@ -132,50 +137,30 @@ def parse_time(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-class _NonFiniteError(ValueError):
-    """A JSON text held NaN, Infinity or a number too large for a float."""
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NonFiniteError(text)
-    return value
-
-
-def _no_constant(text: str) -> Any:
-    raise _NonFiniteError(text)
-
-
 def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
     """A user-given JSON object (None if not given or empty); usage error naming ``option``.
 
-    JSON has no NaN or Infinity: Python's parser accepts them (and turns
-    ``1e400`` into infinity), but no JSON encoder can send them on, so they
-    are refused here rather than failing later.
+    Parsed by the API's own strict parser: JSON has no NaN or Infinity, nesting
+    is bounded, and text that is not valid Unicode is refused, rather than
+    failing later.
     """
     if not value:
         return None
     try:
-        parsed = json.loads(value, parse_float=_finite_float, parse_constant=_no_constant)
-    except _NonFiniteError as exc:
-        raise click.BadParameter(
-            f"non-finite number {exc} is not allowed (JSON has no NaN or Infinity)",
-            param_hint=option,
-        ) from None
-    except RecursionError:
-        raise click.BadParameter("not JSON: nested too deeply", param_hint=option) from None
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+        parsed = loads_strict(value)
+    except JsonInputError as exc:
+        raise click.BadParameter(_JSON_PROBLEMS[exc.kind](exc), param_hint=option) from None
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object", param_hint=option)
-    try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise click.BadParameter(
-            "not valid Unicode (a lone surrogate such as \\ud800)", param_hint=option
-        ) from None
     return parsed
+
+
+_JSON_PROBLEMS: dict[str, Callable[[JsonInputError], str]] = {
+    SYNTAX: lambda exc: f"not JSON: {exc.problem}",
+    NON_FINITE: lambda exc: exc.problem,
+    DEPTH: lambda exc: "not JSON: nested too deeply",
+    SURROGATE: lambda exc: "not valid Unicode (a lone surrogate such as \\ud800)",
+}
 
 
 def client_options(fn: _F) -> _F:
@@ -195,12 +180,20 @@ def client_options(fn: _F) -> _F:
 
 @contextmanager
 def connect(state: State, url: str | None, token: str | None) -> Iterator[Client]:
-    """A client of the scheduler; the scheduler's refusals exit with code 1."""
+    """A client of the scheduler; the scheduler's refusals exit with code 1.
+
+    An answer that is not a ppacer scheduler's is one line too, unless
+    ``--debug`` asks for its traceback.
+    """
     settings = state.settings(url=url, token=token)
     try:
         with Client(settings.scheduler_url, token=settings.token) as client:
             yield client
     except PpacerError as exc:
+        if isinstance(exc, ProtocolError) and click.get_current_context().find_root().params.get(
+            "debug"
+        ):
+            raise
         fail(str(exc))
 
 

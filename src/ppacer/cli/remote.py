@@ -15,6 +15,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ppacer.api.client import Client
 from ppacer.cli.common import (
     State,
     client_options,
@@ -28,7 +29,6 @@ from ppacer.cli.common import (
     short_ts,
 )
 from ppacer.dag.status import DagRunStatus, TaskStatus
-from ppacer.executor.client import Client
 
 __all__ = ["REMOTE_COMMANDS"]
 
@@ -79,7 +79,10 @@ def dags_list(state: State, url: str | None, token: str | None, as_json: bool) -
     Example: ppacer dags list
     """
     with connect(state, url, token) as client:
-        items = [_unless_paused(d) for d in fetch_all(client.list_dags)]
+        items = [
+            _unless_paused(d)
+            for d in fetch_all(lambda limit, offset: client.list_dags(limit, offset).to_json())
+        ]
     if as_json:
         echo_json(items)
         return
@@ -109,7 +112,7 @@ def dags_show(state: State, dag_id: str, url: str | None, token: str | None, as_
     Example: ppacer dags show hello
     """
     with connect(state, url, token) as client:
-        dag = _unless_paused(client.get_dag(dag_id))
+        dag = _unless_paused(client.get_dag(dag_id).to_json())
     if as_json:
         echo_json(dag)
         return
@@ -234,7 +237,7 @@ def runs_show(state: State, run_id: int, url: str | None, token: str | None, as_
     Example: ppacer runs show 1
     """
     with connect(state, url, token) as client:
-        run = client.get_dag_run(run_id)
+        run = client.get_dag_run(run_id).to_json()
     if as_json:
         echo_json(run)
         return
@@ -266,7 +269,7 @@ def runs_show(state: State, run_id: int, url: str | None, token: str | None, as_
 
 def _wait_for_run(client: Client, run_id: int) -> dict[str, Any]:
     while True:
-        run = client.get_dag_run(run_id)
+        run = client.get_dag_run(run_id).to_json()
         if run["status"] in _FINISHED_RUN:
             return run
         time.sleep(_POLL_S)
@@ -296,7 +299,7 @@ def trigger(
     parsed = parse_json_object(params, "--params")
     when = parse_time(at, "--at")
     with connect(state, url, token) as client:
-        answer = client.trigger_dag_run(dag_id, parsed, when)
+        answer = dict(client.trigger_dag_run(dag_id, parsed, when).to_json())
         if not as_json:
             click.echo(f"run {answer['runId']} of {dag_id} at {answer['execTs']}")
         if wait:
@@ -323,8 +326,8 @@ def restart(state: State, run_id: int, url: str | None, token: str | None, as_js
     Example: ppacer restart 7
     """
     with connect(state, url, token) as client:
-        run = client.get_dag_run(run_id)
-        answer = client.restart_dag_run(run["dagId"], run["execTs"])
+        run = client.get_dag_run(run_id).to_json()
+        answer = dict(client.restart_dag_run(run["dagId"], run["execTs"]).to_json())
     answer["runId"] = run_id
     if as_json:
         click.echo(json.dumps(answer))
@@ -419,7 +422,7 @@ def backfill(
     if last < first:
         raise click.BadParameter("must not be before --from", param_hint="--to")
     with connect(state, url, token) as client:
-        answer = client.backfill(dag_id, first, last, max_active_runs)
+        answer = client.backfill(dag_id, first, last, max_active_runs).to_json()
         backfill_id = answer["backfillId"]
         if no_wait:
             click.echo(
@@ -454,7 +457,7 @@ def _follow_backfill(client: Client, backfill_id: int, *, quiet: bool) -> dict[s
     with progress:
         bar = progress.add_task("backfill", total=None, id=backfill_id)
         while True:
-            info = client.get_backfill(backfill_id)
+            info = client.get_backfill(backfill_id).to_json()
             for run_id in info["runIds"]:
                 if run_id not in finished:
                     status = client.get_dag_run(run_id)["status"]
@@ -508,7 +511,7 @@ def executors(state: State, url: str | None, token: str | None, as_json: bool) -
     Example: ppacer executors
     """
     with connect(state, url, token) as client:
-        items = fetch_all(lambda limit, offset: client.list_executors(limit, offset))
+        items = fetch_all(lambda limit, offset: client.list_executors(limit, offset).to_json())
     if as_json:
         echo_json(items)
         return

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
+from ppacer.api.client import Client
 from ppacer.cli.common import State, fail
 from ppacer.cli.loader import LoadError, describe_load_error, load_registry
 from ppacer.dag.dag import Registry
 from ppacer.errors import PpacerError
-from ppacer.executor.client import Client
 from ppacer.executor.executor import Executor
 from ppacer.local import LocalRunner, configure_logging
 from ppacer.settings import Settings

@@ -25,6 +25,7 @@ __all__ = [
     "TaskLogger",
     "is_async_task",
     "task",
+    "task_logger",
     "task_source",
     "task_type_name",
 ]
@@ -307,6 +308,27 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
         attrs = dict(kwargs.get("extra") or {})
         kwargs["extra"] = {**(self.extra or {}), "ppacer_attrs": attrs}
         return msg, kwargs
+
+
+def task_logger(
+    base: logging.Logger,
+    dag_id: str,
+    exec_ts: str,
+    task_id: str,
+    retry: int,
+    run_id: int | None = None,
+) -> logging.LoggerAdapter[logging.Logger]:
+    """Return the logger a task attempt writes to (records carry the attempt's identity)."""
+    return TaskLogger(
+        base,
+        {
+            "ppacer_dag_id": dag_id,
+            "ppacer_exec_ts": exec_ts,
+            "ppacer_task_id": task_id,
+            "ppacer_retry": retry,
+            "ppacer_run_id": run_id,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,26 +9,23 @@ Every query is bounded (a ``LIMIT``, or a list of ids) and served by an index:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal_column, select
+from sqlalchemy import Connection, and_, func, select
 
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db.dagruns import DagRunRow
-from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntasks, tasklogs
+from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntasks
 
 __all__ = [
     "FailedAttempt",
-    "LogLine",
     "RunningAttempt",
     "read_failed_attempts",
     "read_recent_runs_by_dag",
     "read_running_attempts",
     "read_runs_page",
-    "read_task_log_lines",
 ]
 
 
@@ -54,16 +51,6 @@ class FailedAttempt:
     retry: int
     status_update_ts: str
     error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One stored task log record."""
-
-    insert_ts: str
-    level: str
-    message: str
-    attributes: dict[str, Any]
 
 
 def _run(r: Any) -> DagRunRow:
@@ -182,46 +169,3 @@ def read_failed_attempts(conn: Connection, runs: Sequence[DagRunRow]) -> list[Fa
             FailedAttempt(run.run_id, r.TaskId, r.Retry, r.StatusUpdateTs, r.Error) for r in rows
         )
     return out
-
-
-def read_task_log_lines(
-    conn: Connection,
-    dag_id: str,
-    exec_ts: str,
-    task_id: str,
-    retry: int,
-    *,
-    offset: int = 0,
-    limit: int = 1000,
-) -> list[LogLine]:
-    """Log records of one task attempt in the order they were written, from ``offset`` on.
-
-    Live tails ask again with ``offset`` = the number of records they have shown.
-    """
-    order: list[Any] = [tasklogs.c.InsertTs]
-    if conn.dialect.name == "sqlite":
-        # Records of the same microsecond keep their insertion order.
-        order.append(literal_column("rowid"))
-    rows = conn.execute(
-        select(tasklogs.c.InsertTs, tasklogs.c.Level, tasklogs.c.Message, tasklogs.c.Attributes)
-        .where(
-            and_(
-                tasklogs.c.DagId == dag_id,
-                tasklogs.c.ExecTs == exec_ts,
-                tasklogs.c.TaskId == task_id,
-                tasklogs.c.Retry == retry,
-            )
-        )
-        .order_by(*order)
-        .offset(offset)
-        .limit(limit)
-    )
-    return [LogLine(r.InsertTs, r.Level, r.Message, _attrs(r.Attributes)) for r in rows]
-
-
-def _attrs(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {"raw": text}
-    return value if isinstance(value, dict) else {"value": value}

@@ -1,6 +1,6 @@
 """The executor: pops task attempts from the scheduler, runs them, reports their status.
 
-It talks to the scheduler only through :class:`~ppacer.executor.client.Client`
+It talks to the scheduler only through :class:`~ppacer.api.client.Client`
 and never opens the scheduler's database, so any number of executors can run
 in other processes or on other machines. Task logs go to the logs DB given to
 it. Nothing a task or the scheduler does stops the loop: a task that raises is
@@ -35,15 +35,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ppacer.api.models import TaskToExec
+from ppacer.api.client import Client
+from ppacer.api.models import StatusReport, TaskToExec
 from ppacer.dag.dag import Registry
 from ppacer.dag.status import TaskStatus
-from ppacer.dag.task import TaskConfig, TaskContext
+from ppacer.dag.task import TaskConfig, TaskContext, task_logger
 from ppacer.db.engine import open_logs_db
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, SchedulerUnavailableError
-from ppacer.executor.client import Client
 from ppacer.executor.isolation import Outcome, outcome_of, run_in_child
-from ppacer.tasklog import TaskLogHandler, task_logger
+from ppacer.tasklog import TaskLogHandler
 from ppacer.timeutils import monotonic, parse_ts
 
 __all__ = ["RUN_DEADLINE_HEARTBEAT_S", "Executor"]
@@ -417,18 +417,18 @@ class Executor:
             return
         delay = 0.05
         reports = [
-            (
+            StatusReport.for_task(
                 f.task,
                 f.status,
                 f.error,
-                f.outcome.output if f.outcome else None,
-                f.outcome.branch if f.outcome else None,
+                output=f.outcome.output if f.outcome else None,
+                branch=f.outcome.branch if f.outcome else None,
             )
             for f in batch
         ]
         while True:
             try:
-                errors = self.client.upsert_task_statuses(reports)
+                errors = self.client.report_many(reports)
                 self._on_reachable()
                 break
             except NotFoundError:

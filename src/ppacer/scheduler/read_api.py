@@ -46,7 +46,8 @@ from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.db.dagruns import DagRunRow
 from ppacer.db.queries import read_task_attempts
-from ppacer.db.ui_queries import read_recent_runs_by_dag, read_runs_page, read_task_log_lines
+from ppacer.db.tasklogs import read_task_log_lines
+from ppacer.db.ui_queries import read_recent_runs_by_dag, read_runs_page
 from ppacer.errors import InvalidInputError, NotFoundError
 from ppacer.timeutils import format_ts
 

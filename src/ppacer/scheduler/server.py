@@ -20,23 +20,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
-from ppacer import __version__
 from ppacer.api.models import (
     BackfillInput,
     DagInput,
     DagRunRestartInput,
     DagRunTriggerInput,
     HeartbeatInput,
+    StatusReport,
     TaskActionInput,
     TaskMarkInput,
     TaskStatusUpdate,
     TaskStatusUpdates,
     describe_validation_error,
-    loads_strict,
     validation_detail,
 )
 from ppacer.api.routes import ROUTES
 from ppacer.api.schemas import PageQuery
+from ppacer.api.strictjson import JsonInputError, loads_strict
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
@@ -51,8 +51,9 @@ from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.read_api import parse_params
-from ppacer.scheduler.task_scheduler import Report, TaskScheduler
+from ppacer.scheduler.task_scheduler import TaskScheduler
 from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic, parse_ts
+from ppacer.version import __version__
 
 __all__ = ["Scheduler"]
 
@@ -437,19 +438,19 @@ class Scheduler:
         return JSONResponse({"lost": lost, "leaseTimeoutS": self.config.lease_timeout_s})
 
     async def _update_task_status(self, request: Request) -> Response:
-        report = _report(await _parse(request, TaskStatusUpdate))
+        report = (await _parse(request, TaskStatusUpdate)).to_report()
         self._ts().apply_report(report)
         return Response(status_code=200)
 
     async def _update_task_statuses(self, request: Request) -> Response:
         body = await _parse(request, TaskStatusUpdates)
-        reports: list[Report | PpacerError] = []
+        reports: list[StatusReport | PpacerError] = []
         for i, update in enumerate(body.updates):
             try:
-                reports.append(_report(update))
+                reports.append(update.to_report())
             except InvalidInputError as exc:
                 reports.append(InvalidInputError(f"updates.{i}.{exc}"))
-        valid = [r for r in reports if isinstance(r, Report)]
+        valid = [r for r in reports if isinstance(r, StatusReport)]
         outcomes = iter(self._ts().update_statuses(valid))
         results: list[dict[str, object]] = []
         for r in reports:
@@ -596,20 +597,6 @@ def _exec_ts(text: str, field: str = "execTs") -> datetime:
         raise InvalidInputError(f"{field}: {exc}") from None
 
 
-def _report(body: TaskStatusUpdate) -> Report:
-    return Report(
-        body.dagId,
-        _exec_ts(body.execTs),
-        body.taskId,
-        body.retry,
-        _task_status(body.status),
-        body.taskError,
-        body.leaseToken,
-        body.output,
-        body.branch,
-    )
-
-
 def _error_status(error: PpacerError) -> int:
     if isinstance(error, NotFoundError):
         return 404
@@ -662,10 +649,8 @@ async def _parse(request: Request, model: type[_M]) -> _M:
     raw = await request.body()
     try:
         data = loads_strict(raw)
-    except UnicodeDecodeError:
-        raise InvalidInputError("body: not valid JSON (not UTF-8)") from None
-    except ValueError as exc:
-        raise InvalidInputError(f"body: not valid JSON: {exc}") from None
+    except JsonInputError as exc:
+        raise InvalidInputError(str(exc) if exc.field else f"body: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInputError("body: expected a JSON object")
     try:

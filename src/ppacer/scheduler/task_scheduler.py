@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from ppacer.api.models import TaskToExec
+from ppacer.api.models import StatusReport, TaskToExec
 from ppacer.dag.dag import Dag, Registry
 from ppacer.dag.status import DagRunStatus, TaskStatus, TriggerRule, check_task_transition
 from ppacer.dag.task import MAX_OUTPUT_BYTES
@@ -42,7 +42,7 @@ from ppacer.notify import Message, Notifier, send_safely
 from ppacer.scheduler.leases import ExecutorInfo, Lease, LeaseTable
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
-__all__ = ["Report", "RunState", "TaskEvent", "TaskScheduler"]
+__all__ = ["RunState", "TaskEvent", "TaskScheduler"]
 
 # Longest a handed-out attempt's RUNNING row waits to be written (batched with others).
 _RUNNING_FLUSH_S = 0.02
@@ -104,21 +104,6 @@ class RunState:
         """
         retries = self.dag.tasks[task_id].config.retries
         return retry < (retries + 1) * (self.restarts + 1) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """An executor's report on one task attempt (``POST /dag/task/update``)."""
-
-    dag_id: str
-    exec_ts: datetime
-    task_id: str
-    retry: int
-    status: TaskStatus
-    task_error: str | None = None
-    lease_token: str | None = None
-    output: Any = None
-    branch: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -905,15 +890,25 @@ class TaskScheduler:
         without a token (the original protocol) is taken as it comes.
         """
         self.apply_report(
-            Report(dag_id, exec_ts, task_id, retry, status, task_error, lease_token, output, branch)
+            StatusReport(
+                dag_id,
+                format_ts(exec_ts),
+                task_id,
+                retry,
+                status,
+                task_error,
+                lease_token,
+                output,
+                branch,
+            )
         )
 
-    def apply_report(self, report: Report) -> None:
+    def apply_report(self, report: StatusReport) -> None:
         """Apply one report; its error is raised."""
         with self.transaction() as conn:
             self._apply_report(conn, report)
 
-    def update_statuses(self, reports: Sequence[Report]) -> list[PpacerError | None]:
+    def update_statuses(self, reports: Sequence[StatusReport]) -> list[PpacerError | None]:
         """Apply many reports in one transaction, in order; per report, the error or None."""
         results: list[PpacerError | None] = []
         with self.transaction() as conn:
@@ -926,7 +921,7 @@ class TaskScheduler:
                     results.append(None)
         return results
 
-    def _apply_report(self, conn: Connection, report: Report) -> None:
+    def _apply_report(self, conn: Connection, report: StatusReport) -> None:
         dag_id, task_id, retry, status = report.dag_id, report.task_id, report.retry, report.status
         task_error = report.task_error
         lease_token = report.lease_token
@@ -940,7 +935,7 @@ class TaskScheduler:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
         if task_id not in dag.tasks:
             raise NotFoundError(f"taskId: DAG {dag_id!r} has no task {task_id!r}")
-        ts = format_ts(report.exec_ts)
+        ts = report.exec_ts
         state = self.active.get((dag_id, ts))
         if state is None:
             self._check_inactive_report(dag_id, ts, task_id, retry, status)

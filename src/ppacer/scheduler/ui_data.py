@@ -10,8 +10,8 @@ from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.db.dags import read_task_source
+from ppacer.db.tasklogs import read_task_log_lines
 from ppacer.errors import NotFoundError
-from ppacer.tasklog import read_task_logs
 from ppacer.timeutils import parse_ts
 
 if TYPE_CHECKING:
@@ -146,7 +146,9 @@ def _logs(scheduler: Scheduler, run: runs_db.DagRunRow, task_id: str, retry: int
     if scheduler.logs_engine is None:
         return {"loadedRecords": 0, "records": []}
     with scheduler.logs_engine.connect() as conn:
-        records = read_task_logs(conn, run.dag_id, run.exec_ts, task_id, retry)
+        records = read_task_log_lines(
+            conn, run.dag_id, run.exec_ts, task_id, retry, limit=1_000_000
+        )
     return {
         "loadedRecords": len(records),
         "records": [

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ppacer.api.models import loads_strict
+from ppacer.api.strictjson import NON_FINITE, SYNTAX, JsonInputError, loads_strict
 from ppacer.dag.status import TaskStatus
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.timeutils import parse_ts
@@ -303,14 +303,19 @@ class WebUI:
         template = "_trigger_form.html" if htmx else "trigger_page.html"
         try:
             params = loads_strict(text)
-        except ValueError as exc:
+        except JsonInputError as exc:
+            problem = (
+                f"Parameters are not valid JSON: {exc.problem}"
+                if exc.kind in (SYNTAX, NON_FINITE)
+                else f"Parameters: {exc}"
+            )
             return _Page(
                 template,
                 http_status=400,
                 nav="dags",
                 dag_id=dag_id,
                 params_text=text,
-                error=f"Parameters are not valid JSON: {exc}",
+                error=problem,
                 run=None,
             )
         if not isinstance(params, dict):

@@ -20,6 +20,7 @@ from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
 from ppacer.db import ui_queries
 from ppacer.db.dags import read_task_source
+from ppacer.db.tasklogs import TaskLogLine, read_task_log_lines
 from ppacer.errors import NotFoundError
 from ppacer.timeutils import parse_ts
 from ppacer.ui.display import BarSegment, describe_schedule, progress_bar
@@ -472,10 +473,10 @@ def logs_view(
             ),
             None,
         )
-    lines: list[ui_queries.LogLine] = []
+    lines: list[TaskLogLine] = []
     if scheduler.logs_engine is not None:
         with scheduler.logs_engine.connect() as conn:
-            lines = ui_queries.read_task_log_lines(
+            lines = read_task_log_lines(
                 conn, run.dag_id, run.exec_ts, task_id, retry, offset=offset, limit=MAX_LOG_LINES
             )
     status = str(attempt.status) if attempt is not None else str(TaskStatus.NO_STATUS)

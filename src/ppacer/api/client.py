@@ -1,0 +1,493 @@
+"""The scheduler's HTTP client: one method per endpoint, URLs from the shared route table.
+
+This is the only module that does HTTP. 4xx answers become ppacer errors
+carrying the scheduler's message (by :data:`ppacer.errors.ERROR_BY_STATUS`);
+connection failures and 5xx answers become
+:class:`~ppacer.errors.SchedulerUnavailableError`. Answers are the models of
+:mod:`ppacer.api.schemas` (read by attribute, or by item as the JSON they came
+as); the executor's endpoints use the wire dataclasses of
+:mod:`ppacer.api.models`, which cost no validation on the hot path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json as jsonlib
+import threading
+import time
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from pydantic import ValidationError
+
+from ppacer.api import schemas as s
+from ppacer.api.models import StatusReport, TaskToExec
+from ppacer.api.routes import ROUTES
+from ppacer.dag.status import SchedulerState, TaskStatus
+from ppacer.errors import (
+    ERROR_BY_STATUS,
+    InvalidInputError,
+    PpacerError,
+    ProtocolError,
+    SchedulerUnavailableError,
+)
+from ppacer.timeutils import format_ts
+
+__all__ = ["Client", "HttpAnswer"]
+
+_A = TypeVar("_A", bound=s.Answer)
+
+
+class HttpAnswer:
+    """An HTTP answer: its status code, headers (lower-case names) and body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.content = content
+        self.headers = headers
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` if it is not)."""
+        return jsonlib.loads(self.content)
+
+
+# Requests sent again, once, when a kept-alive connection turns out to be closed:
+# reads, and the reports and heartbeats the scheduler takes idempotently.
+_RESENDABLE = frozenset({"update_task_status", "update_task_statuses", "executor_heartbeat"})
+# uvicorn closes a connection idle for 5 s; one idle this long is not reused.
+_MAX_IDLE_S = 4.0
+
+
+class _Http:
+    """HTTP/1.1 with keep-alive on the standard library: one connection per thread.
+
+    Each request is one ``http.client`` exchange on the calling thread's
+    connection (the executor's poll and report threads each keep their own).
+    ``http.client`` costs a third of what a general HTTP client library does
+    per request, and an executor makes two requests per task it runs.
+    """
+
+    def __init__(self, url: str, timeout_s: float, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInputError(f"url: not an http:// or https:// URL: {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base = parts.path.rstrip("/")
+        self._headers = {"Accept": "application/json", **headers}
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+
+    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: dict[str, Any] | None,
+        timeout_s: float,
+        resendable: bool,
+    ) -> HttpAnswer:
+        target = self._base + path
+        if params:
+            target += "?" + urlencode(params)
+        headers = self._headers
+        data = None
+        if body is not None:
+            data = jsonlib.dumps(body, allow_nan=False).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        for attempt in (1, 2):
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            idle_s = time.monotonic() - getattr(self._local, "used", 0.0)
+            if conn is not None and idle_s > _MAX_IDLE_S:
+                self._drop(conn)
+                conn = None
+            reused = conn is not None
+            if conn is None:
+                conn = self._local.conn = self._connect(timeout_s)
+            elif conn.timeout != timeout_s:
+                conn.timeout = timeout_s
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout_s)
+            try:
+                conn.request(method, target, body=data, headers=headers)
+                response = conn.getresponse()
+                content = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop(conn)
+                if reused and attempt == 1 and (method == "GET" or resendable):
+                    continue  # the server had closed the kept-alive connection
+                raise
+            except BaseException:
+                self._drop(conn)
+                raise
+            self._local.used = time.monotonic()
+            if response.will_close:
+                self._drop(conn)
+            return HttpAnswer(
+                response.status, content, {k.lower(): v for k, v in response.getheaders()}
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
+
+
+class Client:
+    """Talks to a ppacer scheduler (ours or the original) over HTTP. Thread-safe."""
+
+    def __init__(self, url: str, *, timeout_s: float = 15.0, token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = _Http(self.url, timeout_s, headers)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(
+        self,
+        name: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        **path: object,
+    ) -> HttpAnswer:
+        route = ROUTES[name]
+        try:
+            response = self._http.request(
+                route.method,
+                route.url(**path),
+                body=json,
+                params=params,
+                timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
+                resendable=name in _RESENDABLE,
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise SchedulerUnavailableError(
+                f"scheduler at {self.url} unreachable: {reason}"
+            ) from exc
+        if response.status_code < 400:
+            return response
+        message = _error_text(response)
+        if response.status_code >= 500:
+            raise SchedulerUnavailableError(f"scheduler answered {response.status_code}: {message}")
+        raise ERROR_BY_STATUS.get(response.status_code, PpacerError)(message)
+
+    def _answer(self, model: type[_A], name: str, **kwargs: Any) -> _A:
+        """Call ``name`` and read its answer as ``model`` (:class:`ProtocolError` if it is not)."""
+        response = self._call(name, **kwargs)
+        try:
+            return model.model_validate(response.json())
+        except ValueError as exc:  # not JSON, or pydantic's ValidationError
+            route = ROUTES[name]
+            problem = describe_answer_error(exc)
+            raise ProtocolError(
+                f"{route.method} {route.path}: the answer is not a ppacer scheduler's "
+                f"({problem}); is {self.url} a ppacer scheduler?"
+            ) from None
+
+    # ------------------------------------------------------------------ executors
+
+    def get_task(self, wait_s: float = 0.0, executor: str | None = None) -> TaskToExec | None:
+        """Pop the next ready task attempt; with ``wait_s`` wait that long for one (long poll).
+
+        An ``executor`` name makes the attempt's lease renewable by :meth:`heartbeat`.
+        """
+        params: dict[str, Any] = {}
+        if wait_s > 0:
+            params["wait_s"] = wait_s
+        if executor is not None:
+            params["executor"] = executor
+        response = self._call("pop_task", params=params or None, timeout_s=self.timeout_s + wait_s)
+        if response.status_code == 204 or not response.content:
+            return None
+        return TaskToExec.from_json(response.json())
+
+    def get_tasks(
+        self, max_n: int, wait_s: float = 0.0, executor: str | None = None
+    ) -> list[TaskToExec]:
+        """Pop up to ``max_n`` ready attempts in one request (an extension of the protocol).
+
+        A scheduler without the batch endpoint answers 404 (:class:`NotFoundError`).
+        """
+        params: dict[str, Any] = {"max": max_n}
+        if wait_s > 0:
+            params["wait_s"] = wait_s
+        if executor is not None:
+            params["executor"] = executor
+        response = self._call("pop_tasks", params=params, timeout_s=self.timeout_s + wait_s)
+        return [TaskToExec.from_json(item) for item in response.json()["tasks"]]
+
+    def report(self, report: StatusReport) -> None:
+        """Deliver one status report (``POST /dag/task/update``)."""
+        self._call("update_task_status", json=report.to_json())
+
+    def report_many(self, reports: list[StatusReport]) -> list[PpacerError | None]:
+        """Deliver several reports in one request; per report, None or the error answered."""
+        body = {"updates": [r.to_json() for r in reports]}
+        results = self._call("update_task_statuses", json=body).json()["results"]
+        return [
+            None
+            if result["status"] == 200
+            else ERROR_BY_STATUS.get(result["status"], PpacerError)(result.get("error", ""))
+            for result in results
+        ]
+
+    def upsert_task_status(
+        self,
+        task: TaskToExec,
+        status: TaskStatus,
+        task_error: BaseException | str | None = None,
+        *,
+        output: Any = None,
+        branch: list[str] | None = None,
+    ) -> None:
+        """Report a task attempt's status (RUNNING, SUCCESS or FAILED, with the error).
+
+        The attempt's lease token goes with it; a SUCCESS may carry the task's
+        ``output`` (a JSON value) and the children a ``branch`` follows.
+        """
+        error: str | None
+        if isinstance(task_error, BaseException):
+            error = f"{type(task_error).__name__}: {task_error}"
+        else:
+            error = task_error
+        self.report(StatusReport.for_task(task, status, error, output=output, branch=branch))
+
+    def heartbeat(
+        self,
+        executor: str,
+        lease_tokens: list[str],
+        running: int = 0,
+        capacity: int | None = None,
+    ) -> list[str]:
+        """Renew the leases of the attempts ``executor`` runs; return the tokens it lost."""
+        body: dict[str, Any] = {"executor": executor, "leases": lease_tokens, "running": running}
+        if capacity is not None:
+            body["capacity"] = capacity
+        return list(self._call("executor_heartbeat", json=body).json()["lost"])
+
+    # ------------------------------------------------------------------ runs and DAGs
+
+    def get_state(self) -> SchedulerState:
+        """The scheduler's state (RUNNING, ...)."""
+        return SchedulerState(self._call("state").json()["state"])
+
+    def trigger_dag_run(
+        self,
+        dag_id: str,
+        params: dict[str, Any] | None = None,
+        exec_ts: datetime | str | None = None,
+    ) -> s.TriggerOut:
+        """Start a run of ``dag_id`` now (or for the logical time ``exec_ts``).
+
+        Returns ``{runId, dagId, execTs}``; a second run for the same logical
+        time raises :class:`~ppacer.errors.ConflictError`. The original
+        scheduler answers 200 with an empty body: then only ``dagId`` (and
+        ``execTs`` if given) are known and ``runId`` is None.
+        """
+        body: dict[str, Any] = {"dagId": dag_id}
+        if params is not None:
+            body["params"] = params
+        if exec_ts is not None:
+            body["execTs"] = _ts(exec_ts)
+        response = self._call("trigger_dag_run", json=body)
+        if not response.content.strip():
+            return s.TriggerOut(runId=None, dagId=dag_id, execTs=body.get("execTs"))
+        return s.TriggerOut.model_validate(response.json())
+
+    def restart_dag_run(self, dag_id: str, exec_ts: datetime | str) -> s.RestartOut:
+        """Restart a FAILED run (the original answers with an empty body: ``restart`` is None)."""
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts)}
+        response = self._call("restart_dag_run", json=body)
+        if not response.content.strip():
+            return s.RestartOut(dagId=dag_id, execTs=body["execTs"], restart=None)
+        return s.RestartOut.model_validate(response.json())
+
+    def pause_dag(self, dag_id: str) -> s.DagPausedOut:
+        """Pause a DAG: it creates no scheduled runs until unpaused."""
+        return self._answer(s.DagPausedOut, "pause_dag", json={"dagId": dag_id})
+
+    def unpause_dag(self, dag_id: str) -> s.DagPausedOut:
+        """Unpause a DAG; missed points follow its catch-up policy."""
+        return self._answer(s.DagPausedOut, "unpause_dag", json={"dagId": dag_id})
+
+    def backfill(
+        self,
+        dag_id: str,
+        start: datetime | str,
+        end: datetime | str,
+        max_active_runs: int = 4,
+    ) -> s.BackfillOut:
+        """Run ``dag_id``'s schedule points in ``[start, end]``, in order; returns the backfill."""
+        body = {
+            "dagId": dag_id,
+            "from": _ts(start),
+            "to": _ts(end),
+            "maxActiveRuns": max_active_runs,
+        }
+        return self._answer(s.BackfillOut, "backfill_dag", json=body)
+
+    def get_backfill(self, backfill_id: int) -> s.BackfillOut:
+        """A backfill's progress and status, with the runs it created."""
+        return self._answer(s.BackfillOut, "get_backfill", backfillId=backfill_id)
+
+    def clear_task(self, dag_id: str, exec_ts: datetime | str, task_id: str) -> list[str]:
+        """Run a task and its downstream again in a finished run; returns the cleared ids."""
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts), "taskId": task_id}
+        return list(self._answer(s.TaskClearedOut, "clear_task", json=body).cleared)
+
+    def mark_task(
+        self, dag_id: str, exec_ts: datetime | str, task_id: str, status: TaskStatus | str
+    ) -> s.TaskMarkedOut:
+        """Set a task's status to SUCCESS or FAILED by hand."""
+        body = {"dagId": dag_id, "execTs": _ts(exec_ts), "taskId": task_id, "status": str(status)}
+        return self._answer(s.TaskMarkedOut, "mark_task", json=body)
+
+    def schedule_preview(self, dag_id: str, n: int = 10) -> list[dict[str, str]]:
+        """The DAG's next ``n`` schedule points, each ``{"utc", "local"}``."""
+        answer = self._answer(
+            s.SchedulePreviewOut, "schedule_preview", params={"n": n}, dagId=dag_id
+        )
+        return list(answer["points"])
+
+    def dag_run_history(self, run_id: int, limit: int = 50, offset: int = 0) -> s.RunEventListOut:
+        """A page of who did what to a run, and when (oldest first)."""
+        params = {"limit": limit, "offset": offset}
+        return self._answer(s.RunEventListOut, "dag_run_history", runId=run_id, params=params)
+
+    # ------------------------------------------------------------------ the original's UI data
+
+    def ui_dagrun_stats(self) -> dict[str, Any]:
+        """Counts of runs and tasks by status, and queue lengths (the original's shape)."""
+        return dict(self._call("ui_dagrun_stats").json())
+
+    def ui_dagrun_latest(self, n: int) -> list[dict[str, Any]]:
+        """The latest ``n`` runs with their task completion (the original's shape)."""
+        return list(self._call("ui_dagrun_latest", n=n).json())
+
+    def ui_dagrun_details(self, run_id: int) -> dict[str, Any]:
+        """A run with its tasks, their configs and logs (the original's shape)."""
+        return dict(self._call("ui_dagrun_details", runId=run_id).json())
+
+    def ui_dagrun_task_details(self, run_id: int, task_id: str, retry: int) -> dict[str, Any]:
+        """One task attempt with its logs (the original's shape)."""
+        return dict(
+            self._call("ui_dagrun_task_details", runId=run_id, taskId=task_id, retry=retry).json()
+        )
+
+    # ------------------------------------------------------------------ reads (pages)
+
+    def list_dags(self, limit: int = 50, offset: int = 0) -> s.DagListOut:
+        """A page of DAGs by id, with pause state, next schedule point and latest run."""
+        params = {"limit": limit, "offset": offset}
+        return self._answer(s.DagListOut, "list_dags", params=params)
+
+    def get_dag(self, dag_id: str) -> s.DagDetailsOut:
+        """A DAG with its tasks (graph order) and its latest runs."""
+        return self._answer(s.DagDetailsOut, "get_dag", dagId=dag_id)
+
+    def list_dag_runs(
+        self,
+        dag_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> s.DagRunListOut:
+        """A page of DAG runs, newest first, optionally of one DAG and one status."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if dag_id is not None:
+            params["dagId"] = dag_id
+        if status is not None:
+            params["status"] = str(status)
+        return self._answer(s.DagRunListOut, "list_dag_runs", params=params)
+
+    def get_dag_run(self, run_id: int) -> s.DagRunDetailsOut:
+        """A DAG run with its parameters and every task attempt."""
+        return self._answer(s.DagRunDetailsOut, "get_dag_run", runId=run_id)
+
+    def get_task_logs(
+        self,
+        run_id: int,
+        task_id: str,
+        retry: int | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> s.TaskLogsOut:
+        """Log records of a task attempt (the latest unless ``retry``) from ``offset`` on."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if retry is not None:
+            params["retry"] = retry
+        return self._answer(
+            s.TaskLogsOut, "get_task_logs", params=params, runId=run_id, taskId=task_id
+        )
+
+    def list_executors(self, limit: int = 50, offset: int = 0) -> s.ExecutorListOut:
+        """A page of the executors the scheduler has heard from, most recent first."""
+        params = {"limit": limit, "offset": offset}
+        return self._answer(s.ExecutorListOut, "list_executors", params=params)
+
+
+def _ts(value: datetime | str) -> str:
+    return format_ts(value) if isinstance(value, datetime) else value
+
+
+def describe_answer_error(exc: ValueError) -> str:
+    """What is wrong with an answer, in one short line."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "answer"
+        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        return f"{where}: {first['msg']}{more}"
+    return f"not JSON: {exc}"
+
+
+def _error_text(response: HttpAnswer) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip() or f"HTTP {response.status_code}"
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return response.text.strip()

@@ -1,0 +1,120 @@
+"""The one JSON parser for what users and clients send: the API's bodies and the CLI's options.
+
+JSON as the standard defines it, and only what ppacer can store and send on:
+
+- ``NaN``, ``Infinity`` and numbers out of a 64-bit float's range (``1e400``) are
+  errors (Python's ``json`` accepts them, and no encoder could send them back);
+- nesting is bounded (:data:`MAX_DEPTH`): a hundred thousand brackets are an
+  error, not a ``RecursionError``;
+- a lone surrogate (``"\\ud800"``, a legal JSON escape that is not text) is an
+  error naming where it is: it could be stored but never encoded again, and would
+  fail every later read of what holds it.
+
+Errors are :class:`JsonInputError` (a ``ValueError``): its ``kind`` says which
+rule was broken, ``problem`` what was wrong, and ``field`` the dotted path of the
+bad value (``params.k``), or ``None`` when the text itself is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = [
+    "DEPTH",
+    "MAX_DEPTH",
+    "NON_FINITE",
+    "SURROGATE",
+    "SYNTAX",
+    "JsonInputError",
+    "check_text",
+    "loads_strict",
+]
+
+#: Deepest nesting of arrays and objects accepted.
+MAX_DEPTH = 64
+
+
+#: The rules, as :attr:`JsonInputError.kind`.
+SYNTAX, NON_FINITE, DEPTH, SURROGATE = "syntax", "non_finite", "depth", "surrogate"
+
+
+class JsonInputError(ValueError):
+    """JSON that ppacer refuses: ``kind`` (which rule), ``problem`` and ``field`` (or None)."""
+
+    def __init__(self, kind: str, problem: str, field: str | None = None) -> None:
+        if kind in (SYNTAX, NON_FINITE):
+            message = f"not valid JSON: {problem}"
+        else:
+            message = f"{field}: {problem}" if field else problem
+        super().__init__(message)
+        self.kind = kind
+        self.problem = problem
+        self.field = field
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonInputError(
+        NON_FINITE, f"non-finite number {name} is not allowed (JSON has no NaN or Infinity)"
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        _no_constant(text)
+    return value
+
+
+def loads_strict(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``text`` strictly (see the module's docstring); raise :class:`JsonInputError`."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except JsonInputError:
+        raise
+    except RecursionError:
+        raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError:
+        raise JsonInputError(SYNTAX, "not UTF-8") from None
+    except ValueError as exc:
+        raise JsonInputError(SYNTAX, str(exc)) from None
+    check_text(value, max_depth=max_depth)
+    return value
+
+
+def check_text(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> None:
+    """Raise :class:`JsonInputError` if ``value`` nests too deeply or holds a lone surrogate.
+
+    Walks without recursion; strings that are ASCII (nearly all) cost one check.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            _check_str(item, where)
+        elif isinstance(item, dict):
+            if depth >= max_depth:
+                raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
+            for key, child in item.items():
+                _check_str(key, where)
+                stack.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+        elif isinstance(item, list):
+            if depth >= max_depth:
+                raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
+            for i, child in enumerate(item):
+                stack.append((child, f"{where}.{i}" if where else str(i), depth + 1))
+
+
+def _check_str(text: str, where: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        raise JsonInputError(
+            SURROGATE,
+            f"text with a lone surrogate ({bad}) is not valid Unicode and cannot be stored",
+            where or None,
+        ) from None
