@@ -31,7 +31,8 @@ import uvicorn
 from workloads import build_registry
 
 import ppacer
-from ppacer.local import LocalRunner, configure_logging
+from ppacer.local import LocalRunner
+from ppacer.logconfig import configure_logging
 
 
 def _ready(**fields: Any) -> None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import create_engine, text
 
 import ppacer
+from ppacer.db.engine import database_url
 from ppacer.local import LocalRunner
+
+#: The PostgreSQL server every machine runs (trust auth); tests make their own databases.
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 T = TypeVar("T")
 
@@ -107,3 +114,28 @@ def start_local(db_paths: tuple[Path, Path]) -> Iterator[Callable[..., LocalRunn
     yield start
     for runner in runners:
         runner.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards.
+
+    Skips when the server cannot be reached, except in CI (``CI=true``), where
+    it must be there.
+    """
+    name = f"ppacer_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - only without a server
+        admin.dispose()
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

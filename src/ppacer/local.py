@@ -20,57 +20,17 @@ from typing import Any
 import uvicorn
 
 from ppacer.api.client import Client
+from ppacer.app import Scheduler
 from ppacer.dag.dag import Registry
 from ppacer.executor.executor import Executor
+from ppacer.logconfig import configure_logging
 from ppacer.notify import Notifier
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
-from ppacer.scheduler.server import Scheduler
 from ppacer.timeutils import Clock
 
 __all__ = ["LocalRunner", "configure_logging", "default_started", "run"]
 
 log = logging.getLogger("ppacer")
-
-#: Environment variable with the log level (DEBUG, INFO, WARNING, ERROR), as in the original.
-PPACER_ENV_LOG_LEVEL = "PPACER_LOG_LEVEL"
-#: Environment variable with the log format: "text" (default) or "json" (JSON lines).
-PPACER_ENV_LOG_FORMAT = "PPACER_LOG_FORMAT"
-
-
-def configure_logging(level: str | None = None, log_format: str | None = None) -> None:
-    """Log to stderr at ``PPACER_LOG_LEVEL`` (default INFO) in ``PPACER_LOG_FORMAT``.
-
-    The format is "text" (the original's style) or "json": one JSON object per
-    line with ``ts``, ``level``, ``logger``, ``message`` and, when known,
-    ``dag_id``, ``run_id``, ``task_id``, ``exec_ts`` and ``retry``.
-    """
-    name = (level or os.environ.get(PPACER_ENV_LOG_LEVEL) or "INFO").upper()
-    if name not in logging.getLevelNamesMapping():
-        raise ValueError(f"{PPACER_ENV_LOG_LEVEL}: unknown log level {name!r}")
-    fmt = (log_format or os.environ.get(PPACER_ENV_LOG_FORMAT) or "text").lower()
-    if fmt not in ("text", "json"):
-        raise ValueError(f"{PPACER_ENV_LOG_FORMAT}: must be 'text' or 'json', got {fmt!r}")
-    root = logging.getLogger()
-    ours = [h for h in root.handlers if getattr(h, "ppacer_console", False)]
-    if not root.handlers or ours:
-        handler = ours[0] if ours else logging.StreamHandler()
-        formatter: logging.Formatter
-        if fmt == "json":
-            from ppacer.observability import JsonLogFormatter
-
-            formatter = JsonLogFormatter()
-        else:
-            formatter = logging.Formatter(
-                "%(asctime)s %(levelname)s %(message)s", "%Y/%m/%d %H:%M:%S"
-            )
-        handler.setFormatter(formatter)
-        if not ours:
-            handler.ppacer_console = True  # type: ignore[attr-defined]
-            root.addHandler(handler)
-    root.setLevel(logging.getLevelNamesMapping()[name])
-    # One line per HTTP request from the executor's client is noise at INFO.
-    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 class LocalRunner:

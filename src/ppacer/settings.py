@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ppacer.errors import PpacerError
+from ppacer.redact import mask_secret, redact_url
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 
 __all__ = [
@@ -133,7 +134,7 @@ class Setting:
         if self.is_secret:
             return mask_secret(str(self.value))
         if isinstance(self.value, str) and "://" in self.value:
-            return _mask_url_password(self.value)
+            return redact_url(self.value)
         return str(self.value)
 
 
@@ -168,15 +169,6 @@ _KEYS = _keys(Settings)
 _BY_NAME = {k.name: k for k in _KEYS}
 _BY_ENV = {k.env: k for k in _KEYS}
 _SECTIONS = {k.path[0] for k in _KEYS if len(k.path) > 1}
-
-
-def mask_secret(value: str) -> str:
-    """A secret as shown to people: its length hidden, never its content."""
-    return "********" if value else ""
-
-
-def _mask_url_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1********@", url)
 
 
 def _flatten(data: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 import ppacer
 from ppacer.cli import main
 from ppacer.cli.loader import load_registry
+from ppacer.db.migrate import LOGS_DB, SCHEDULER_DB
 from ppacer.scheduler.config import Config
 from ppacer.testing import ManualClock
 from tests.conftest import wait_for
@@ -367,22 +368,24 @@ def test_db_upgrade_and_check(ppacer_cli, tmp_path):
     assert upgraded.exit_code == 0, upgraded.output
     assert ppacer_cli("db", "check").exit_code == 0
     checked = json.loads(ppacer_cli("db", "check", "--json").output)
-    assert [(r["db"], r["ok"], r["version"]) for r in checked] == [
-        ("scheduler", True, 1),
-        ("logs", True, None),
+    assert [(r["db"], r["ok"], r["revision"]) for r in checked] == [
+        ("scheduler", True, SCHEDULER_DB.head),
+        ("logs", True, LOGS_DB.head),
     ]
     conn = sqlite3.connect(tmp_path / "scheduler.db")
     conn.execute("DROP TABLE dagpauses")
-    conn.execute("INSERT INTO schemaversion VALUES (99, 'x')")
     conn.commit()
-    conn.close()
     broken = ppacer_cli("db", "check", "--json")
     assert broken.exit_code == 1
-    problems = json.loads(broken.output)[0]["problems"]
-    assert "missing table dagpauses" in problems
-    assert any("newer than this ppacer's" in p for p in problems)
+    assert "missing table dagpauses" in json.loads(broken.output)[0]["problems"]
+    conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    conn.commit()
+    conn.close()
+    newer = ppacer_cli("db", "check", "--json")
+    assert newer.exit_code == 1
+    assert any("upgrade ppacer" in p for p in json.loads(newer.output)[0]["problems"])
     refused = ppacer_cli("db", "upgrade")
-    assert refused.exit_code == 1 and "newer than this ppacer's" in refused.stderr
+    assert refused.exit_code == 1 and "a newer ppacer upgraded it" in refused.stderr
 
 
 def test_db_paths_from_flags(ppacer_cli, tmp_path):

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import ppacer
 from ppacer.dag.task import task_logger
 from ppacer.local import LocalRunner
-from ppacer.observability import JsonLogFormatter
+from ppacer.logconfig import JsonLogFormatter
 from ppacer.scheduler.config import Config
 from tests.conftest import wait_for
 
@@ -130,7 +130,7 @@ def test_healthz_reports_checks_and_a_stopped_loop(start_local):
     # A loop that stops makes the scheduler unhealthy (orchestrators restart it).
     scheduler = runner.scheduler
     assert scheduler._loop is not None
-    watcher = next(t for t in scheduler._tasks if t.get_name() == "ppacer-dagrun-watcher")
+    watcher = next(t for t in scheduler._loops if t.get_name() == "ppacer-dagrun-watcher")
     asyncio.run_coroutine_threadsafe(_cancel(watcher), scheduler._loop).result(5)
     answer = httpx2.get(f"{runner.url}/healthz")
     assert answer.status_code == 503
@@ -201,7 +201,7 @@ def test_json_log_lines_carry_dag_run_and_task_ids():
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_configure_logging_validates_format(fmt, monkeypatch):
-    from ppacer.local import configure_logging
+    from ppacer.logconfig import configure_logging
 
     monkeypatch.setenv("PPACER_LOG_FORMAT", "yaml")
     with pytest.raises(ValueError, match="PPACER_LOG_FORMAT"):

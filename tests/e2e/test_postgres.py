@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,28 +12,7 @@ from ppacer.db.engine import database_url
 from tests.conftest import Recorder, wait_for
 from tests.e2e.test_runs import Note, manual_dag
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    name = f"ppacer_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(database_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - only without a server
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def pg_query(url: str, sql: str) -> list[Any]:

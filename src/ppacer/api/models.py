@@ -23,6 +23,7 @@ __all__ = [
     "HeartbeatInput",
     "StatusReport",
     "TaskActionInput",
+    "TaskBatch",
     "TaskMarkInput",
     "TaskStatusUpdate",
     "TaskStatusUpdates",
@@ -84,6 +85,17 @@ class TaskToExec:
             lease_timeout_s=data.get("leaseTimeoutS"),
             status=data.get("status"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBatch:
+    """``GET /dag/task/pop/batch``: the attempts handed to an executor in one answer."""
+
+    tasks: list[TaskToExec]
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form, ``{"tasks": [...]}``."""
+        return {"tasks": [task.to_json() for task in self.tasks]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,11 @@ __all__ = [
     "ErrorOut",
     "ExecutorListOut",
     "ExecutorOut",
+    "GoTimestampOut",
     "HealthOut",
     "HeartbeatOut",
     "LatestRunsPath",
+    "LogRecordOut",
     "PageQuery",
     "PopBatchQuery",
     "PopQuery",
@@ -62,9 +64,13 @@ __all__ = [
     "TaskToExecOut",
     "TriggerOut",
     "UiLatestRunOut",
+    "UiLogRecordOut",
     "UiRunDetailsOut",
     "UiStatsOut",
     "UiTaskDetailsOut",
+    "UiTaskLogsOut",
+    "UiTaskOut",
+    "UiTaskPosOut",
 ]
 
 #: Largest integer the databases store (SQLite and PostgreSQL BIGINT).
@@ -325,7 +331,18 @@ class RunEventOut(Answer):
     detail: Any = None
 
 
+class GoTimestampOut(Answer):
+    """A timestamp as the original's Go UI shows it (``api.Timestamp``), in the scheduler's zone."""
+
+    toDisplay: str = Field(description='"15:04:05" today, else "2006-01-02 15:04:05"')
+    date: str = Field(description='"2006-01-02"')
+    time: str = Field(description='"15:04:05.999999" (trailing zeros trimmed)')
+    timezone: str = Field(description="the zone's abbreviation, e.g. UTC or CET")
+
+
 class RunCountsOut(Answer):
+    """Counts by exact status (other statuses are not counted, as in the original)."""
+
     success: int
     failed: int
     scheduled: int
@@ -333,7 +350,7 @@ class RunCountsOut(Answer):
 
 
 class UiStatsOut(Answer):
-    """``GET /ui/dagrun/stats`` (as in the original)."""
+    """``GET /ui/dagrun/stats`` (the original's ``UIDagrunStats``)."""
 
     dagruns: RunCountsOut
     dagrunTasks: RunCountsOut
@@ -343,73 +360,77 @@ class UiStatsOut(Answer):
 
 
 class UiLatestRunOut(Answer):
-    """One run of ``GET /ui/dagrun/latest/{n}`` (as in the original)."""
+    """One run of ``GET /ui/dagrun/latest/{n}`` (the original's ``UIDagrunRow``)."""
 
     runId: int
     dagId: str
-    execTs: str
-    insertTs: str
+    execTs: GoTimestampOut
+    insertTs: GoTimestampOut
     status: str
-    statusUpdateTs: str
-    duration: str
+    statusUpdateTs: GoTimestampOut
+    duration: str = Field(description='Go\'s duration form, e.g. "71.751ms", "1m2.5s"')
     taskNum: int
     taskCompletedNum: int
 
 
-class PosOut(Answer):
+class UiTaskPosOut(Answer):
+    """A task's place in the graph (root: depth 1, width 1)."""
+
     depth: int
     width: int
 
 
-class LogRecordOut(Answer):
-    insertTs: str
+class UiLogRecordOut(Answer):
+    """A task log record (the original's ``UITaskLogRecord``)."""
+
+    insertTs: GoTimestampOut
     level: str
     message: str
-    attributes: dict[str, Any]
+    attributesJson: str = Field(description="the record's attributes as a JSON object text")
 
 
 class UiTaskLogsOut(Answer):
+    """A task attempt's log records (the original's ``UITaskLogs``)."""
+
+    logRecordsCount: int
     loadedRecords: int
-    records: list[LogRecordOut]
+    logRecords: list[UiLogRecordOut]
 
 
 class UiTaskOut(Answer):
+    """A task attempt of a run (the original's ``UIDagrunTask``; not started: retry -1)."""
+
     taskId: str
     retry: int
-    insertTs: str | None
+    insertTs: GoTimestampOut
+    taskNotStarted: bool
     status: str
-    statusUpdateTs: str | None
-    pos: PosOut
-    duration: str | None
-    config: dict[str, Any]
-    taskTypeName: str
-    taskError: str | None
-
-
-class UiTaskWithLogsOut(UiTaskOut):
+    taskPosition: UiTaskPosOut
+    duration: str
+    configJson: str
     taskLogs: UiTaskLogsOut
+    # Extensions (the original's UI ignores them).
+    taskTypeName: str = ""
+    taskError: str | None = None
 
 
 class UiRunDetailsOut(Answer):
-    """``GET /ui/dagrun/{runId}`` (as in the original, plus errors)."""
+    """``GET /ui/dagrun/{runId}`` (the original's ``UIDagrunDetails``)."""
 
     runId: int
     dagId: str
-    execTs: str
+    execTs: GoTimestampOut
     execTsRaw: str
     status: str
-    insertTs: str
-    statusUpdateTs: str
     duration: str
-    tasks: list[UiTaskWithLogsOut]
+    tasks: list[UiTaskOut]
 
 
-class UiTaskDetailsOut(UiTaskWithLogsOut):
-    """``GET /ui/dagrun/task/{runId}/{taskId}/{retry}``: one attempt with source and logs."""
+class UiTaskDetailsOut(UiTaskOut):
+    """``GET /ui/dagrun/task/{runId}/{taskId}/{retry}``: one attempt, with the source that ran."""
 
     taskBodySource: str
     dagId: str
-    execTs: str
     runId: int
 
 
@@ -501,6 +522,15 @@ class DagDetailsOut(DagSummaryOut):
 
     tasks: list[TaskInfoOut]
     recentRuns: list[DagRunOut]
+
+
+class LogRecordOut(Answer):
+    """A task log record: when, level, message and the record's attributes."""
+
+    insertTs: str
+    level: str
+    message: str
+    attributes: dict[str, Any]
 
 
 class TaskLogsOut(Answer):

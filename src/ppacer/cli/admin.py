@@ -6,13 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from ppacer.cli.common import State, describe_error, echo_json, fail, print_table
 from ppacer.cli.loader import validate_target
-from ppacer.db.engine import database_url, open_logs_db, open_scheduler_db
-from ppacer.db.queries import SchemaReport, check_logs_schema, check_scheduler_schema
+from ppacer.db.engine import database_url
+from ppacer.db.migrate import (
+    LOGS_DB,
+    SCHEDULER_DB,
+    DbState,
+    History,
+    read_state,
+    schema_drift,
+    upgrade,
+)
 from ppacer.errors import PpacerError
+from ppacer.redact import redact_url, redact_urls
 from ppacer.settings import describe_settings
 
 __all__ = ["ADMIN_COMMANDS"]
@@ -28,64 +37,57 @@ def _db_options(fn: Any) -> Any:
     )(fn)
 
 
-def _report_json(name: str, target: str, report: SchemaReport | None) -> dict[str, Any]:
-    if report is None:
-        return {"db": name, "target": target, "ok": False, "problems": ["does not exist"]}
-    return {
-        "db": name,
-        "target": target,
-        "ok": report.is_ok,
-        "version": report.version,
-        "expectedVersion": report.expected_version,
-        "problems": _problems(report),
-    }
-
-
-def _problems(report: SchemaReport) -> list[str]:
-    problems = [f"missing table {t}" for t in report.missing_tables]
-    problems += [f"missing column {c}" for c in report.missing_columns]
-    if report.expected_version is not None and report.version != report.expected_version:
-        if report.version is None:
-            problems.append("no schema version recorded")
-        elif report.version > report.expected_version:
-            problems.append(
-                f"schema version {report.version} is newer than this ppacer's "
-                f"({report.expected_version}): upgrade ppacer"
-            )
-        else:
-            problems.append(
-                f"schema version {report.version} is older than {report.expected_version}: "
-                "run `ppacer db upgrade`"
-            )
-    return problems
-
-
-def _check(target: str, logs: bool) -> SchemaReport | None:
+def _engine(target: str) -> Engine | None:
+    """An engine on ``target``, or None when it is a SQLite file that does not exist."""
     url = database_url(target)
     if url.startswith("sqlite") and target != ":memory:" and not Path(target).exists():
         return None
-    engine = create_engine(url)
-    try:
-        return check_logs_schema(engine) if logs else check_scheduler_schema(engine)
-    finally:
-        engine.dispose()
+    return create_engine(url)
 
 
-def _print_reports(results: list[dict[str, Any]], as_json: bool) -> None:
+def _state_json(
+    history: History, target: str, state: DbState | None, drift: list[str] | None = None
+) -> dict[str, Any]:
+    shown = redact_url(target)
+    if state is None:
+        return {
+            "db": history.name,
+            "target": shown,
+            "ok": False,
+            "revision": None,
+            "head": history.head,
+            "state": "missing",
+            "pending": [],
+            "problems": ["does not exist"],
+            "message": "does not exist; `ppacer db upgrade` would create it",
+        }
+    problems = list(drift or [])
+    if not state.is_current:
+        problems.insert(0, state.describe())
+    return {
+        "db": history.name,
+        "target": shown,
+        "ok": not problems,
+        "revision": state.revision,
+        "head": state.head,
+        "state": state.kind,
+        "pending": list(state.pending),
+        "problems": problems,
+        "message": "; ".join(problems) if problems else state.describe(),
+    }
+
+
+def _print_states(results: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json(results)
         return
-    rows = []
-    for r in results:
-        state = "ok" if r["ok"] else "; ".join(r["problems"])
-        version = r.get("version")
-        rows.append([r["db"], r["target"], "" if version is None else version, state])
-    print_table(("database", "target", "schema version", "state"), rows)
+    rows = [[r["db"], r["target"], r["revision"] or "", r["message"]] for r in results]
+    print_table(("database", "target", "revision", "state"), rows)
 
 
 @click.group()
 def db() -> None:
-    """Create, upgrade and check the databases."""
+    """Create, upgrade and check the databases (Alembic migrations; no downgrades)."""
 
 
 @db.command("upgrade")
@@ -94,48 +96,71 @@ def db() -> None:
 def db_upgrade(state: State, db: str | None, logs_db: str | None, as_json: bool) -> None:
     """Create the databases' tables, or bring an older schema up to this ppacer's.
 
-    Safe to run again: it changes nothing in an up-to-date database. Without
-    --db / --logs-db: scheduler.db and logs.db in the current directory (as
-    `ppacer run` uses); --db postgresql://user@host/dbname for PostgreSQL.
+    Safe to run again: it changes nothing in an up-to-date database; two at
+    once on one database upgrade it once. A database of ppacer from before
+    migrations is recognised and upgraded with every row kept. Without --db /
+    --logs-db: scheduler.db and logs.db in the current directory (as `ppacer
+    run` uses); --db postgresql://user@host/dbname for PostgreSQL. Databases
+    are never downgraded.
 
     Example: ppacer db upgrade
     """
     settings = state.settings(db=db, logs_db=logs_db)
-    try:
-        open_scheduler_db(settings.db).dispose()
-        open_logs_db(settings.logs_db).dispose()
-        results = [
-            _report_json("scheduler", settings.db, _check(settings.db, logs=False)),
-            _report_json("logs", settings.logs_db, _check(settings.logs_db, logs=True)),
-        ]
-    except PpacerError as exc:
-        fail(str(exc))
-    except Exception as exc:
-        fail(describe_error(exc))
-    _print_reports(results, as_json)
-    if not all(r["ok"] for r in results):
-        raise SystemExit(1)
+    results = []
+    for history, target in ((SCHEDULER_DB, settings.db), (LOGS_DB, settings.logs_db)):
+        engine = create_engine(database_url(target))
+        try:
+            before, after = upgrade(engine, history)
+        except PpacerError as exc:
+            fail(f"{history.name} DB {redact_url(target)}: {exc}")
+        except Exception as exc:
+            fail(f"{history.name} DB {redact_url(target)}: {redact_urls(describe_error(exc))}")
+        finally:
+            engine.dispose()
+        row = _state_json(history, target, after)
+        row["applied"] = list(before.pending) if not before.is_current else []
+        row["message"] = (
+            f"upgraded to {after.revision} (applied {', '.join(row['applied'])})"
+            if row["applied"]
+            else after.describe()
+        )
+        results.append(row)
+    _print_states(results, as_json)
 
 
 @db.command("check")
 @_db_options
 @pass_state
 def db_check(state: State, db: str | None, logs_db: str | None, as_json: bool) -> None:
-    """Check that the databases exist and have this ppacer's schema (changes nothing).
+    """Say which revision each database is at and what `ppacer db upgrade` would do.
 
-    Exits 1 when a database is missing, unreachable or needs `ppacer db upgrade`.
+    Changes nothing. Exits 1 when a database is missing, unreachable, older
+    than this ppacer (run `ppacer db upgrade`) or newer (upgrade ppacer).
 
     Example: ppacer db check
     """
     settings = state.settings(db=db, logs_db=logs_db)
-    try:
-        results = [
-            _report_json("scheduler", settings.db, _check(settings.db, logs=False)),
-            _report_json("logs", settings.logs_db, _check(settings.logs_db, logs=True)),
-        ]
-    except Exception as exc:
-        fail(f"cannot read the database: {describe_error(exc)}")
-    _print_reports(results, as_json)
+    results = []
+    for history, target in ((SCHEDULER_DB, settings.db), (LOGS_DB, settings.logs_db)):
+        try:
+            engine = _engine(target)
+            try:
+                found = read_state(engine, history) if engine is not None else None
+                drift = (
+                    schema_drift(engine, history)
+                    if engine is not None and found is not None and found.is_current
+                    else []
+                )
+            finally:
+                if engine is not None:
+                    engine.dispose()
+        except Exception as exc:
+            fail(
+                f"cannot read the {history.name} DB {redact_url(target)}: "
+                f"{redact_urls(describe_error(exc))}"
+            )
+        results.append(_state_json(history, target, found, drift))
+    _print_states(results, as_json)
     if not all(r["ok"] for r in results):
         raise SystemExit(1)
 

@@ -1,27 +1,25 @@
 """Loading the user's DAGs from a Python file or module, for ``run``, ``scheduler``, ``executor``
 and ``validate``.
 
-``validate`` must report every invalid DAG, not only the first: while it
-imports the module, building or registering an invalid DAG records the error
-and goes on (the invalid DAG is left out) instead of raising.
+``validate`` must report every invalid DAG, not only the first: it imports the
+module under :func:`ppacer.dag.dag.collecting_errors`, so building or
+registering an invalid DAG records the error and goes on (the invalid DAG is
+left out) instead of raising. Nothing is patched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-from ppacer.dag.dag import Dag, Registry
-from ppacer.errors import DagValidationError, DuplicateDagError, PpacerError
+from ppacer.dag.dag import Dag, Registry, collecting_errors
+from ppacer.errors import DagValidationError, PpacerError
 
 __all__ = ["LoadError", "Validation", "describe_load_error", "load_registry", "validate_target"]
 
@@ -120,60 +118,11 @@ class Validation:
             self.errors.append(text)
 
 
-@contextlib.contextmanager
-def _collecting(found: Validation) -> Iterator[None]:
-    """While active, invalid DAGs are recorded in ``found`` instead of raising."""
-    done, add_schedule, add = Dag.done, Dag.add_schedule, Registry.add
-    # DAGs found invalid while being built: kept out of registries.
-    invalid: set[int] = set()
-
-    def done_(self: Dag) -> Dag:
-        try:
-            return done(self)
-        except DagValidationError as exc:
-            found.add(exc)
-            invalid.add(id(self))
-            return self
-
-    def add_schedule_(self: Dag, schedule: Any, **kwargs: Any) -> Dag:
-        try:
-            return add_schedule(self, schedule, **kwargs)
-        except DagValidationError as exc:
-            found.add(exc)
-            invalid.add(id(self))
-            return self
-
-    def add_(self: Registry, dag: Dag) -> Dag:
-        if id(dag) in invalid:
-            return dag
-        if isinstance(dag, Dag):
-            try:
-                done(dag)
-            except DagValidationError as exc:
-                found.add(exc)
-                return dag
-        try:
-            return add(self, dag)
-        except (DuplicateDagError, DagValidationError) as exc:
-            found.add(exc)
-            return dag
-
-    Dag.done = done_  # type: ignore[method-assign]
-    Dag.add_schedule = add_schedule_  # type: ignore[method-assign]
-    Registry.add = add_  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Dag.done = done  # type: ignore[method-assign]
-        Dag.add_schedule = add_schedule  # type: ignore[method-assign]
-        Registry.add = add  # type: ignore[method-assign]
-
-
 def validate_target(target: str) -> Validation:
     """Import ``target`` and check every DAG in it; never raises for the user's mistakes."""
     found = Validation()
     try:
-        with _collecting(found):
+        with collecting_errors(found.add):
             module = _import(target)
             registry = _registry_of(module, target)
     except LoadError as exc:

@@ -16,7 +16,9 @@ from ppacer.cli.loader import LoadError, describe_load_error, load_registry
 from ppacer.dag.dag import Registry
 from ppacer.errors import PpacerError
 from ppacer.executor.executor import Executor
-from ppacer.local import LocalRunner, configure_logging
+from ppacer.local import LocalRunner
+from ppacer.logconfig import configure_logging
+from ppacer.redact import redact_url
 from ppacer.settings import Settings
 
 __all__ = ["SERVE_COMMANDS"]
@@ -59,6 +61,12 @@ def _server_options(fn: Any) -> Any:
                 type=click.Choice(["text", "json"]),
                 help="Log lines as text or JSON.",
             ),
+            click.option(
+                "--no-upgrade",
+                is_flag=True,
+                default=None,
+                help="Refuse an older database schema instead of upgrading it on start.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -93,7 +101,7 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     base = f"http://{f'[{host}]' if ':' in host else host}:{runner.port}"
     what = "scheduler and executor" if with_executor else "scheduler"
-    click.echo(f"ppacer {what}: {_dags(registry)}, database {settings.db}")
+    click.echo(f"ppacer {what}: {_dags(registry)}, database {redact_url(settings.db)}")
     click.echo(f"UI:       {base}/ui")
     click.echo(f"API docs: {base}/docs")
     click.echo("Stop with Ctrl-C.")
@@ -114,6 +122,7 @@ def run(
     port: int | None,
     log_level: str | None,
     log_format: str | None,
+    no_upgrade: bool | None,
     concurrency: int | None,
 ) -> None:
     """Run a scheduler and an executor in one process for the DAGs in TARGET.
@@ -132,6 +141,7 @@ def run(
         log_level=log_level,
         log_format=log_format,
         executor__concurrency=concurrency,
+        scheduler__upgrade_db=False if no_upgrade else None,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=True)
@@ -150,6 +160,7 @@ def scheduler(
     port: int | None,
     log_level: str | None,
     log_format: str | None,
+    no_upgrade: bool | None,
 ) -> None:
     """Run only the scheduler (its API and UI) for the DAGs in TARGET.
 
@@ -159,7 +170,13 @@ def scheduler(
     Example: ppacer scheduler ppacer.examples.hello --host 0.0.0.0
     """
     settings = state.settings(
-        db=db, logs_db=logs_db, host=host, port=port, log_level=log_level, log_format=log_format
+        db=db,
+        logs_db=logs_db,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_format=log_format,
+        scheduler__upgrade_db=False if no_upgrade else None,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=False)

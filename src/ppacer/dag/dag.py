@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,9 +14,39 @@ from ppacer.dag.cron import CronSchedule
 from ppacer.dag.schedule import Schedule
 from ppacer.dag.status import TriggerRule
 from ppacer.dag.task import DEFAULT_TASK_CONFIG, Task, TaskConfig, task_source, task_type_name
-from ppacer.errors import DagValidationError, DuplicateDagError
+from ppacer.errors import DagValidationError, DuplicateDagError, PpacerError
 
-__all__ = ["Dag", "DagAttributes", "Node", "Registry", "TaskInfo"]
+__all__ = ["Dag", "DagAttributes", "Node", "Registry", "TaskInfo", "collecting_errors"]
+
+# While set (by collecting_errors), invalid DAGs are reported to it instead of raising.
+_ON_INVALID: ContextVar[Callable[[PpacerError], None] | None] = ContextVar(
+    "ppacer_on_invalid_dag", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting_errors(on_error: Callable[[PpacerError], None]) -> Iterator[None]:
+    """While active, building or registering an invalid DAG does not raise.
+
+    Its error goes to ``on_error`` and the DAG is left out of registries, so
+    ``ppacer validate`` reports every invalid DAG of a file, not only the first.
+    """
+    token = _ON_INVALID.set(on_error)
+    try:
+        yield
+    finally:
+        _ON_INVALID.reset(token)
+
+
+def _collected(dag: Dag | None, exc: PpacerError) -> bool:
+    """Report ``exc`` if errors are being collected (marking ``dag`` invalid); else False."""
+    on_error = _ON_INVALID.get()
+    if on_error is None:
+        return False
+    on_error(exc)
+    if dag is not None:
+        dag.is_invalid = True
+    return True
 
 
 class Node:
@@ -168,6 +200,8 @@ class Dag:
     ) -> None:
         self.id = dag_id
         self.schedule: Schedule | None = None
+        # Found invalid while errors were collected (see collecting_errors).
+        self.is_invalid = False
         if schedule is not None:
             self.add_schedule(schedule, tz=tz, start=start, end=end)
         self.root = root if root is None or isinstance(root, Node) else Node(root)
@@ -196,6 +230,22 @@ class Dag:
         evaluated in ``tz`` from ``start`` to ``end``; a bad one raises
         :class:`DagValidationError` naming this DAG.
         """
+        try:
+            self.schedule = self._schedule_of(schedule, tz, start, end)
+        except DagValidationError as exc:
+            if not _collected(self, exc):
+                raise
+            return self
+        self._tasks = None
+        return self
+
+    def _schedule_of(
+        self,
+        schedule: Schedule | str,
+        tz: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> Schedule:
         if isinstance(schedule, str):
             try:
                 schedule = CronSchedule(schedule, tz=tz, start=start, end=end)
@@ -208,9 +258,7 @@ class Dag:
             )
         if not isinstance(schedule, Schedule):
             raise DagValidationError(self.id, f"schedule must implement Schedule, got {schedule!r}")
-        self.schedule = schedule
-        self._tasks = None
-        return self
+        return schedule
 
     def add_root(self, root: Node | Task) -> Dag:
         """Set the root node (a task is wrapped in a node)."""
@@ -243,7 +291,11 @@ class Dag:
 
     def done(self) -> Dag:
         """Validate the DAG and freeze its task graph; return the DAG."""
-        self._tasks = _compile(self)
+        try:
+            self._tasks = _compile(self)
+        except DagValidationError as exc:
+            if not _collected(self, exc):
+                raise
         return self
 
     @property
@@ -440,10 +492,13 @@ class Registry(Mapping[str, Dag]):
         """Validate ``dag`` and add it; raise :class:`DuplicateDagError` if its id is taken."""
         if not isinstance(dag, Dag):
             raise TypeError(f"Registry.add needs a Dag, got {type(dag).__name__}")
-        dag.done()
-        if dag.id in self._dags:
+        if not dag.is_invalid:
+            dag.done()
+        if dag.is_invalid:
+            return dag  # its error was collected (see collecting_errors): left out
+        if dag.id in self._dags and not _collected(None, DuplicateDagError(dag.id)):
             raise DuplicateDagError(dag.id)
-        self._dags[dag.id] = dag
+        self._dags.setdefault(dag.id, dag)
         return dag
 
     def __getitem__(self, dag_id: str) -> Dag:

@@ -1,8 +1,14 @@
-"""DAG runs: ``dagruns``, their parameters, restarts and the ``schedules`` decisions."""
+"""DAG runs: ``dagruns``, their parameters, restarts and the ``schedules`` decisions.
+
+Every read is bounded (a ``LIMIT``, or a list of ids) and served by an index:
+``RunId`` (the key), ``Status`` (``ix_dagruns_status``) or ``(DagId, ExecTs)``
+(``uq_dagruns_dag_exec``). So a page costs the same with 1,000 runs or 1,000,000.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,8 @@ __all__ = [
     "read_dag_runs_params",
     "read_latest_dag_runs",
     "read_latest_schedule",
+    "read_recent_runs_by_dag",
+    "read_runs_page",
     "read_unfinished_dag_runs",
     "update_dag_run_status",
 ]
@@ -266,3 +274,47 @@ def read_latest_schedule(conn: Connection, dag_id: str) -> ScheduleRow | None:
     return ScheduleRow(
         row.DagId, row.InsertTs, ScheduleEvent(row.Event), row.ScheduleTs, row.NextScheduleTs
     )
+
+
+def read_runs_page(
+    conn: Connection,
+    *,
+    dag_id: str | None = None,
+    statuses: Collection[DagRunStatus] = (),
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[DagRunRow], int]:
+    """One page of runs, newest first, optionally of one DAG and some statuses; and the total."""
+    where = []
+    if dag_id is not None:
+        where.append(dagruns.c.DagId == dag_id)
+    if statuses:
+        where.append(dagruns.c.Status.in_([str(s) for s in statuses]))
+    cond = and_(*where) if where else None
+    page = select(dagruns).order_by(dagruns.c.RunId.desc()).limit(limit).offset(offset)
+    count = select(func.count()).select_from(dagruns)
+    if cond is not None:
+        page = page.where(cond)
+        count = count.where(cond)
+    rows = [_run(r) for r in conn.execute(page)]
+    total = int(conn.execute(count).scalar() or 0)
+    return rows, total
+
+
+def read_recent_runs_by_dag(
+    conn: Connection, dag_ids: Sequence[str], per_dag: int
+) -> dict[str, list[DagRunRow]]:
+    """The ``per_dag`` latest runs (by logical time) of each DAG, newest first.
+
+    One index range scan of ``uq_dagruns_dag_exec`` per DAG, backwards.
+    """
+    out: dict[str, list[DagRunRow]] = {dag_id: [] for dag_id in dag_ids}
+    for dag_id in dag_ids:
+        rows = conn.execute(
+            select(dagruns)
+            .where(dagruns.c.DagId == dag_id)
+            .order_by(dagruns.c.ExecTs.desc())
+            .limit(per_dag)
+        )
+        out[dag_id] = [_run(r) for r in rows]
+    return out

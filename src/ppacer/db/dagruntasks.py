@@ -9,16 +9,22 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
 from ppacer.dag.status import TaskStatus
+from ppacer.db.dagruns import DagRunRow
 from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntaskoutputs, dagruntasks
 
 __all__ = [
     "DagRunTaskRow",
+    "FailedAttempt",
+    "RunningAttempt",
     "count_tasks_by_run",
     "count_tasks_by_status",
     "insert_dag_run_tasks",
     "insert_task_error",
     "insert_task_output",
     "read_dag_run_tasks",
+    "read_failed_attempts",
+    "read_running_attempts",
+    "read_task_attempts",
     "read_task_errors",
     "read_task_outputs",
     "update_dag_run_task_status",
@@ -245,4 +251,114 @@ def count_tasks_by_run(conn: Connection, run_ids: Sequence[int]) -> dict[int, di
     out: dict[int, dict[str, int]] = {}
     for run_id, status, count in rows:
         out.setdefault(run_id, {})[status] = count
+    return out
+
+
+def read_task_attempts(
+    conn: Connection, dag_id: str, exec_ts: str, task_id: str
+) -> list[DagRunTaskRow]:
+    """Every attempt of one task in one run, oldest first (served by the primary key)."""
+    rows = conn.execute(
+        select(dagruntasks)
+        .where(
+            and_(
+                dagruntasks.c.DagId == dag_id,
+                dagruntasks.c.ExecTs == exec_ts,
+                dagruntasks.c.TaskId == task_id,
+            )
+        )
+        .order_by(dagruntasks.c.Retry)
+    )
+    return [_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningAttempt:
+    """A task attempt that is RUNNING now, with the id of its run."""
+
+    run_id: int
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    # When it started running (its last status change).
+    since_ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A FAILED task attempt of a run, with its stored error (if any)."""
+
+    run_id: int
+    task_id: str
+    retry: int
+    status_update_ts: str
+    error: str | None
+
+
+def read_running_attempts(conn: Connection, limit: int) -> tuple[list[RunningAttempt], int]:
+    """Task attempts RUNNING now, longest running first (at most ``limit``), and their count."""
+    join = dagruntasks.join(
+        dagruns,
+        and_(dagruns.c.DagId == dagruntasks.c.DagId, dagruns.c.ExecTs == dagruntasks.c.ExecTs),
+    )
+    running = dagruntasks.c.Status == str(TaskStatus.RUNNING)
+    rows = conn.execute(
+        select(
+            dagruns.c.RunId,
+            dagruntasks.c.DagId,
+            dagruntasks.c.ExecTs,
+            dagruntasks.c.TaskId,
+            dagruntasks.c.Retry,
+            dagruntasks.c.StatusUpdateTs,
+        )
+        .select_from(join)
+        .where(running)
+        .order_by(dagruntasks.c.StatusUpdateTs)
+        .limit(limit)
+    )
+    attempts = [
+        RunningAttempt(r.RunId, r.DagId, r.ExecTs, r.TaskId, r.Retry, r.StatusUpdateTs)
+        for r in rows
+    ]
+    total = int(
+        conn.execute(select(func.count()).select_from(dagruntasks).where(running)).scalar() or 0
+    )
+    return attempts, total
+
+
+def read_failed_attempts(conn: Connection, runs: Sequence[DagRunRow]) -> list[FailedAttempt]:
+    """The FAILED attempts of ``runs`` with their errors, in the order of ``runs``."""
+    out: list[FailedAttempt] = []
+    for run in runs:
+        rows = conn.execute(
+            select(
+                dagruntasks.c.TaskId,
+                dagruntasks.c.Retry,
+                dagruntasks.c.StatusUpdateTs,
+                dagruntaskerrors.c.Error,
+            )
+            .select_from(
+                dagruntasks.outerjoin(
+                    dagruntaskerrors,
+                    and_(
+                        dagruntaskerrors.c.DagId == dagruntasks.c.DagId,
+                        dagruntaskerrors.c.ExecTs == dagruntasks.c.ExecTs,
+                        dagruntaskerrors.c.TaskId == dagruntasks.c.TaskId,
+                        dagruntaskerrors.c.Retry == dagruntasks.c.Retry,
+                    ),
+                )
+            )
+            .where(
+                and_(
+                    dagruntasks.c.DagId == run.dag_id,
+                    dagruntasks.c.ExecTs == run.exec_ts,
+                    dagruntasks.c.Status == str(TaskStatus.FAILED),
+                )
+            )
+            .order_by(dagruntasks.c.StatusUpdateTs)
+        )
+        out.extend(
+            FailedAttempt(run.run_id, r.TaskId, r.Retry, r.StatusUpdateTs, r.Error) for r in rows
+        )
     return out

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, func, insert, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
-from ppacer.db.schema import SCHEMA_VERSION, logs_metadata, metadata, schemaversion
-from ppacer.errors import PpacerError
-from ppacer.timeutils import format_ts, utc_now
+from ppacer.db.migrate import LOGS_DB, SCHEDULER_DB, History, ensure_schema
+from ppacer.redact import redact_url
 
 __all__ = ["database_url", "open_logs_db", "open_scheduler_db"]
 
@@ -53,30 +52,27 @@ def _make_engine(target: str | Engine) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def _init(engine: Engine, meta: MetaData, versioned: bool) -> Engine:
-    meta.create_all(engine)
-    if versioned:
-        with engine.begin() as conn:
-            found = conn.execute(select(func.max(schemaversion.c.Version))).scalar()
-            if found is None:
-                conn.execute(
-                    insert(schemaversion).values(
-                        Version=SCHEMA_VERSION, InsertTs=format_ts(utc_now())
-                    )
-                )
-            elif found > SCHEMA_VERSION:
-                raise PpacerError(
-                    f"database schema version {found} is newer than this ppacer's "
-                    f"({SCHEMA_VERSION}); upgrade ppacer"
-                )
+def _open(target: str | Engine, history: History, may_upgrade: bool) -> Engine:
+    engine = _make_engine(target)
+    where = redact_url(str(target)) if isinstance(target, str) else redact_url(str(engine.url))
+    try:
+        ensure_schema(engine, history, may_upgrade=may_upgrade, where=where)
+    except BaseException:
+        if not isinstance(target, Engine):
+            engine.dispose()
+        raise
     return engine
 
 
-def open_scheduler_db(target: str | Engine) -> Engine:
-    """Open (creating tables on first use) the scheduler DB at a path or URL."""
-    return _init(_make_engine(target), metadata, versioned=True)
+def open_scheduler_db(target: str | Engine, *, upgrade: bool = True) -> Engine:
+    """Open the scheduler DB at a path or URL, creating or upgrading its schema.
+
+    With ``upgrade=False`` a database without this ppacer's schema raises
+    :class:`~ppacer.db.migrate.SchemaError` naming the command that upgrades it.
+    """
+    return _open(target, SCHEDULER_DB, upgrade)
 
 
-def open_logs_db(target: str | Engine) -> Engine:
-    """Open (creating tables on first use) the task logs DB at a path or URL."""
-    return _init(_make_engine(target), logs_metadata, versioned=False)
+def open_logs_db(target: str | Engine, *, upgrade: bool = True) -> Engine:
+    """Open the task logs DB at a path or URL, creating or upgrading its schema."""
+    return _open(target, LOGS_DB, upgrade)

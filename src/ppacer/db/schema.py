@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "LOGS_VERSION_TABLE",
+    "SCHEDULER_VERSION_TABLE",
     "SCHEMA_VERSION",
     "backfillruns",
     "backfills",
@@ -40,8 +42,13 @@ __all__ = [
     "tasklogs",
 ]
 
-#: Version of the schema below; stored in ``schemaversion`` and checked on start.
+#: Schema version ppacer recorded in ``schemaversion`` before migrations (still 1: the
+#: Alembic revision in the version tables below is what counts now).
 SCHEMA_VERSION = 1
+#: Alembic's version table of the scheduler DB, and of the logs DB (both may share a
+#: PostgreSQL database; see :mod:`ppacer.db.migrations`).
+SCHEDULER_VERSION_TABLE = "alembic_version"
+LOGS_VERSION_TABLE = "alembic_version_logs"
 
 metadata = MetaData()
 

@@ -1,7 +1,9 @@
 """The logs DB's ``tasklogs`` table: the one writer and the one reader of task log records.
 
 Records of an attempt are read in the order they were written: by time, then
-(SQLite) by rowid, so records of the same microsecond keep their order.
+(SQLite) by rowid, so records of the same microsecond keep their order. A run
+is matched whatever timestamp text the writer used: ours, or the original Go
+executor's (trailing fraction zeros trimmed, see :mod:`ppacer.gotime`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, literal_column, select
 
 from ppacer.db.schema import tasklogs
+from ppacer.gotime import timestamp_forms
 
 __all__ = ["TaskLogLine", "insert_task_logs", "read_task_log_lines"]
 
@@ -57,7 +60,7 @@ def read_task_log_lines(
         .where(
             and_(
                 tasklogs.c.DagId == dag_id,
-                tasklogs.c.ExecTs == exec_ts,
+                tasklogs.c.ExecTs.in_(timestamp_forms(exec_ts)),
                 tasklogs.c.TaskId == task_id,
                 tasklogs.c.Retry == retry,
             )

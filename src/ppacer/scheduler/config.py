@@ -35,6 +35,13 @@ class Config:
     # When set, API calls and the web UI must present this token
     # (``Authorization: Bearer <token>``; the UI asks for it on a login page).
     api_token: str | None = None
+    # Largest request body the API accepts, in bytes (a larger one is a 413, read no
+    # further). Task outputs, parameters and batches of reports fit well within it.
+    max_request_bytes: int = 4 * 1024 * 1024
+    # Bring the databases' schema up to this ppacer's on start (Alembic migrations,
+    # serialised between schedulers). False: refuse an older schema and say which
+    # command upgrades it (`ppacer db upgrade`); for deploys that migrate apart.
+    upgrade_db: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_pop_wait_s", "max_watch_sleep_s", "lease_timeout_s", "timeout_grace_s"):
@@ -43,6 +50,10 @@ class Config:
                 raise ValueError(f"Config.{name} must be a finite number, got {value!r}")
         if self.dag_run_queue_len < 1:
             raise ValueError(f"Config.dag_run_queue_len must be >= 1, got {self.dag_run_queue_len}")
+        if self.max_request_bytes < 1024:
+            raise ValueError(
+                f"Config.max_request_bytes must be >= 1024, got {self.max_request_bytes}"
+            )
         if self.max_pop_wait_s < 0:
             raise ValueError(f"Config.max_pop_wait_s must be >= 0, got {self.max_pop_wait_s}")
         if self.max_watch_sleep_s <= 0:

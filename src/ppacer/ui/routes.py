@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.requests import Request
@@ -25,15 +25,12 @@ from starlette.staticfiles import StaticFiles
 
 from ppacer.api.strictjson import NON_FINITE, SYNTAX, JsonInputError, loads_strict
 from ppacer.dag.status import TaskStatus
-from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError
+from ppacer.scheduler.core import SchedulerCore
 from ppacer.timeutils import parse_ts
 from ppacer.ui import views
 from ppacer.ui.render import HERE, Templates, pygments_css
 from ppacer.ui.security import CSRF_FIELD, SECURITY_HEADERS, UiSecurity
-
-if TYPE_CHECKING:
-    from ppacer.scheduler.server import Scheduler
-    from ppacer.scheduler.task_scheduler import TaskScheduler
 
 __all__ = ["WebUI", "ui_routes"]
 
@@ -72,7 +69,7 @@ PageHandler = Callable[[Request], Awaitable["_Page | Response"]]
 class WebUI:
     """The UI of one scheduler: its templates, security and handlers."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: SchedulerCore) -> None:
         self.scheduler = scheduler
         self.templates = Templates(scheduler.config.timezone)
         self.security = UiSecurity(scheduler.config.api_token)
@@ -215,12 +212,6 @@ class WebUI:
             return self._respond(request, page, csrf)
 
         return wrapped
-
-    def _ts(self) -> TaskScheduler:
-        ts = self.scheduler.task_scheduler
-        if ts is None:
-            raise PpacerError("scheduler not started")
-        return ts
 
     # ------------------------------------------------------------------ login
 
@@ -438,23 +429,16 @@ class WebUI:
         """One attempt's log records; the tail fragment brings new records while it runs."""
         run_id = int(request.path_params["run_id"])
         task_id = request.query_params.get("task", "")
-        run = views.read_run(self.scheduler, run_id)
-        dag = self.scheduler.registry.get(run.dag_id)
-        attempts = views.task_retries(self.scheduler, run, task_id)
-        if not attempts and (dag is None or task_id not in dag.tasks):
-            raise NotFoundError(f"DAG run {run_id} has no task {task_id!r}")
-        default_retry = attempts[-1] if attempts else 0
-        retry = _int_query(request, "retry", default_retry, minimum=0)
+        given = request.query_params.get("retry")
+        retry = _int_query(request, "retry", 0, minimum=0) if given else None
         offset = _int_query(request, "offset", 0, minimum=0)
-        data = views.logs_view(self.scheduler, run, task_id, retry, offset)
-        base = f"/ui/runs/{run_id}/logs?" + urlencode({"task": task_id, "retry": str(retry)})
+        data = views.logs_view(self.scheduler, run_id, task_id, retry, offset)
+        shown = data["retry"]
+        base = f"/ui/runs/{run_id}/logs?" + urlencode({"task": task_id, "retry": str(shown)})
         return _Page(
             _pick(request, "logs.html", "_log_rows.html", fragment="tail"),
             nav="runs",
-            run=run,
             task_id=task_id,
-            retry=retry,
-            retries=attempts,
             base_url=base,
             logs_url=lambda r: (
                 f"/ui/runs/{run_id}/logs?" + urlencode({"task": task_id, "retry": str(r)})
@@ -469,7 +453,7 @@ class WebUI:
         run_id = int(request.path_params["run_id"])
         run = views.read_run(self.scheduler, run_id)
         try:
-            number = self._ts().restart_run(run.dag_id, parse_ts(run.exec_ts), UI_ACTOR)
+            number = self.scheduler.restart_run(run.dag_id, parse_ts(run.exec_ts), UI_ACTOR)
         except (InvalidInputError, ConflictError) as exc:
             return self._after_action(request, form, run_id, ("error", str(exc)), 409)
         flash = ("ok", f"Run restarted (restart #{number}).")
@@ -481,7 +465,9 @@ class WebUI:
         task_id = form.get("task_id", "")
         run = views.read_run(self.scheduler, run_id)
         try:
-            cleared = self._ts().clear_task(run.dag_id, parse_ts(run.exec_ts), task_id, UI_ACTOR)
+            cleared = self.scheduler.clear_task(
+                run.dag_id, parse_ts(run.exec_ts), task_id, UI_ACTOR
+            )
         except (InvalidInputError, ConflictError) as exc:
             return self._after_action(request, form, run_id, ("error", str(exc)), 409)
         flash = ("ok", f"Cleared {len(cleared)} task(s): {', '.join(cleared)}.")
@@ -497,7 +483,7 @@ class WebUI:
             return self._after_action(request, form, run_id, flash, 400)
         run = views.read_run(self.scheduler, run_id)
         try:
-            self._ts().mark_task(
+            self.scheduler.mark_task(
                 run.dag_id, parse_ts(run.exec_ts), task_id, TaskStatus(wanted), UI_ACTOR
             )
         except (InvalidInputError, ConflictError) as exc:
@@ -525,7 +511,7 @@ class WebUI:
 # ---------------------------------------------------------------------- helpers
 
 
-def ui_routes(scheduler: Scheduler) -> list[BaseRoute]:
+def ui_routes(scheduler: SchedulerCore) -> list[BaseRoute]:
     """The UI's routes, mounted by the scheduler's app next to the API."""
     return WebUI(scheduler).routes()
 

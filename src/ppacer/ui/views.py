@@ -1,8 +1,8 @@
-"""What each UI page shows, read from the scheduler's memory and its databases.
+"""What each UI page shows: the scheduler's read layer, shaped for the templates.
 
-Functions here return plain data for the templates; they run on the
-scheduler's event loop (they read the task scheduler's in-memory state) and
-each does a bounded number of indexed queries.
+Functions here take data only from the scheduler's public methods and its
+read layer (:mod:`ppacer.scheduler.reads`) and return plain data for the
+templates; each does a bounded number of indexed queries.
 """
 
 from __future__ import annotations
@@ -10,24 +10,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import Markup
 
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
-from ppacer.db import dagruntasks as tasks_db
-from ppacer.db import ui_queries
-from ppacer.db.dags import read_task_source
-from ppacer.db.tasklogs import TaskLogLine, read_task_log_lines
-from ppacer.errors import NotFoundError
+from ppacer.scheduler.core import SchedulerCore
+from ppacer.scheduler.reads import seconds_between
 from ppacer.timeutils import parse_ts
 from ppacer.ui.display import BarSegment, describe_schedule, progress_bar
 from ppacer.ui.graph import Attempt, GanttRow, Graph, TaskShape, gantt_rows, layout_graph
-
-if TYPE_CHECKING:
-    from ppacer.scheduler.server import Scheduler
 
 __all__ = [
     "DagView",
@@ -40,7 +34,6 @@ __all__ = [
     "run_view",
     "runs_view",
     "task_panel",
-    "task_retries",
 ]
 
 #: Run statuses offered by the runs filter, with their labels.
@@ -65,35 +58,17 @@ MAX_LOG_LINES = 5000
 _TERMINAL_TASK_STATUSES = frozenset(str(s) for s in TaskStatus if s.is_terminal)
 
 
-def _attempt_over(status: TaskStatus) -> bool:
-    """Whether an attempt has ended (a failed one waiting for a retry has: retries are new rows)."""
-    return status.is_terminal or status is TaskStatus.FAILED_PENDING_RETRY
-
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (parse_ts(end) - parse_ts(start)).total_seconds()
-
-
 # ---------------------------------------------------------------------- overview
 
 
-def overview(scheduler: Scheduler) -> dict[str, Any]:
+def overview(scheduler: SchedulerCore) -> dict[str, Any]:
     """Runs by status, running tasks, queues, executors, scheduler state, last failures."""
-    ts = scheduler.task_scheduler
-    with scheduler.engine.connect() as conn:
-        by_status = runs_db.count_dag_runs_by_status(conn)
-        running, running_total = ui_queries.read_running_attempts(conn, 25)
-        failed_runs, _ = ui_queries.read_runs_page(conn, statuses=[DagRunStatus.FAILED], limit=8)
-        failures = ui_queries.read_failed_attempts(conn, failed_runs)
-    errors_by_run: dict[int, list[ui_queries.FailedAttempt]] = {}
-    for f in failures:
-        errors_by_run.setdefault(f.run_id, []).append(f)
+    reads = scheduler.reads
+    by_status, _ = reads.status_counts()
+    running, running_total = reads.running_attempts(25)
     now = scheduler.clock.now()
     executors = []
-    executors_view = getattr(ts, "executors_view", None)
-    for info in executors_view() if callable(executors_view) else []:
+    for info in scheduler.executors():
         age = (now - info.last_seen).total_seconds()
         executors.append(
             {
@@ -105,8 +80,7 @@ def overview(scheduler: Scheduler) -> dict[str, Any]:
                 "capacity": info.capacity,
             }
         )
-    stats = ts.stats() if ts is not None else {}
-    watcher = scheduler.watcher
+    stats = scheduler.stats()
     return {
         "state": str(scheduler.state),
         "version": scheduler.version,
@@ -123,22 +97,17 @@ def overview(scheduler: Scheduler) -> dict[str, Any]:
         "queues": [
             (
                 "DAG-run queue",
-                watcher.queue.qsize() if watcher else 0,
-                watcher.queue.maxsize if watcher else 0,
+                stats.dag_run_queue,
+                stats.dag_run_queue_max,
                 "new runs waiting for the task scheduler",
             ),
-            ("ready tasks", stats.get("ready", 0), None, "tasks waiting for an executor"),
-            ("active runs", stats.get("active_runs", 0), None, "runs being scheduled now"),
-            (
-                "runs over their limit",
-                stats.get("queued_runs", 0),
-                None,
-                "runs waiting for max_active_runs",
-            ),
-            ("executor polls", stats.get("waiters", 0), None, "executors waiting for work"),
+            ("ready tasks", stats.ready, None, "tasks waiting for an executor"),
+            ("active runs", stats.active_runs, None, "runs being scheduled now"),
+            ("runs over their limit", stats.queued_runs, None, "runs waiting for max_active_runs"),
+            ("executor polls", stats.waiters, None, "executors waiting for work"),
         ],
         "executors": executors,
-        "failed_runs": [(run, errors_by_run.get(run.run_id, [])) for run in failed_runs],
+        "failed_runs": reads.failed_runs(8),
     }
 
 
@@ -159,20 +128,18 @@ class DagView:
     recent: list[runs_db.DagRunRow]
 
 
-def dags_view(scheduler: Scheduler, recent: int = 12) -> list[DagView]:
+def dags_view(scheduler: SchedulerCore, recent: int = 12) -> list[DagView]:
     """Every DAG of the registry with its schedule, next run, pause and latest runs."""
     dag_ids = sorted(scheduler.registry)
-    with scheduler.engine.connect() as conn:
-        paused = controls_db.read_paused_dags(conn)
-        runs = ui_queries.read_recent_runs_by_dag(conn, dag_ids, recent)
-    watcher = scheduler.watcher
+    paused = scheduler.reads.paused_dags()
+    runs = scheduler.reads.recent_runs(dag_ids, recent)
     out = []
     for dag_id in dag_ids:
         dag = scheduler.registry[dag_id]
         is_paused = dag_id in paused
         next_run = None
-        if watcher is not None and not is_paused and dag.schedule is not None:
-            next_run = watcher.pending_point(dag_id)
+        if not is_paused and dag.schedule is not None:
+            next_run = scheduler.next_run(dag_id)
         out.append(
             DagView(
                 dag_id,
@@ -206,15 +173,14 @@ def _progress(by_status: dict[str, int], task_count: int) -> tuple[Markup, int]:
 
 
 def runs_view(
-    scheduler: Scheduler, dag_id: str | None, status: str | None, page: int, size: int
+    scheduler: SchedulerCore, dag_id: str | None, status: str | None, page: int, size: int
 ) -> dict[str, Any]:
     """A page of runs, newest first, each with its tasks' progress by status."""
     statuses = RUN_FILTERS.get(status or "", ())
-    with scheduler.engine.connect() as conn:
-        rows, total = ui_queries.read_runs_page(
-            conn, dag_id=dag_id, statuses=statuses, limit=size, offset=(page - 1) * size
-        )
-        counts = tasks_db.count_tasks_by_run(conn, [r.run_id for r in rows])
+    rows, total = scheduler.reads.runs_page(
+        dag_id=dag_id, statuses=statuses, limit=size, offset=(page - 1) * size
+    )
+    counts = scheduler.reads.task_counts([r.run_id for r in rows])
     now = scheduler.clock.now()
     registry = scheduler.registry
     # Most runs of a page share their tasks' counts (all succeeded, say): one bar each.
@@ -229,7 +195,7 @@ def runs_view(
         if bar_done is None:
             bar_done = progress[key] = _progress(by_status, task_count)
         if run.status.is_finished:
-            duration_s = _seconds(run.insert_ts, run.status_update_ts)
+            duration_s = seconds_between(run.insert_ts, run.status_update_ts)
         else:
             duration_s = (now - parse_ts(run.insert_ts)).total_seconds()
         items.append(
@@ -280,35 +246,22 @@ class RunView:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def read_run(scheduler: Scheduler, run_id: int) -> runs_db.DagRunRow:
-    """The run, or :class:`NotFoundError`."""
-    with scheduler.engine.connect() as conn:
-        run = runs_db.read_dag_run(conn, run_id)
-    if run is None:
-        raise NotFoundError(f"no DAG run {run_id}")
-    return run
+def read_run(scheduler: SchedulerCore, run_id: int) -> runs_db.DagRunRow:
+    """The run, or :class:`~ppacer.errors.NotFoundError`."""
+    return scheduler.reads.run(run_id)
 
 
-def run_view(scheduler: Scheduler, run_id: int) -> RunView:
+def run_view(scheduler: SchedulerCore, run_id: int) -> RunView:
     """A run: its graph, Gantt chart, tasks, parameters and history."""
-    with scheduler.engine.connect() as conn:
-        run = runs_db.read_dag_run(conn, run_id)
-        if run is None:
-            raise NotFoundError(f"no DAG run {run_id}")
-        attempts = tasks_db.read_dag_run_tasks(conn, run.dag_id, run.exec_ts)
-        errors = tasks_db.read_task_errors(conn, run.dag_id, run.exec_ts)
-        params = runs_db.read_dag_run_params(conn, run.run_id)
-        events = controls_db.read_run_events(conn, run.run_id)
-        restarts = runs_db.count_restarts(conn, run.dag_id, run.exec_ts)
-    ts = scheduler.task_scheduler
-    is_active = ts is not None and (run.dag_id, run.exec_ts) in ts.active
-    latest: dict[str, tasks_db.DagRunTaskRow] = {}
+    view = scheduler.reads.run_view(run_id)
+    events = scheduler.reads.run_events(run_id)
+    run, attempts, is_active = view.run, view.attempts, view.is_active
+    latest = view.latest()
+    errors = {(a.task_id, a.retry): a.error for a in attempts if a.error is not None}
     count: dict[str, int] = {}
     for a in attempts:
         count[a.task_id] = count.get(a.task_id, 0) + 1
-        if a.task_id not in latest or a.retry > latest[a.task_id].retry:
-            latest[a.task_id] = a
-    dag = scheduler.registry.get(run.dag_id)
+    dag = view.dag
     shapes: list[TaskShape] = []
     if dag is not None:
         shapes = [
@@ -335,9 +288,7 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
                 str(last.status) if last is not None else str(TaskStatus.NO_STATUS),
                 last.retry if last is not None else 0,
                 count.get(shape.task_id, 0),
-                _seconds(last.insert_ts, last.status_update_ts)
-                if last is not None and _attempt_over(last.status)
-                else None,
+                last.duration_s if last is not None else None,
                 error,
                 shape.depth,
                 shape.width,
@@ -355,7 +306,7 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
                 str(a.status),
                 parse_ts(a.insert_ts),
                 parse_ts(a.status_update_ts),
-                _attempt_over(a.status),
+                a.is_over,
             )
             for a in attempts
         ),
@@ -368,15 +319,15 @@ def run_view(scheduler: Scheduler, run_id: int) -> RunView:
     return RunView(
         run=run,
         is_active=is_active,
-        params=params,
+        params=view.params,
         tasks=tasks,
         graph=layout_graph(shapes, statuses),
         gantt=chart,
         gantt_start=start,
         gantt_end=end,
         events=events,
-        restarts=restarts,
-        duration_s=_seconds(run.insert_ts, run.status_update_ts)
+        restarts=view.restarts,
+        duration_s=seconds_between(run.insert_ts, run.status_update_ts)
         if run.status.is_finished
         else (now - parse_ts(run.insert_ts)).total_seconds(),
         counts=counts,
@@ -398,38 +349,21 @@ class TaskPanel:
     is_active: bool
 
 
-def task_panel(scheduler: Scheduler, run_id: int, task_id: str) -> TaskPanel:
+def task_panel(scheduler: SchedulerCore, run_id: int, task_id: str) -> TaskPanel:
     """A task of a run with every attempt and its source at the version the run used."""
-    with scheduler.engine.connect() as conn:
-        run = runs_db.read_dag_run(conn, run_id)
-        if run is None:
-            raise NotFoundError(f"no DAG run {run_id}")
-        attempts = [
-            a
-            for a in tasks_db.read_dag_run_tasks(conn, run.dag_id, run.exec_ts)
-            if a.task_id == task_id
-        ]
-        errors = tasks_db.read_task_errors(conn, run.dag_id, run.exec_ts)
-        outputs = tasks_db.read_task_outputs(conn, run.dag_id, run.exec_ts)
-        src = read_task_source(conn, run.dag_id, task_id, run.insert_ts)
-    dag = scheduler.registry.get(run.dag_id)
-    in_dag = dag is not None and task_id in dag.tasks
-    if not attempts and not in_dag and src is None:
-        raise NotFoundError(f"DAG run {run_id} has no task {task_id!r}")
-    ts = scheduler.task_scheduler
+    view = scheduler.reads.task_view(run_id, task_id)
+    src = view.source
     rows = [
         {
             "retry": a.retry,
             "status": str(a.status),
             "insert_ts": a.insert_ts,
             "status_update_ts": a.status_update_ts,
-            "duration_s": _seconds(a.insert_ts, a.status_update_ts)
-            if _attempt_over(a.status)
-            else None,
-            "error": errors.get((task_id, a.retry)),
-            "output": outputs.get((task_id, a.retry)),
+            "duration_s": a.duration_s,
+            "error": a.error,
+            "output": view.outputs.get(a.retry),
         }
-        for a in sorted(attempts, key=lambda a: a.retry)
+        for a in view.attempts
     ]
     config: dict[str, Any] = {}
     if src is not None:
@@ -438,55 +372,35 @@ def task_panel(scheduler: Scheduler, run_id: int, task_id: str) -> TaskPanel:
         except ValueError:
             config = {"raw": src.config}
     return TaskPanel(
-        run=run,
+        run=view.run,
         task_id=task_id,
         attempts=rows,
         source=src.body_source if src is not None else "",
         type_name=src.type_name if src is not None else "",
         config=config,
         code_version=src.insert_ts if src is not None else "",
-        in_dag=in_dag,
-        is_active=ts is not None and (run.dag_id, run.exec_ts) in ts.active,
+        in_dag=view.in_dag,
+        is_active=view.is_active,
     )
 
 
 # ---------------------------------------------------------------------- logs
 
 
-def task_retries(scheduler: Scheduler, run: runs_db.DagRunRow, task_id: str) -> list[int]:
-    """The retry numbers of a task's attempts in a run, in order."""
-    with scheduler.engine.connect() as conn:
-        rows = tasks_db.read_dag_run_tasks(conn, run.dag_id, run.exec_ts)
-    return sorted({a.retry for a in rows if a.task_id == task_id})
-
-
 def logs_view(
-    scheduler: Scheduler, run: runs_db.DagRunRow, task_id: str, retry: int, offset: int
+    scheduler: SchedulerCore, run_id: int, task_id: str, retry: int | None, offset: int
 ) -> dict[str, Any]:
-    """Log lines of one attempt from ``offset`` on, and whether more may still come."""
-    with scheduler.engine.connect() as conn:
-        attempt = next(
-            (
-                a
-                for a in tasks_db.read_dag_run_tasks(conn, run.dag_id, run.exec_ts)
-                if a.task_id == task_id and a.retry == retry
-            ),
-            None,
-        )
-    lines: list[TaskLogLine] = []
-    if scheduler.logs_engine is not None:
-        with scheduler.logs_engine.connect() as conn:
-            lines = read_task_log_lines(
-                conn, run.dag_id, run.exec_ts, task_id, retry, offset=offset, limit=MAX_LOG_LINES
-            )
-    status = str(attempt.status) if attempt is not None else str(TaskStatus.NO_STATUS)
-    live = attempt is not None and not _attempt_over(attempt.status)
+    """Log lines of one attempt (the latest unless ``retry``) from ``offset`` on."""
+    page = scheduler.reads.log_page(run_id, task_id, retry, offset=offset, limit=MAX_LOG_LINES)
     return {
-        "lines": lines,
-        "offset": offset,
-        "next_offset": offset + len(lines),
-        "status": status,
-        "live": live,
-        "has_logs_db": scheduler.logs_engine is not None,
-        "truncated": len(lines) >= MAX_LOG_LINES,
+        "run": page.run,
+        "retry": page.retry,
+        "retries": list(page.retries),
+        "lines": page.lines,
+        "offset": page.offset,
+        "next_offset": page.next_offset,
+        "status": str(page.status),
+        "live": page.status is not TaskStatus.NO_STATUS and not page.finished,
+        "has_logs_db": page.has_logs_db,
+        "truncated": len(page.lines) >= MAX_LOG_LINES,
     }

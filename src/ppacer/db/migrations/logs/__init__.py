@@ -1,0 +1,1 @@
+"""Migrations of the logs DB (run by :mod:`ppacer.db.migrate`)."""

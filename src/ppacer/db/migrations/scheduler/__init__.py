@@ -1,0 +1,1 @@
+"""Migrations of the scheduler DB (run by :mod:`ppacer.db.migrate`)."""

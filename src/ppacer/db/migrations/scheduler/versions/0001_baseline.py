@@ -1,0 +1,234 @@
+"""Baseline: the scheduler DB as ppacer wrote it before migrations (commit ca465ca).
+
+A database made by that ppacer has these tables and no version table;
+:mod:`ppacer.db.migrate` recognises it and stamps this revision. A new
+database is created by this revision and those after it. The tables are a
+frozen copy: later changes go in later revisions, never here.
+
+Revision ID: 0001_baseline
+Revises:
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+)
+
+from ppacer.timeutils import format_ts, utc_now
+
+revision = "0001_baseline"
+down_revision: str | None = None
+branch_labels: str | None = None
+depends_on: str | None = None
+
+snapshot = MetaData()
+
+dags = Table(
+    "dags",
+    snapshot,
+    Column("DagId", Text, primary_key=True, comment="DAG id, unique"),
+    Column("StartTs", Text, nullable=True, comment="schedule start; NULL: no schedule"),
+    Column("Schedule", Text, nullable=True, comment="schedule in words, e.g. 'FixedSchedule: 10s'"),
+    Column("CreateTs", Text, nullable=False, comment="when the DAG was first synced"),
+    Column(
+        "LatestUpdateTs", Text, nullable=True, comment="when its metadata or tasks last changed"
+    ),
+    Column("CreateVersion", Text, nullable=False, comment="ppacer version that created the row"),
+    Column(
+        "LatestUpdateVersion", Text, nullable=True, comment="ppacer version of the latest update"
+    ),
+    Column(
+        "HashDagMeta", Text, nullable=False, comment="sha256 of id, schedule, start, attributes"
+    ),
+    Column(
+        "HashTasks", Text, nullable=False, comment="sha256 of tasks: ids, types, configs, edges"
+    ),
+    Column("Attributes", Text, nullable=False, comment="JSON: {catchUp, tags}"),
+)
+
+dagtasks = Table(
+    "dagtasks",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("TaskId", Text, nullable=False, comment="task id within the DAG"),
+    Column("IsCurrent", Integer, nullable=False, comment="1 for the version in use, 0 for history"),
+    Column("InsertTs", Text, nullable=False, comment="when this version was stored"),
+    Column("PosDepth", Integer, nullable=False, comment="graph depth, root = 1 (deepest path)"),
+    Column("PosWidth", Integer, nullable=False, comment="position within its depth level, from 1"),
+    Column("Version", Text, nullable=False, comment="ppacer version that stored the row"),
+    Column("TaskTypeName", Text, nullable=False, comment="the task's class (or function) name"),
+    Column("TaskConfig", Text, nullable=False, comment="JSON task config (timeout, retries, ...)"),
+    Column("TaskBodyHash", Text, nullable=False, comment="sha256 of TaskBodySource"),
+    Column("TaskBodySource", Text, nullable=False, comment="source code of the task's execute"),
+    # Many versions of one task may exist; only one is current.
+    Index("ix_dagtasks_dag_task", "DagId", "TaskId", "IsCurrent"),
+)
+
+dagruns = Table(
+    "dagruns",
+    snapshot,
+    Column("RunId", Integer, primary_key=True, autoincrement=True, comment="run id"),
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="logical (schedule) time of the run"),
+    Column("InsertTs", Text, nullable=False, comment="when the run was created"),
+    Column("Status", Text, nullable=False, comment="DagRunStatus"),
+    Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
+    Column("Version", Text, nullable=False, comment="ppacer version that created the run"),
+    UniqueConstraint("DagId", "ExecTs", name="uq_dagruns_dag_exec"),
+    Index("ix_dagruns_status", "Status"),
+    sqlite_autoincrement=True,
+)
+
+dagruntasks = Table(
+    "dagruntasks",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number, from 0"),
+    Column("InsertTs", Text, nullable=False, comment="when the attempt was scheduled"),
+    Column("Status", Text, nullable=False, comment="TaskStatus"),
+    Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
+    Column("Version", Text, nullable=False, comment="ppacer version"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
+    Index("ix_dagruntasks_status", "Status"),
+)
+
+dagruntaskerrors = Table(
+    "dagruntaskerrors",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number"),
+    Column("InsertTs", Text, nullable=False, comment="when the error was reported"),
+    Column("Error", Text, nullable=False, comment="error as reported: 'Type: message'"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskerrors"),
+)
+
+dagruntaskoutputs = Table(
+    "dagruntaskoutputs",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="the attempt that returned the value"),
+    Column("InsertTs", Text, nullable=False, comment="when the value was reported"),
+    Column("Value", Text, nullable=False, comment="the returned value as JSON (size-limited)"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskoutputs"),
+)
+
+dagrunparams = Table(
+    "dagrunparams",
+    snapshot,
+    Column("RunId", Integer, primary_key=True, autoincrement=False, comment="dagruns.RunId"),
+    Column("Params", Text, nullable=False, comment="JSON object given at trigger"),
+)
+
+schedules = Table(
+    "schedules",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("InsertTs", Text, nullable=False, comment="when the decision was made"),
+    Column(
+        "Event", Text, nullable=False, comment="ScheduleEvent: REGULAR, CAUGHT_UP, SKIPPED, ..."
+    ),
+    Column("ScheduleTs", Text, nullable=True, comment="the schedule point decided on"),
+    Column(
+        "NextScheduleTs",
+        Text,
+        nullable=True,
+        comment="the next point; for SKIPPED, the first point after the skipped range",
+    ),
+    Index("ix_schedules_dag_ts", "DagId", "ScheduleTs"),
+)
+
+dagrunrestarts = Table(
+    "dagrunrestarts",
+    snapshot,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("Restart", Integer, nullable=False, comment="restart number, from 1"),
+    Column("InsertTs", Text, nullable=False, comment="when the run was restarted"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "Restart", name="pk_dagrunrestarts"),
+)
+
+dagpauses = Table(
+    "dagpauses",
+    snapshot,
+    Column("DagId", Text, primary_key=True, comment="DAG id"),
+    Column("IsPaused", Integer, nullable=False, comment="1: the DAG creates no scheduled runs"),
+    Column("UpdateTs", Text, nullable=False, comment="when it was (un)paused"),
+    Column("UpdatedBy", Text, nullable=False, comment="who (un)paused it"),
+    Column(
+        "ResumeTs",
+        Text,
+        nullable=True,
+        comment="the next point when it was paused, for a DAG with no schedules history yet",
+    ),
+)
+
+dagrunevents = Table(
+    "dagrunevents",
+    snapshot,
+    Column("RunId", Integer, nullable=False, comment="dagruns.RunId"),
+    Column("InsertTs", Text, nullable=False, comment="when it happened"),
+    Column("Action", Text, nullable=False, comment="TRIGGER, RESTART, CLEAR, MARK_SUCCESS, ..."),
+    Column("TaskId", Text, nullable=True, comment="the task acted on, if any"),
+    Column("Actor", Text, nullable=False, comment="who did it (API caller's name)"),
+    Column("Detail", Text, nullable=False, comment="JSON with the action's arguments"),
+    Index("ix_dagrunevents_run", "RunId", "InsertTs"),
+)
+
+backfills = Table(
+    "backfills",
+    snapshot,
+    Column("BackfillId", Integer, primary_key=True, autoincrement=True, comment="backfill id"),
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("FromTs", Text, nullable=False, comment="first logical time, inclusive"),
+    Column("ToTs", Text, nullable=False, comment="last logical time, inclusive"),
+    Column("MaxActiveRuns", Integer, nullable=False, comment="runs of this backfill at once"),
+    Column("NextTs", Text, nullable=True, comment="next point to create; NULL: all created"),
+    Column("Status", Text, nullable=False, comment="RUNNING, SUCCESS, FAILED"),
+    Column("InsertTs", Text, nullable=False, comment="when it was requested"),
+    Column("UpdateTs", Text, nullable=False, comment="when it last changed"),
+    Column("Actor", Text, nullable=False, comment="who requested it"),
+    sqlite_autoincrement=True,
+)
+
+backfillruns = Table(
+    "backfillruns",
+    snapshot,
+    Column("BackfillId", Integer, nullable=False, comment="backfills.BackfillId"),
+    Column("RunId", Integer, nullable=False, comment="dagruns.RunId created by it"),
+    PrimaryKeyConstraint("BackfillId", "RunId", name="pk_backfillruns"),
+)
+
+schemaversion = Table(
+    "schemaversion",
+    snapshot,
+    Column("Version", Integer, nullable=False, comment="schema version in this database"),
+    Column("InsertTs", Text, nullable=False, comment="when it was applied"),
+)
+
+
+def upgrade() -> None:
+    """Create the tables of ca465ca (and record its schema version, as it did)."""
+    bind = op.get_bind()
+    snapshot.create_all(bind)
+    bind.execute(insert(schemaversion).values(Version=1, InsertTs=format_ts(utc_now())))
+
+
+def downgrade() -> None:
+    """Downgrades are not provided."""
+    raise NotImplementedError("ppacer databases are only moved forward")

@@ -1,0 +1,460 @@
+"""The scheduler without its HTTP face: start-up sync and recovery, the loops, the operations.
+
+``SchedulerCore.prepare(registry)`` syncs the registry with the database,
+recovers unfinished DAG runs and builds the parts; ``async with
+core.running():`` runs the DAG-run watcher, the task scheduler's consumer and
+the backfiller until the block ends. Everything the HTTP API, the web UI and
+the one-process runner do goes through the public methods here and the read
+layer (:attr:`SchedulerCore.reads`); the HTTP app itself is built by the
+composition root, :mod:`ppacer.app`, whose ``Scheduler`` is this class plus
+``start()``.
+
+Everything here runs on the scheduler's event loop unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from ppacer.api.models import StatusReport, TaskToExec
+from ppacer.dag.dag import Registry
+from ppacer.dag.schedule import NEVER
+from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
+from ppacer.db import controls as controls_db
+from ppacer.db import dagruns as runs_db
+from ppacer.db.dags import sync_dags
+from ppacer.db.engine import open_logs_db, open_scheduler_db
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.notify import LogNotifier, Notifier
+from ppacer.scheduler.backfill import Backfiller
+from ppacer.scheduler.config import DEFAULT_CONFIG, Config
+from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
+from ppacer.scheduler.leases import ExecutorInfo
+from ppacer.scheduler.reads import Reads
+from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
+from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic
+from ppacer.version import __version__
+
+__all__ = ["SchedulerCore", "SchedulerStats"]
+
+log = logging.getLogger("ppacer.scheduler")
+
+#: Most queued runs started in one transaction.
+RUN_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    """Queue lengths and counts of the scheduler's memory, for the UI and metrics."""
+
+    # Attempts ready, waiting for an executor.
+    ready: int = 0
+    # Runs being scheduled now.
+    active_runs: int = 0
+    # Runs waiting for a slot under their DAG's max_active_runs.
+    queued_runs: int = 0
+    # Executors' long polls waiting for work.
+    waiters: int = 0
+    # Attempts leased to executors.
+    leases: int = 0
+    # New runs queued for the task scheduler, and that queue's bound.
+    dag_run_queue: int = 0
+    dag_run_queue_max: int = 0
+
+
+class SchedulerCore:
+    """Watches schedules, schedules tasks, takes reports; one per database.
+
+    Any number of executors talk to it over HTTP (:mod:`ppacer.server`).
+    """
+
+    def __init__(
+        self,
+        db: str | Engine,
+        config: Config = DEFAULT_CONFIG,
+        *,
+        logs_db: str | Engine | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = open_scheduler_db(db, upgrade=config.upgrade_db)
+        self.logs_engine = (
+            open_logs_db(logs_db, upgrade=config.upgrade_db) if logs_db is not None else None
+        )
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
+        self.version = __version__
+        self._state = SchedulerState.STARTED
+        self.registry: Registry = Registry()
+        self.task_scheduler: TaskScheduler | None = None
+        self.watcher: DagRunWatcher | None = None
+        self.backfiller: Backfiller | None = None
+        self.reads = Reads(self.engine, self.logs_engine, self.registry, self.is_active)
+        self._queue: asyncio.Queue[NewDagRun] | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def state(self) -> SchedulerState:
+        """The scheduler's life-cycle state."""
+        return self._state
+
+    @property
+    def is_prepared(self) -> bool:
+        """Whether :meth:`prepare` has run."""
+        return self.task_scheduler is not None
+
+    # ------------------------------------------------------------------ start-up
+
+    def prepare(self, registry: Registry) -> None:
+        """Sync ``registry`` with the database, recover unfinished runs, build the loops."""
+        if self.is_prepared:
+            raise PpacerError("the scheduler was started already")
+        if not isinstance(registry, Registry):
+            registry = Registry(registry)
+        self.registry = registry
+        for dag in registry.values():
+            # Cron schedules without a zone of their own use the scheduler's timezone.
+            with_default_tz = getattr(dag.schedule, "with_default_tz", None)
+            if callable(with_default_tz):
+                dag.schedule = with_default_tz(self.config.timezone)
+        self._state = SchedulerState.SYNCHRONIZING
+        started = monotonic()
+        log.info("Start syncing DAG registry with dags and dagtasks tables")
+        with self.engine.begin() as conn:
+            result = sync_dags(conn, registry.values(), format_ts(self.clock.now()), self.version)
+        log.info(
+            "Finished syncing DAG registry with dags and dagtasks tables duration=%.3fms "
+            "dagsInserted=%d dagsUpdated=%d tasksInserted=%d tasksRetired=%d",
+            (monotonic() - started) * 1000,
+            result.dags_inserted,
+            result.dags_updated,
+            result.tasks_inserted,
+            result.tasks_retired,
+        )
+        tasks = TaskScheduler(
+            self.engine,
+            registry,
+            self.clock,
+            self.version,
+            self.notifier,
+            lease_timeout_s=self.config.lease_timeout_s,
+            timeout_grace_s=self.config.timeout_grace_s,
+        )
+        self.task_scheduler = tasks
+        with tasks.transaction() as conn:
+            unfinished = runs_db.read_unfinished_dag_runs(conn)
+            for row in unfinished:
+                if row.status is DagRunStatus.READY_TO_SCHEDULE:
+                    tasks.submit(conn, row)
+                else:
+                    tasks.load_run(conn, row)
+        if unfinished:
+            log.info("recovered %d unfinished DAG runs", len(unfinished))
+        watcher = DagRunWatcher(
+            self.engine,
+            registry,
+            self.clock,
+            asyncio.Queue(self.config.dag_run_queue_len),
+            self.version,
+            self.config.max_watch_sleep_s,
+        )
+        with self.engine.connect() as conn:
+            paused = controls_db.read_paused_dags(conn)
+        watcher.prepare(paused)
+        self.watcher = watcher
+        self._queue = watcher.queue
+        backfiller = Backfiller(self.engine, registry, self.clock, self.version, watcher.queue)
+        backfiller.load()
+        self.backfiller = backfiller
+        tasks.on_run_finished = lambda run: backfiller.on_run_finished(run.run_id, run.status)
+        self.reads = Reads(self.engine, self.logs_engine, registry, self.is_active)
+        on_change = getattr(self.clock, "on_change", None)
+        if callable(on_change):
+            on_change(watcher.wake)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the loops on the current event loop until the block ends, then stop them."""
+        tasks, watcher, backfiller = self._parts()
+        self._loop = asyncio.get_running_loop()
+        tasks.start_timers(self._loop)
+        self._loops = [
+            asyncio.create_task(watcher.run(), name="ppacer-dagrun-watcher"),
+            asyncio.create_task(self._consume_runs(), name="ppacer-task-scheduler"),
+            asyncio.create_task(backfiller.run(), name="ppacer-backfiller"),
+        ]
+        self._state = SchedulerState.RUNNING
+        log.info("scheduler running")
+        try:
+            yield
+        finally:
+            self.begin_stop()
+            for loop_task in self._loops:
+                loop_task.cancel()
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            _shim_stop(tasks)  # TEMP until the task scheduler split lands
+            self._state = SchedulerState.STOPPED
+            log.info("scheduler stopped")
+
+    def loop_health(self) -> dict[str, str]:
+        """Each loop by name: "ok", "stopped" or "crashed: ..."."""
+        out = {}
+        for loop_task in self._loops:
+            if not loop_task.done():
+                out[loop_task.get_name()] = "ok"
+            elif loop_task.cancelled():
+                out[loop_task.get_name()] = "stopped"
+            else:
+                out[loop_task.get_name()] = f"crashed: {loop_task.exception()!r}"
+        return out
+
+    def begin_stop(self) -> None:
+        """Enter STOPPING: answer pending long polls with nothing and hand out no more tasks."""
+        if self._state in (SchedulerState.STOPPING, SchedulerState.STOPPED):
+            return
+        self._state = SchedulerState.STOPPING
+        if self.task_scheduler is not None:
+            self.task_scheduler.release_waiters()
+
+    def stop_soon(self) -> None:
+        """Thread-safe :meth:`begin_stop`, for code outside the scheduler's loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.begin_stop)
+
+    def close(self) -> None:
+        """Release database connections (after the loops have stopped)."""
+        self.engine.dispose()
+        if self.logs_engine is not None:
+            self.logs_engine.dispose()
+
+    def _parts(self) -> tuple[TaskScheduler, DagRunWatcher, Backfiller]:
+        if self.task_scheduler is None or self.watcher is None or self.backfiller is None:
+            raise PpacerError("scheduler not started")
+        return self.task_scheduler, self.watcher, self.backfiller
+
+    async def _consume_runs(self) -> None:
+        """Start the runs put on the queue; whatever is queued at once starts in one transaction."""
+        assert self._queue is not None
+        while True:
+            runs = [await self._queue.get()]
+            while len(runs) < RUN_BATCH and not self._queue.empty():
+                runs.append(self._queue.get_nowait())
+            try:
+                self._start_runs(runs)
+            except Exception:
+                if len(runs) == 1:
+                    # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
+                    log.exception(
+                        "could not start DAG run %s of %s", runs[0].exec_ts, runs[0].dag_id
+                    )
+                    continue
+                # One bad run must not hold the others back: start them one by one.
+                for run in runs:
+                    try:
+                        self._start_runs([run])
+                    except Exception:
+                        log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)
+
+    def _start_runs(self, runs: list[NewDagRun]) -> None:
+        tasks = self._parts()[0]
+        with tasks.transaction() as conn:
+            ids = [run.run_id for run in runs]
+            rows = runs_db.read_dag_runs(conn, ids)
+            params = runs_db.read_dag_runs_params(conn, ids)
+            for run_id in ids:
+                row = rows.get(run_id)
+                if row is None or (row.dag_id, row.exec_ts) in tasks.active:
+                    continue
+                # Never loaded yet: nothing of it to read back but its parameters.
+                fresh = row.status is DagRunStatus.READY_TO_SCHEDULE
+                tasks.submit(conn, row, new_params=params.get(run_id, {}) if fresh else None)
+
+    # ------------------------------------------------------------------ runs and DAGs
+
+    async def trigger(
+        self,
+        dag_id: str,
+        params: dict[str, Any] | None = None,
+        exec_ts: datetime | None = None,
+        actor: str = "api",
+    ) -> NewDagRun:
+        """Create a DAG run now, or for the logical time ``exec_ts``; returns it once queued.
+
+        A second run of a DAG for the same logical time is a :class:`ConflictError`.
+        """
+        if dag_id not in self.registry:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        assert self._queue is not None
+        now = format_ts(self.clock.now())
+        logical = format_ts(exec_ts) if exec_ts is not None else now
+        try:
+            with self.engine.begin() as conn:
+                run_id = runs_db.insert_dag_run(
+                    conn, dag_id, logical, now, self.version, DagRunStatus.READY_TO_SCHEDULE, params
+                )
+                # NextScheduleTs holds the run's ExecTs, as the original writes it (NOT NULL
+                # in its schema), so its queries read our rows as they read its own.
+                runs_db.insert_schedule(
+                    conn, dag_id, ScheduleEvent.MANUALLY_TRIGGERED, logical, logical, now
+                )
+                controls_db.insert_run_event(
+                    conn, run_id, "TRIGGER", now, actor, detail={"params": params or {}}
+                )
+        except IntegrityError:
+            raise ConflictError(f"DAG {dag_id!r} already has a run at {logical}") from None
+        run = NewDagRun(run_id, dag_id, logical)
+        log.info("DAG run triggered dagId=%s execTs=%s runId=%d", dag_id, logical, run_id)
+        await self._queue.put(run)
+        return run
+
+    def set_paused(self, dag_id: str, paused: bool, actor: str = "api") -> None:
+        """Pause (no new scheduled runs) or unpause a DAG; persisted."""
+        if dag_id not in self.registry:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        watcher = self._parts()[1]
+        pending = watcher.pending_point(dag_id)
+        with self.engine.begin() as conn:
+            controls_db.set_dag_paused(
+                conn,
+                dag_id,
+                paused,
+                format_ts(self.clock.now()),
+                actor,
+                format_ts(pending) if pending is not None else None,
+            )
+        if paused:
+            watcher.pause(dag_id)
+        else:
+            watcher.unpause(dag_id)
+        log.info("DAG %s %s by %s", dag_id, "paused" if paused else "unpaused", actor)
+
+    def next_run(self, dag_id: str) -> datetime | None:
+        """The DAG's next scheduled point (None: unscheduled, paused or past its end)."""
+        return self.watcher.pending_point(dag_id) if self.watcher is not None else None
+
+    def schedule_preview(
+        self, dag_id: str, n: int, after: datetime | None = None
+    ) -> list[dict[str, str]]:
+        """The next ``n`` schedule points of a DAG after ``after`` (default: now), UTC and local."""
+        dag = self.registry.get(dag_id)
+        if dag is None:
+            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
+        if dag.schedule is None:
+            return []
+        zone = ZoneInfo(getattr(dag.schedule, "tz", None) or self.config.timezone)
+        point = self.clock.now() if after is None else after
+        out = []
+        for _ in range(n):
+            point = dag.schedule.next(point, None)
+            if point == NEVER:
+                break
+            out.append({"utc": format_ts(point), "local": point.astimezone(zone).isoformat()})
+        return out
+
+    def restart_run(self, dag_id: str, exec_ts: datetime, actor: str = "api") -> int:
+        """Restart a FAILED run; return the restart's number."""
+        return self._parts()[0].restart_run(dag_id, exec_ts, actor)
+
+    def clear_task(
+        self, dag_id: str, exec_ts: datetime, task_id: str, actor: str = "api"
+    ) -> list[str]:
+        """Run a task and its downstream again in a finished run; return their ids."""
+        return self._parts()[0].clear_task(dag_id, exec_ts, task_id, actor)
+
+    def mark_task(
+        self, dag_id: str, exec_ts: datetime, task_id: str, status: TaskStatus, actor: str = "api"
+    ) -> None:
+        """Set a task's latest attempt to SUCCESS or FAILED by hand."""
+        self._parts()[0].mark_task(dag_id, exec_ts, task_id, status, actor)
+
+    def create_backfill(
+        self, dag_id: str, start: datetime, end: datetime, max_active_runs: int, actor: str
+    ) -> controls_db.BackfillRow:
+        """Create the runs of ``dag_id``'s schedule points in ``[start, end]``, in order."""
+        return self._parts()[2].create(dag_id, start, end, max_active_runs, actor)
+
+    def is_active(self, dag_id: str, exec_ts: str) -> bool:
+        """Whether the run is being scheduled now."""
+        return self.task_scheduler is not None and (dag_id, exec_ts) in self.task_scheduler.active
+
+    # ------------------------------------------------------------------ executors
+
+    async def pop_tasks(
+        self,
+        wait_s: float,
+        executor: str | None,
+        max_n: int,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[TaskToExec]:
+        """Up to ``max_n`` ready attempts, leased and RUNNING, waiting up to ``wait_s`` for one.
+
+        ``gone`` tells whether the poller hung up while it waited: then the
+        attempts go back to the front of the queue for the next poll.
+        """
+        if not 0 <= wait_s <= self.config.max_pop_wait_s:
+            raise InvalidInputError(f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
+        if self._state is not SchedulerState.RUNNING:
+            return []
+        tasks = self._parts()[0]
+        items = await tasks.pop_many(wait_s, executor, max_n)
+        if items and wait_s > 0 and gone is not None and await gone():
+            for item in reversed(items):
+                tasks.requeue_front(item)
+            return []
+        return [tasks.start_attempt(item) for item in items]
+
+    def heartbeat(
+        self, executor: str, tokens: Sequence[str], running: int, capacity: int | None
+    ) -> list[str]:
+        """Renew ``executor``'s leases; return the tokens it no longer holds."""
+        return self._parts()[0].heartbeat(executor, tokens, running, capacity)
+
+    def apply_report(self, report: StatusReport) -> None:
+        """Apply one executor report; its error is raised."""
+        self._parts()[0].apply_report(report)
+
+    def apply_reports(self, reports: Sequence[StatusReport]) -> list[PpacerError | None]:
+        """Apply reports in order in one transaction; per report, None or its error."""
+        return self._parts()[0].update_statuses(reports)
+
+    def executors(self) -> list[ExecutorInfo]:
+        """Executors heard from, most recently seen first."""
+        return self.task_scheduler.executors_view() if self.task_scheduler is not None else []
+
+    def add_task_observer(self, observer: Callable[[TaskEvent], None]) -> None:
+        """Call ``observer`` (after the commit) with every task status change."""
+        self._parts()[0].observers.append(observer)
+
+    def stats(self) -> SchedulerStats:
+        """Queue lengths and counts, read from memory (cheap: no database)."""
+        tasks = self.task_scheduler
+        queue = self._queue
+        if tasks is None:
+            return SchedulerStats()
+        counts = tasks.stats()
+        return SchedulerStats(
+            ready=counts["ready"],
+            active_runs=counts["active_runs"],
+            queued_runs=counts["queued_runs"],
+            waiters=counts["waiters"],
+            leases=len(tasks.leases),
+            dag_run_queue=queue.qsize() if queue is not None else 0,
+            dag_run_queue_max=queue.maxsize if queue is not None else 0,
+        )
+
+
+def _shim_stop(tasks: TaskScheduler) -> None:  # TEMP
+    for state in tasks.active.values():
+        state.cancel_timers()

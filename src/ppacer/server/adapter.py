@@ -1,0 +1,174 @@
+"""The one adapter between HTTP and the API's handlers, driven by the route table.
+
+For each route of :data:`ppacer.api.routes.ROUTES` it reads the body (bounded
+by ``max_request_bytes``: past it a 413, read no further), parses it with the
+one strict JSON parser, validates body, query and path parameters with the
+route's models, calls the handler with a :class:`Call`, and serialises what
+the handler returns: an answer model, a wire dataclass (``to_json()``), a list
+of those, ``None`` (200 with an empty body, as the original answers) or a
+ready ``Response``. A :class:`~ppacer.errors.PpacerError` becomes its
+``http_status`` with the API's error shape; anything else is logged and a 500
+without a traceback. Validation and the error mapping are written only here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from ppacer.api.models import describe_validation_error, validation_detail
+from ppacer.api.routes import ROUTES, Route
+from ppacer.api.strictjson import JsonInputError, loads_strict
+from ppacer.errors import InvalidInputError, PpacerError
+
+__all__ = [
+    "Call",
+    "Handler",
+    "RequestTooLargeError",
+    "api_routes",
+    "error_response",
+    "http_error",
+]
+
+log = logging.getLogger("ppacer.scheduler")
+
+_B = TypeVar("_B")
+_Q = TypeVar("_Q")
+_P = TypeVar("_P")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[_B, _Q, _P]):
+    """A validated request: its body, query and path models (None where the route has none)."""
+
+    body: _B
+    query: _Q
+    path: _P
+    request: Request
+
+    @property
+    def actor(self) -> str:
+        """Who asks: the body's ``actor``, else the ``X-Ppacer-Actor`` header, else "api"."""
+        given = getattr(self.body, "actor", None)
+        return given or self.request.headers.get("x-ppacer-actor") or "api"
+
+    async def is_gone(self) -> bool:
+        """Whether the client hung up (a long poll that gave up while it waited)."""
+        return await self.request.is_disconnected()
+
+
+Handler = Callable[[Call[Any, Any, Any]], Awaitable[Any]]
+
+
+class RequestTooLargeError(PpacerError):
+    """The request body is larger than the scheduler accepts."""
+
+    http_status = 413
+
+
+def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
+    """The one error shape of the API: ``{"error": ..., "detail": ...}``."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods get the API's error shape too."""
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail)
+
+
+def api_routes(handlers: Mapping[str, Handler], max_request_bytes: int) -> list[StarletteRoute]:
+    """A Starlette route per route of the table, each calling its handler through the adapter.
+
+    Raises ``LookupError`` when a route of the table has no handler (or a
+    handler no route), so an incomplete app never starts.
+    """
+    missing = sorted(set(ROUTES) - set(handlers))
+    extra = sorted(set(handlers) - set(ROUTES))
+    if missing or extra:
+        raise LookupError(f"routes without a handler: {missing}; handlers without a route: {extra}")
+    return [
+        StarletteRoute(
+            route.path,
+            _endpoint(route, handlers[route.name], max_request_bytes),
+            methods=[route.method],
+            name=route.name,
+        )
+        for route in ROUTES.values()
+    ]
+
+
+def _endpoint(
+    route: Route, handler: Handler, max_request_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await _body(request, route.body, max_request_bytes) if route.body else None
+            query = _params(route.query, request.query_params) if route.query else None
+            path = _params(route.params, request.path_params) if route.params else None
+            result = await handler(Call(body, query, path, request))
+        except PpacerError as exc:
+            return error_response(exc.http_status, str(exc), getattr(exc, "detail", None))
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error_response(500, "internal error; see the scheduler's log")
+        return _serialise(result)
+
+    return endpoint
+
+
+async def _body(request: Request, model: type[_M], limit: int) -> _M:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"body: larger than the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"body: larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    try:
+        data = loads_strict(b"".join(chunks))
+    except JsonInputError as exc:
+        raise InvalidInputError(str(exc) if exc.field else f"body: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("body: expected a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
+
+
+def _params(model: type[_M], data: Mapping[str, Any]) -> _M:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return value.to_json()
+
+
+def _serialise(result: Any) -> Response:
+    if result is None:
+        return Response(status_code=200)
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, BaseModel):
+        return Response(result.model_dump_json(by_alias=True), media_type="application/json")
+    if isinstance(result, list):
+        return JSONResponse([_json(item) for item in result])
+    return JSONResponse(result.to_json())

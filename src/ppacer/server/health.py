@@ -1,0 +1,77 @@
+"""``GET /healthz``: 200 when the databases answer, the loops run and the event loop ticks.
+
+Otherwise 503 naming the failed check. It needs no token (orchestrators' probes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import Engine, text
+from starlette.responses import Response
+
+from ppacer.api.schemas import HealthOut
+from ppacer.dag.status import SchedulerState
+from ppacer.scheduler.core import SchedulerCore
+from ppacer.server.adapter import Call
+from ppacer.server.metrics import SchedulerMetrics
+
+__all__ = ["HealthCheck"]
+
+# The loop counts as stuck when the lag ticker has not run for this long, in seconds.
+_STUCK_AFTER_S = 10.0
+# Longest a health check waits for a database, in seconds.
+_DB_CHECK_TIMEOUT_S = 5.0
+
+
+async def _check_db(engine: Engine) -> str:
+    def ping() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), _DB_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {_DB_CHECK_TIMEOUT_S:g}s"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+class HealthCheck:
+    """The health of one scheduler (its loop's liveness comes from the metrics' ticker)."""
+
+    def __init__(self, scheduler: SchedulerCore, metrics: SchedulerMetrics) -> None:
+        self.scheduler = scheduler
+        self.metrics = metrics
+
+    async def endpoint(self, _call: Call[None, None, None]) -> Response:
+        """``GET /healthz``: every check by name; 503 if one failed."""
+        scheduler = self.scheduler
+        checks: dict[str, Any] = {"db": await _check_db(scheduler.engine)}
+        if scheduler.logs_engine is not None:
+            checks["logsDb"] = await _check_db(scheduler.logs_engine)
+        loops = scheduler.loop_health()
+        checks["loops"] = loops
+        stalled_s = time.monotonic() - self.metrics.last_tick
+        checks["eventLoop"] = (
+            "ok" if stalled_s < _STUCK_AFTER_S else f"no tick for {stalled_s:.1f}s"
+        )
+        checks["eventLoopLagS"] = round(self.metrics.last_lag_s, 6)
+        checks["state"] = str(scheduler.state)
+        healthy = (
+            checks["db"] == "ok"
+            and checks.get("logsDb", "ok") == "ok"
+            and bool(loops)
+            and all(v == "ok" for v in loops.values())
+            and checks["eventLoop"] == "ok"
+            and scheduler.state is SchedulerState.RUNNING
+        )
+        answer = HealthOut(status="ok" if healthy else "unhealthy", checks=checks)
+        return Response(
+            answer.model_dump_json(),
+            status_code=200 if healthy else 503,
+            media_type="application/json",
+        )
