@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import ValidationError
 
 from ppacer.api import schemas as s
-from ppacer.api.models import StatusReport, TaskToExec
+from ppacer.api.models import LogRecord, StatusReport, TaskToExec
 from ppacer.api.routes import ROUTES
 from ppacer.dag.status import SchedulerState, TaskStatus
 from ppacer.errors import (
@@ -61,7 +61,9 @@ class HttpAnswer:
 
 # Requests sent again, once, when a kept-alive connection turns out to be closed:
 # reads, and the reports and heartbeats the scheduler takes idempotently.
-_RESENDABLE = frozenset({"update_task_status", "update_task_statuses", "executor_heartbeat"})
+_RESENDABLE = frozenset(
+    {"update_task_status", "update_task_statuses", "executor_heartbeat", "ship_task_logs"}
+)
 # uvicorn closes a connection idle for 5 s; one idle this long is not reused.
 _MAX_IDLE_S = 4.0
 
@@ -294,6 +296,11 @@ class Client:
         else:
             error = task_error
         self.report(StatusReport.for_task(task, status, error, output=output, branch=branch))
+
+    def ship_logs(self, executor: str, records: list[LogRecord]) -> s.TaskLogsStoredOut:
+        """Ship task log records (``POST /dag/task/logs``); re-sent ones are stored once."""
+        body = {"executor": executor, "records": [r.to_json() for r in records]}
+        return self._answer(s.TaskLogsStoredOut, "ship_task_logs", json=body)
 
     def heartbeat(
         self,

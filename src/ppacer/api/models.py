@@ -21,9 +21,12 @@ __all__ = [
     "DagRunRestartInput",
     "DagRunTriggerInput",
     "HeartbeatInput",
+    "LogRecord",
+    "LogRecordInput",
     "StatusReport",
     "TaskActionInput",
     "TaskBatch",
+    "TaskLogsInput",
     "TaskMarkInput",
     "TaskStatusUpdate",
     "TaskStatusUpdates",
@@ -170,6 +173,39 @@ class StatusReport:
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One task log record shipped by an executor (``POST /dag/task/logs``).
+
+    ``seq`` numbers the records of one attempt from 0, so a record sent again
+    (its answer was lost) is stored once.
+    """
+
+    dag_id: str
+    exec_ts: str
+    task_id: str
+    retry: int
+    seq: int
+    insert_ts: str
+    level: str
+    message: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form."""
+        return {
+            "dagId": self.dag_id,
+            "execTs": self.exec_ts,
+            "taskId": self.task_id,
+            "retry": self.retry,
+            "seq": self.seq,
+            "insertTs": self.insert_ts,
+            "level": self.level,
+            "message": self.message,
+            "attributes": self.attributes,
+        }
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
@@ -206,6 +242,41 @@ class TaskStatusUpdate(_Input):
             self.output,
             self.branch,
         )
+
+
+class LogRecordInput(_Input):
+    """One record of ``POST /dag/task/logs``."""
+
+    dagId: str = Field(min_length=1)
+    execTs: str = Field(min_length=1)
+    taskId: str = Field(min_length=1)
+    retry: int = Field(ge=0)
+    seq: int = Field(ge=0, le=2**62)
+    insertTs: str = Field(min_length=1)
+    level: str = Field(min_length=1, max_length=20)
+    message: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    def to_record(self) -> LogRecord:
+        """The record, timestamps in stored form (a bad one is a 400 naming it)."""
+        return LogRecord(
+            self.dagId,
+            parse_exec_ts(self.execTs),
+            self.taskId,
+            self.retry,
+            self.seq,
+            parse_exec_ts(self.insertTs, "insertTs"),
+            self.level,
+            self.message,
+            self.attributes,
+        )
+
+
+class TaskLogsInput(_Input):
+    """``POST /dag/task/logs``: task log records an executor ships to the scheduler."""
+
+    executor: str = Field(min_length=1, max_length=200)
+    records: list[LogRecordInput] = Field(max_length=5000)
 
 
 class TaskStatusUpdates(_Input):

@@ -112,6 +112,17 @@ _ALL = (
         body=m.HeartbeatInput,
     ),
     Route(
+        "ship_task_logs",
+        "POST",
+        "/dag/task/logs",
+        "Store task log records an executor ships (each stored once, by attempt and seq)",
+        "executor",
+        answer=s.TaskLogsStoredOut,
+        body=m.TaskLogsInput,
+        errors=(400, 409),
+        description="409 when the scheduler keeps no logs DB.",
+    ),
+    Route(
         "pop_tasks",
         "GET",
         "/dag/task/pop/batch",

@@ -46,6 +46,7 @@ __all__ = [
     "PageQuery",
     "PopBatchQuery",
     "PopQuery",
+    "RejectedOut",
     "RestartOut",
     "RunEventListOut",
     "RunEventOut",
@@ -60,6 +61,7 @@ __all__ = [
     "TaskLogsOut",
     "TaskLogsPath",
     "TaskLogsQuery",
+    "TaskLogsStoredOut",
     "TaskMarkedOut",
     "TaskToExecOut",
     "TriggerOut",
@@ -246,6 +248,21 @@ class HeartbeatOut(Answer):
 
     lost: list[str]
     leaseTimeoutS: float
+
+
+class RejectedOut(Answer):
+    """An item of a batch that was refused, by its index in the batch."""
+
+    index: int
+    error: str
+
+
+class TaskLogsStoredOut(Answer):
+    """``POST /dag/task/logs``: records stored, re-sent copies skipped, records refused."""
+
+    stored: int
+    duplicates: int
+    rejected: list[RejectedOut]
 
 
 class TriggerOut(Answer):

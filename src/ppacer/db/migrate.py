@@ -103,7 +103,7 @@ LOGS_DB = History(
     name="logs",
     directory=_HERE / "logs",
     version_table=LOGS_VERSION_TABLE,
-    head="0001_baseline",
+    head="0002_log_seq",
     baseline_tables=frozenset({"tasklogs"}),
     models=logs_metadata,
 )

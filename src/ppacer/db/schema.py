@@ -253,6 +253,16 @@ tasklogs = Table(
     Column("Level", Text, nullable=False, comment="INFO, WARNING, ERROR, ..."),
     Column("Message", Text, nullable=False, comment="the formatted message"),
     Column("Attributes", Text, nullable=False, comment="JSON of the record's extra attributes"),
+    Column(
+        "Seq",
+        Integer,
+        nullable=True,
+        comment="the record's number within its attempt, from 0, for records shipped by "
+        "executors over the API (stored once: a re-sent record is a duplicate); NULL for "
+        "records a logging handler wrote straight into this table",
+    ),
     # No key on InsertTs: records in the same microsecond never collide (rowid orders them).
     Index("ix_tasklogs_attempt", "DagId", "ExecTs", "TaskId", "Retry"),
+    # NULLs never collide in a unique index, on SQLite and PostgreSQL alike.
+    Index("uq_tasklogs_attempt_seq", "DagId", "ExecTs", "TaskId", "Retry", "Seq", unique=True),
 )

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ppacer.db.schema import tasklogs
 from ppacer.gotime import timestamp_forms
 
-__all__ = ["TaskLogLine", "insert_task_logs", "read_task_log_lines"]
+__all__ = ["TaskLogLine", "insert_shipped_logs", "insert_task_logs", "read_task_log_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,21 @@ def insert_task_logs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(insert(tasklogs), list(rows))
 
 
+def insert_shipped_logs(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Store records shipped by executors (each with its ``Seq``); return how many were new.
+
+    A record whose attempt and ``Seq`` are stored already is a re-sent copy and is
+    skipped: delivered at least once, stored exactly once.
+    """
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        statement: Any = pg_insert(tasklogs).on_conflict_do_nothing()
+    else:
+        statement = sqlite_insert(tasklogs).on_conflict_do_nothing()
+    return max(0, conn.execute(statement, list(rows)).rowcount)
+
+
 def read_task_log_lines(
     conn: Connection,
     dag_id: str,
@@ -51,7 +68,8 @@ def read_task_log_lines(
 
     Live tails ask again with ``offset`` = the number of records they have shown.
     """
-    order: list[Any] = [tasklogs.c.InsertTs]
+    # Shipped records by their number (NULL for rows written straight into the table).
+    order: list[Any] = [tasklogs.c.Seq, tasklogs.c.InsertTs]
     if conn.dialect.name == "sqlite":
         # Records of the same microsecond keep their insertion order.
         order.append(literal_column("rowid"))

@@ -42,6 +42,8 @@ class Config:
     # serialised between schedulers). False: refuse an older schema and say which
     # command upgrades it (`ppacer db upgrade`); for deploys that migrate apart.
     upgrade_db: bool = True
+    # Longest task log message stored, in characters; a longer one is cut and says so.
+    max_log_message_chars: int = 64 * 1024
 
     def __post_init__(self) -> None:
         for name in ("max_pop_wait_s", "max_watch_sleep_s", "lease_timeout_s", "timeout_grace_s"):
@@ -53,6 +55,10 @@ class Config:
         if self.max_request_bytes < 1024:
             raise ValueError(
                 f"Config.max_request_bytes must be >= 1024, got {self.max_request_bytes}"
+            )
+        if self.max_log_message_chars < 100:
+            raise ValueError(
+                f"Config.max_log_message_chars must be >= 100, got {self.max_log_message_chars}"
             )
         if self.max_pop_wait_s < 0:
             raise ValueError(f"Config.max_pop_wait_s must be >= 0, got {self.max_pop_wait_s}")

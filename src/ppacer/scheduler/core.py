@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from ppacer.api.models import StatusReport, TaskToExec
+from ppacer.api.models import LogRecord, StatusReport, TaskToExec
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
@@ -34,6 +35,7 @@ from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.db.dags import sync_dags
 from ppacer.db.engine import open_logs_db, open_scheduler_db
+from ppacer.db.tasklogs import insert_shipped_logs
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import LogNotifier, Notifier
 from ppacer.scheduler.backfill import Backfiller
@@ -45,12 +47,22 @@ from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
 from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic
 from ppacer.version import __version__
 
-__all__ = ["SchedulerCore", "SchedulerStats"]
+__all__ = ["LogsStored", "SchedulerCore", "SchedulerStats"]
 
 log = logging.getLogger("ppacer.scheduler")
 
 #: Most queued runs started in one transaction.
 RUN_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class LogsStored:
+    """What became of a batch of shipped log records."""
+
+    stored: int
+    duplicates: int
+    # (index in the batch, why it was refused)
+    rejected: list[tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +440,49 @@ class SchedulerCore:
     def apply_reports(self, reports: Sequence[StatusReport]) -> list[PpacerError | None]:
         """Apply reports in order in one transaction; per report, None or its error."""
         return self._parts()[0].update_statuses(reports)
+
+    def store_task_logs(self, records: Sequence[LogRecord]) -> LogsStored:
+        """Store log records shipped by an executor; each once, by attempt and ``seq``.
+
+        Records of DAGs or runs the scheduler does not know are refused (by
+        index). Blocking: call it off the event loop.
+        """
+        if self.logs_engine is None:
+            raise ConflictError("this scheduler keeps no task logs (it has no logs DB)")
+        limit = self.config.max_log_message_chars
+        rejected: list[tuple[int, str]] = []
+        rows = []
+        runs: dict[tuple[str, str], bool] = {}
+        with self.engine.connect() as conn:
+            for i, r in enumerate(records):
+                if r.dag_id not in self.registry:
+                    rejected.append((i, f"dagId: unknown DAG {r.dag_id!r}"))
+                    continue
+                key = (r.dag_id, r.exec_ts)
+                if key not in runs:
+                    runs[key] = runs_db.read_dag_run_by_exec(conn, *key) is not None
+                if not runs[key]:
+                    rejected.append((i, f"execTs: DAG {r.dag_id!r} has no run at {r.exec_ts}"))
+                    continue
+                message = r.message
+                if len(message) > limit:
+                    message = f"{message[:limit]} [cut: {len(message) - limit} more characters]"
+                rows.append(
+                    {
+                        "DagId": r.dag_id,
+                        "ExecTs": r.exec_ts,
+                        "TaskId": r.task_id,
+                        "Retry": r.retry,
+                        "InsertTs": r.insert_ts,
+                        "Level": r.level,
+                        "Message": message,
+                        "Attributes": json.dumps(r.attributes, default=str),
+                        "Seq": r.seq,
+                    }
+                )
+        with self.logs_engine.begin() as conn:
+            stored = insert_shipped_logs(conn, rows)
+        return LogsStored(stored, len(rows) - stored, rejected)
 
     def executors(self) -> list[ExecutorInfo]:
         """Executors heard from, most recently seen first."""

@@ -9,6 +9,7 @@ presented by :mod:`ppacer.server.original`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -120,6 +121,24 @@ class ApiHandlers:
             else:
                 results.append(s.UpdateResultOut(status=error.http_status, error=str(error)))
         return s.BatchUpdateOut(results=results)
+
+    async def ship_task_logs(self, call: Call[m.TaskLogsInput, None, None]) -> s.TaskLogsStoredOut:
+        """``POST /dag/task/logs``: store the records (off the event loop)."""
+        records, bad = [], []
+        for i, record in enumerate(call.body.records):
+            try:
+                records.append(record.to_record())
+            except InvalidInputError as exc:
+                bad.append((i, f"records.{i}.{exc}"))
+        result = await asyncio.to_thread(self.scheduler.store_task_logs, records)
+        # Indexes of refused records are positions in ``records``: map them back.
+        kept = [i for i in range(len(call.body.records)) if i not in {j for j, _ in bad}]
+        rejected = bad + [(kept[j], why) for j, why in result.rejected]
+        return s.TaskLogsStoredOut(
+            stored=result.stored,
+            duplicates=result.duplicates,
+            rejected=[s.RejectedOut(index=i, error=why) for i, why in sorted(rejected)],
+        )
 
     async def executor_heartbeat(self, call: Call[m.HeartbeatInput, None, None]) -> s.HeartbeatOut:
         """``POST /executor/heartbeat``: the leases the executor no longer holds."""
