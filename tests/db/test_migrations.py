@@ -122,12 +122,20 @@ def _fill(scheduler: Engine, logs: Engine) -> None:
         conn.execute(text("INSERT INTO tasklogs VALUES (:a,:b,:c,:d,:e,:f,:g,'{}')"), logs_rows)
 
 
-def _snapshot(engine: Engine, tables: set[str]) -> dict[str, tuple[int, str]]:
-    """Per table: the row count and a checksum of the rows (old columns, sorted)."""
+def _columns(engine: Engine, tables: set[str]) -> dict[str, list[str]]:
+    """The columns each table has now (before an upgrade: the old columns)."""
+    found = inspect(engine)
+    return {t: [c["name"] for c in found.get_columns(t)] for t in sorted(tables)}
+
+
+def _snapshot(engine: Engine, columns: dict[str, list[str]]) -> dict[str, tuple[int, str]]:
+    """Per table: the row count and a checksum of the rows' ``columns`` (sorted rows)."""
     out = {}
     with engine.connect() as conn:
-        for table in sorted(tables):
-            rows = sorted(repr(tuple(r)) for r in conn.execute(text(f'SELECT * FROM "{table}"')))
+        for table, names in columns.items():
+            listed = ", ".join(f'"{n}"' for n in names)
+            result = conn.execute(text(f'SELECT {listed} FROM "{table}"'))
+            rows = sorted(repr(tuple(r)) for r in result)
             out[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
     return out
 
@@ -157,22 +165,24 @@ def test_a_legacy_database_upgrades_with_every_row_kept(legacy: tuple[str, str])
     sched_engine, logs_engine = create_engine(database_url(db)), create_engine(database_url(logs))
     assert read_state(sched_engine, SCHEDULER_DB).kind == "legacy"
     assert read_state(logs_engine, LOGS_DB).kind == "legacy"
-    before = _snapshot(sched_engine, set(SCHEDULER_DB.baseline_tables))
-    logs_before = _snapshot(logs_engine, {"tasklogs"})
+    old_columns = _columns(sched_engine, set(SCHEDULER_DB.baseline_tables))
+    old_log_columns = _columns(logs_engine, {"tasklogs"})
+    before = _snapshot(sched_engine, old_columns)
+    logs_before = _snapshot(logs_engine, old_log_columns)
     assert before["dagruns"][0] == RUNS and before["dagruntasks"][0] == 2 * RUNS
     assert before["dagruntaskerrors"][0] == RUNS // 7 and logs_before["tasklogs"][0] == RUNS
 
     first, after_state = upgrade(sched_engine, SCHEDULER_DB)
     upgrade(logs_engine, LOGS_DB)
     assert first.kind == "legacy" and after_state.is_current
-    assert _snapshot(sched_engine, set(SCHEDULER_DB.baseline_tables)) == before
-    assert _snapshot(logs_engine, {"tasklogs"}) == logs_before
+    assert _snapshot(sched_engine, old_columns) == before
+    assert _snapshot(logs_engine, old_log_columns) == logs_before
     assert schema_drift(sched_engine, SCHEDULER_DB) == []
     assert schema_drift(logs_engine, LOGS_DB) == []
     # Safe to repeat: nothing changes.
     again, _ = upgrade(sched_engine, SCHEDULER_DB)
     assert again.is_current
-    assert _snapshot(sched_engine, set(SCHEDULER_DB.baseline_tables)) == before
+    assert _snapshot(sched_engine, old_columns) == before
     sched_engine.dispose()
     logs_engine.dispose()
 
