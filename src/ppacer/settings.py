@@ -83,7 +83,8 @@ class Settings:
 
     # Scheduler database: a SQLite file path or a postgresql:// URL.
     db: str = "scheduler.db"
-    # Task logs database: a SQLite file path or a postgresql:// URL.
+    # Task logs database: a SQLite file path or a postgresql:// URL. Not set with a
+    # PostgreSQL `db`: the same database (executors ship their logs to the scheduler).
     logs_db: str = "logs.db"
     # Address the scheduler's HTTP server binds to.
     host: str = "127.0.0.1"
@@ -346,6 +347,10 @@ def load_settings(
         flag = "--" + name.split(".")[-1].replace("_", "-")
         values[name] = _coerce(_BY_NAME[name], value, f"flag {flag}")
         sources[name] = f"flag {flag}"
+    if sources["logs_db"] == "default" and values["db"].startswith(("postgresql", "postgres://")):
+        # One PostgreSQL database holds both: nothing to set up for the logs.
+        values["logs_db"] = values["db"]
+        sources["logs_db"] = f"same as db ({sources['db']})"
     _check(values, sources)
     try:
         settings = _build(Settings, values)

@@ -160,3 +160,13 @@ def test_url_defaults_from_host_and_port():
     assert wide.scheduler_url == "http://127.0.0.1:9321"
     given = load_settings(env={"PPACER_URL": "http://sched:1/"})[0]
     assert given.scheduler_url == "http://sched:1"
+
+
+def test_a_postgresql_db_keeps_the_logs_in_the_same_database_unless_told_otherwise():
+    url = "postgresql://ppacer:pw@db:5432/ppacer"
+    settings, rows = load_settings(env={"PPACER_DB": url})
+    assert settings.logs_db == url
+    assert {r.key: r.source for r in rows}["logs_db"] == "same as db (env PPACER_DB)"
+    apart, _ = load_settings(env={"PPACER_DB": url, "PPACER_LOGS_DB": "logs.db"})
+    assert apart.logs_db == "logs.db"
+    assert load_settings(env={"PPACER_DB": "s.db"})[0].logs_db == "logs.db"  # SQLite: a file
