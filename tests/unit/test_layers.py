@@ -45,6 +45,7 @@ LAYERS = {
 }
 #: Imports between parts of one layer that are allowed (all others are not).
 SIDEWAYS = {
+    ("gotime", "timeutils"),  # the original's forms of our stored timestamps
     ("tasklog", "db"),  # the logs-DB handler writes through the table's module
     ("local", "app"),  # the one-process runner runs the composition root's scheduler
 }

@@ -16,10 +16,12 @@ from ppacer.errors import InvalidInputError
 from ppacer.timeutils import format_ts, parse_ts
 
 __all__ = [
+    "PROTOCOL_VERSION",
     "BackfillInput",
     "DagInput",
     "DagRunRestartInput",
     "DagRunTriggerInput",
+    "ExecutorRegistration",
     "HeartbeatInput",
     "LogRecord",
     "LogRecordInput",
@@ -292,6 +294,27 @@ class HeartbeatInput(_Input):
     leases: list[str] = Field(default_factory=list)
     running: int = Field(default=0, ge=0)
     capacity: int | None = Field(default=None, ge=1)
+
+
+#: Version of this API beyond the original protocol (the original's clients speak 1).
+PROTOCOL_VERSION = 2
+
+
+class ExecutorRegistration(_Input):
+    """``POST /executor/register``: who an executor is and what it can run.
+
+    An executor that registers is handed only attempts of its ``queues`` whose
+    code version it has (``versions``: DAG id -> task id -> code version, see
+    ``ppacer.dag.task.task_code_version``). One that never registers (the
+    original's executor, say) gets "default"-queue attempts of any version.
+    """
+
+    executor: str = Field(min_length=1, max_length=200)
+    queues: list[str] = Field(default_factory=lambda: ["default"], min_length=1, max_length=100)
+    versions: dict[str, dict[str, str]] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    ppacerVersion: str | None = Field(default=None, max_length=100)
+    protocolVersion: int = Field(default=PROTOCOL_VERSION, ge=1)
 
 
 class DagRunTriggerInput(_Input):

@@ -103,6 +103,17 @@ _ALL = (
     Route("state", "GET", "/state", "The scheduler's state", "scheduler", s.StateOut, errors=()),
     # Extensions over the original protocol.
     Route(
+        "register_executor",
+        "POST",
+        "/executor/register",
+        "An executor says which queues it serves and which code versions it has",
+        "executor",
+        answer=s.RegistrationOut,
+        body=m.ExecutorRegistration,
+        errors=(400, 409),
+        description="409 when the executor speaks a protocol version this scheduler lacks.",
+    ),
+    Route(
         "executor_heartbeat",
         "POST",
         "/executor/heartbeat",

@@ -46,6 +46,7 @@ __all__ = [
     "PageQuery",
     "PopBatchQuery",
     "PopQuery",
+    "RegistrationOut",
     "RejectedOut",
     "RestartOut",
     "RunEventListOut",
@@ -241,6 +242,19 @@ class BatchUpdateOut(Answer):
     """``POST /dag/task/update/batch``: one result per report, in order."""
 
     results: list[UpdateResultOut]
+
+
+class RegistrationOut(Answer):
+    """``POST /executor/register``: the scheduler's terms."""
+
+    executor: str
+    schedulerVersion: str
+    protocolVersion: int
+    leaseTimeoutS: float = Field(description="heartbeat each lease within this many seconds")
+    maxPopWaitS: float = Field(description="the longest long poll the scheduler grants")
+    # What the scheduler's DAGs need that this executor lacks, by "dagId/taskId".
+    missingTasks: list[str] = Field(default_factory=list)
+    mismatchedTasks: list[str] = Field(default_factory=list)
 
 
 class HeartbeatOut(Answer):

@@ -13,7 +13,14 @@ from datetime import datetime
 from ppacer.dag.cron import CronSchedule
 from ppacer.dag.schedule import Schedule
 from ppacer.dag.status import TriggerRule
-from ppacer.dag.task import DEFAULT_TASK_CONFIG, Task, TaskConfig, task_source, task_type_name
+from ppacer.dag.task import (
+    DEFAULT_TASK_CONFIG,
+    Task,
+    TaskConfig,
+    task_code_version,
+    task_source,
+    task_type_name,
+)
 from ppacer.errors import DagValidationError, DuplicateDagError, PpacerError
 
 __all__ = ["Dag", "DagAttributes", "Node", "Registry", "TaskInfo", "collecting_errors"]
@@ -165,6 +172,8 @@ class TaskInfo:
     # The node's own config, else the DAG's default_config, else the default.
     config: TaskConfig = DEFAULT_TASK_CONFIG
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    # What an executor must have to run it (see ppacer.dag.task.task_code_version).
+    code_version: str = ""
 
     @property
     def task(self) -> Task:
@@ -192,6 +201,7 @@ class Dag:
         tags: Iterable[str] = (),
         max_active_runs: int = 16,
         description: str = "",
+        version: str | None = None,
         tz: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -214,6 +224,8 @@ class Dag:
         # Config of the nodes that have none of their own (timeouts, retries, isolation...).
         self.default_config = default_config if default_config is not None else DEFAULT_TASK_CONFIG
         self.description = description
+        # An explicit version of the DAG's code: part of every task's code version.
+        self.version = version
         self._tasks: dict[str, TaskInfo] | None = None
 
     def add_schedule(
@@ -439,8 +451,11 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
             children=tuple(dict.fromkeys(c.task.id() for c in nodes[tid].children)),
             depth=depth[tid],
             width=width[tid],
-            config=nodes[tid].own_config or dag.default_config,
+            config=(config := nodes[tid].own_config or dag.default_config),
             trigger_rule=nodes[tid].trigger_rule,
+            code_version=task_code_version(
+                task_source(nodes[tid].task), config.version, dag.version
+            ),
         )
         for tid in ordered
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -25,6 +26,7 @@ __all__ = [
     "TaskLogger",
     "is_async_task",
     "task",
+    "task_code_version",
     "task_logger",
     "task_source",
     "task_type_name",
@@ -137,6 +139,17 @@ def task_source(t: Task) -> str:
     return source
 
 
+def task_code_version(source: str, task_version: str | None, dag_version: str | None) -> str:
+    """The identity of a task's code: what an executor must have to run an attempt of it.
+
+    A hash of the source of ``execute`` (or the wrapped function) and of the
+    explicit versions of the task and its DAG, if given: only what those cover
+    counts, so a change in a helper module needs a new explicit version.
+    """
+    text = f"{source}\0{task_version or ''}\0{dag_version or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 # Sources by function object: many tasks share one class, and getsource is slow.
 _source_cache: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -187,6 +200,13 @@ class TaskConfig:
     send_alert_on_retry: bool = False
     # Notify when the task fails for good.
     send_alert_on_failure: bool = True
+    # Which executors run it: only those serving this queue (``ppacer executor
+    # --queue gpu``); executors that name no queue serve "default".
+    queue: str = "default"
+    # An explicit version of the task's code, for changes the source hash of
+    # ``execute`` does not see (helper modules, data files, libraries). Part of
+    # the task's code version (see ``task_code_version``).
+    version: str | None = None
     # The same durations as seconds or a ``timedelta``, by their plain names:
     # ``TaskConfig(timeout=timedelta(minutes=5), retry_delay=30)``.
     timeout: InitVar[float | timedelta | None] = None
@@ -227,6 +247,10 @@ class TaskConfig:
             raise ValueError(
                 f"TaskConfig.max_retry_delay_s must be >= 0, got {self.max_retry_delay_s}"
             )
+        if not isinstance(self.queue, str) or not self.queue.strip():
+            raise ValueError(f"TaskConfig.queue must be a non-empty name, got {self.queue!r}")
+        if self.version is not None and (not isinstance(self.version, str) or not self.version):
+            raise ValueError(f"TaskConfig.version must be a non-empty string, got {self.version!r}")
         if self.isolation not in _ISOLATIONS:
             raise ValueError(
                 f"TaskConfig.isolation must be one of {', '.join(_ISOLATIONS)}, "
@@ -256,21 +280,27 @@ class TaskConfig:
         return delay
 
     def to_json(self) -> str:
-        """Return the JSON stored in the database (the original's field names, then ours)."""
-        return json.dumps(
-            {
-                "timeoutSeconds": float(self.timeout_s),
-                "retries": self.retries,
-                "retriesDelaySeconds": self.retry_delay_s,
-                "retryBackoff": self.retry_backoff,
-                "maxRetryDelaySeconds": self.max_retry_delay_s,
-                "priority": self.priority,
-                "isolation": self.isolation,
-                "sendAlertOnRetry": self.send_alert_on_retry,
-                "sendAlertOnFailure": self.send_alert_on_failure,
-            },
-            sort_keys=True,
-        )
+        """Return the JSON stored in the database (the original's field names, then ours).
+
+        ``queue`` and ``version`` appear only when set, so DAGs that use neither
+        keep the config (and task hashes) they had.
+        """
+        data: dict[str, Any] = {
+            "timeoutSeconds": float(self.timeout_s),
+            "retries": self.retries,
+            "retriesDelaySeconds": self.retry_delay_s,
+            "retryBackoff": self.retry_backoff,
+            "maxRetryDelaySeconds": self.max_retry_delay_s,
+            "priority": self.priority,
+            "isolation": self.isolation,
+            "sendAlertOnRetry": self.send_alert_on_retry,
+            "sendAlertOnFailure": self.send_alert_on_failure,
+        }
+        if self.queue != "default":
+            data["queue"] = self.queue
+        if self.version is not None:
+            data["version"] = self.version
+        return json.dumps(data, sort_keys=True)
 
 
 DEFAULT_TASK_CONFIG = TaskConfig()

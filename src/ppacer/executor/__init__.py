@@ -1,1 +1,1 @@
-"""The executor and the scheduler's HTTP client."""
+"""The executor: poll loop (executor), workers, runner, reporter and supervisor."""

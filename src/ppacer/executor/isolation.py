@@ -11,56 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import multiprocessing
 import os
 import signal
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ppacer.dag.task import Task, TaskContext
+from ppacer.dag.task import Task, TaskContext, TaskLogger
+from ppacer.executor.outcome import Outcome, failure_of, outcome_of
 from ppacer.timeutils import monotonic
 
-__all__ = ["Outcome", "outcome_of", "run_in_child"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How an attempt ended: SUCCESS with an output and a branch, or an error text."""
-
-    error: str | None = None
-    output: Any = None
-    branch: list[str] | None = None
-    # The error is already in the task's log (with its traceback).
-    logged: bool = False
-
-
-def outcome_of(result: object) -> Outcome:
-    """Turn what ``execute`` returned into an :class:`Outcome` (checking it is JSON)."""
-    from ppacer.dag.task import MAX_OUTPUT_BYTES, Branch
-
-    branch = None
-    if isinstance(result, Branch):
-        branch, result = list(result.follow), result.value
-    if result is None:
-        return Outcome(branch=branch)
-    try:
-        text = json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return Outcome(
-            error=f"OutputError: the returned {type(result).__name__} is not JSON-serialisable: "
-            f"{exc}"
-        )
-    if len(text.encode()) > MAX_OUTPUT_BYTES:
-        return Outcome(
-            error=f"OutputError: the returned value is {len(text.encode())} bytes of JSON; "
-            f"the limit is {MAX_OUTPUT_BYTES} (store big data elsewhere and return a reference)"
-        )
-    return Outcome(output=json.loads(text), branch=branch)
+__all__ = ["run_in_child"]
 
 
 class _PipeHandler(logging.Handler):
@@ -77,20 +41,18 @@ class _PipeHandler(logging.Handler):
 
 
 def _child_main(task: Task, ctx_fields: dict[str, Any], conn: Connection) -> None:
-    from ppacer.dag.task import TaskLogger
-
     # A logger of its own, outside the inherited hierarchy: records go up the pipe only.
     logger = logging.Logger("ppacer.task")
     logger.addHandler(_PipeHandler(conn))
-    ctx = TaskContext(logger=TaskLogger(logger, {}), **ctx_fields)
+    task_log = TaskLogger(logger, {})
+    ctx = TaskContext(logger=task_log, **ctx_fields)
     try:
         result: Any = task.execute(ctx)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
         outcome = outcome_of(result)
     except BaseException as exc:
-        logger.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
-        outcome = Outcome(error=f"{type(exc).__name__}: {exc}", logged=True)
+        outcome = failure_of(exc, task_log)
     conn.send(("result", outcome.error, outcome.output, outcome.branch, outcome.logged))
     conn.close()
 

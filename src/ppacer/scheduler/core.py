@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from ppacer.api.models import LogRecord, StatusReport, TaskToExec
+from ppacer.api.models import (
+    PROTOCOL_VERSION,
+    ExecutorRegistration,
+    LogRecord,
+    StatusReport,
+    TaskToExec,
+)
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
@@ -47,12 +53,20 @@ from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
 from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic
 from ppacer.version import __version__
 
-__all__ = ["LogsStored", "SchedulerCore", "SchedulerStats"]
+__all__ = ["LogsStored", "Registered", "SchedulerCore", "SchedulerStats"]
 
 log = logging.getLogger("ppacer.scheduler")
 
 #: Most queued runs started in one transaction.
 RUN_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What an executor's registration found: tasks it lacks, tasks it has other code for."""
+
+    missing: list[str]
+    mismatched: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +130,8 @@ class SchedulerCore:
         self._queue: asyncio.Queue[NewDagRun] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Executors' registrations (queues served, code versions), by name.
+        self.registrations: dict[str, ExecutorRegistration] = {}
 
     @property
     def state(self) -> SchedulerState:
@@ -426,6 +442,32 @@ class SchedulerCore:
                 tasks.requeue_front(item)
             return []
         return [tasks.start_attempt(item) for item in items]
+
+    def register_executor(self, registration: ExecutorRegistration) -> Registered:
+        """Record what an executor serves and has; say what of the registry it lacks."""
+        if registration.protocolVersion > PROTOCOL_VERSION:
+            raise ConflictError(
+                f"protocolVersion: the executor speaks protocol {registration.protocolVersion}, "
+                f"this scheduler ({self.version}) protocol {PROTOCOL_VERSION}: upgrade the "
+                "scheduler"
+            )
+        self.registrations[registration.executor] = registration
+        missing, mismatched = [], []
+        for dag in self.registry.values():
+            have = registration.versions.get(dag.id, {})
+            for info in dag.tasks.values():
+                if info.task_id not in have:
+                    missing.append(f"{dag.id}/{info.task_id}")
+                elif have[info.task_id] != info.code_version:
+                    mismatched.append(f"{dag.id}/{info.task_id}")
+        if mismatched:
+            log.warning(
+                "executor %s has other code for %d task(s), e.g. %s: it is not handed those",
+                registration.executor,
+                len(mismatched),
+                mismatched[0],
+            )
+        return Registered(missing, mismatched)
 
     def heartbeat(
         self, executor: str, tokens: Sequence[str], running: int, capacity: int | None

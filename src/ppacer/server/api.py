@@ -140,6 +140,22 @@ class ApiHandlers:
             rejected=[s.RejectedOut(index=i, error=why) for i, why in sorted(rejected)],
         )
 
+    async def register_executor(
+        self, call: Call[m.ExecutorRegistration, None, None]
+    ) -> s.RegistrationOut:
+        """``POST /executor/register``: the scheduler's terms, and what the executor lacks."""
+        found = self.scheduler.register_executor(call.body)
+        config = self.scheduler.config
+        return s.RegistrationOut(
+            executor=call.body.executor,
+            schedulerVersion=self.scheduler.version,
+            protocolVersion=m.PROTOCOL_VERSION,
+            leaseTimeoutS=config.lease_timeout_s,
+            maxPopWaitS=config.max_pop_wait_s,
+            missingTasks=found.missing,
+            mismatchedTasks=found.mismatched,
+        )
+
     async def executor_heartbeat(self, call: Call[m.HeartbeatInput, None, None]) -> s.HeartbeatOut:
         """``POST /executor/heartbeat``: the leases the executor no longer holds."""
         b = call.body
