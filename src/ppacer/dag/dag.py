@@ -362,6 +362,8 @@ class Dag:
                 ).encode()
             )
             digest.update(b"\x1e")
+        if self.version is not None:  # only when set: unversioned DAGs keep their hashes
+            digest.update(f"version={self.version}".encode())
         return digest.hexdigest()
 
     def __repr__(self) -> str:

@@ -59,6 +59,7 @@ def _task_rows(dag: Dag, now: str, version: str) -> dict[str, dict[str, object]]
             "TaskConfig": info.config.to_json(),
             "TaskBodyHash": hashlib.sha256(source.encode()).hexdigest(),
             "TaskBodySource": source,
+            "CodeVersion": info.code_version,
         }
     return rows
 
@@ -134,7 +135,12 @@ def _sync_tasks(conn: Connection, dag: Dag, now: str, version: str) -> tuple[int
     fresh = []
     for tid, values in wanted.items():
         old = current.get(tid)
-        if old is not None and all(getattr(old, col) == values[col] for col in _COMPARED):
+        if (
+            old is not None
+            and all(getattr(old, col) == values[col] for col in _COMPARED)
+            # Rows stored before code versions were recorded have none: not a change.
+            and old.CodeVersion in (None, values["CodeVersion"])
+        ):
             continue
         if old is not None:
             retire.append(tid)

@@ -78,7 +78,7 @@ SCHEDULER_DB = History(
     name="scheduler",
     directory=_HERE / "scheduler",
     version_table=SCHEDULER_VERSION_TABLE,
-    head="0001_baseline",
+    head="0002_attempt_executor",
     baseline_tables=frozenset(
         {
             "dags",

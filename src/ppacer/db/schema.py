@@ -89,6 +89,13 @@ dagtasks = Table(
     Column("TaskConfig", Text, nullable=False, comment="JSON task config (timeout, retries, ...)"),
     Column("TaskBodyHash", Text, nullable=False, comment="sha256 of TaskBodySource"),
     Column("TaskBodySource", Text, nullable=False, comment="source code of the task's execute"),
+    Column(
+        "CodeVersion",
+        Text,
+        nullable=True,
+        comment="what an executor must have to run the task: hash of the source and the "
+        "explicit task and DAG versions (NULL for rows stored before ppacer recorded it)",
+    ),
     # Many versions of one task may exist; only one is current.
     Index("ix_dagtasks_dag_task", "DagId", "TaskId", "IsCurrent"),
 )
@@ -119,6 +126,27 @@ dagruntasks = Table(
     Column("Status", Text, nullable=False, comment="TaskStatus"),
     Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
     Column("Version", Text, nullable=False, comment="ppacer version"),
+    Column(
+        "StartTs",
+        Text,
+        nullable=True,
+        comment="when an executor took the attempt (InsertTs: when it was queued); NULL: "
+        "never handed out",
+    ),
+    Column(
+        "Executor",
+        Text,
+        nullable=True,
+        comment="the executor that ran the attempt (NULL: not handed out, or a client that "
+        "did not name itself)",
+    ),
+    Column(
+        "CodeVersion",
+        Text,
+        nullable=True,
+        comment="the task's code version the attempt ran (NULL: unknown, an executor that "
+        "announced no versions)",
+    ),
     PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
     Index("ix_dagruntasks_status", "Status"),
 )
