@@ -500,9 +500,19 @@ class TaskAttemptOut(Answer):
     taskId: str
     retry: int
     status: str
-    insertTs: str | None
+    insertTs: str | None = Field(description="when the attempt was scheduled (queued)")
     statusUpdateTs: str | None
     error: str | None
+    startTs: str | None = Field(
+        default=None, description="when an executor took it (the queue wait ends, the run begins)"
+    )
+    executor: str | None = Field(default=None, description="the executor that ran it")
+    codeVersion: str | None = Field(
+        default=None, description="the task's code version it ran (null: unknown)"
+    )
+    waitingReason: str | None = Field(
+        default=None, description="why no connected executor may take it (a queued attempt)"
+    )
 
 
 class DagRunDetailsOut(DagRunOut):
@@ -595,6 +605,10 @@ class ExecutorOut(Answer):
     running: int
     capacity: int | None
     leases: int
+    queues: list[str] = Field(default_factory=lambda: ["default"])
+    labels: dict[str, str] = Field(default_factory=dict)
+    registered: bool = Field(default=False, description="it announced its queues and code versions")
+    ppacerVersion: str | None = None
 
 
 class ExecutorListOut(PageOut):

@@ -16,6 +16,7 @@ __all__ = [
     "DagRunTaskRow",
     "FailedAttempt",
     "RunningAttempt",
+    "Started",
     "count_tasks_by_run",
     "count_tasks_by_status",
     "insert_dag_run_tasks",
@@ -28,7 +29,7 @@ __all__ = [
     "read_task_errors",
     "read_task_outputs",
     "update_dag_run_task_status",
-    "update_dag_run_task_statuses",
+    "update_dag_run_tasks_started",
 ]
 
 
@@ -44,6 +45,10 @@ class DagRunTaskRow:
     status: TaskStatus
     status_update_ts: str
     version: str
+    # When an executor took it (None: never handed out), which one, and the code it ran.
+    start_ts: str | None = None
+    executor: str | None = None
+    code_version: str | None = None
 
 
 def _row(r: Row[Any]) -> DagRunTaskRow:
@@ -56,6 +61,9 @@ def _row(r: Row[Any]) -> DagRunTaskRow:
         TaskStatus(r.Status),
         r.StatusUpdateTs,
         r.Version,
+        r.StartTs,
+        r.Executor,
+        r.CodeVersion,
     )
 
 
@@ -101,6 +109,47 @@ _UPDATE_STATUS = (
     )
     .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
 )
+# The same, with how the attempt started (written with its first status after hand-out).
+_UPDATE_STARTED = _UPDATE_STATUS.values(
+    StartTs=bindparam("v_start"),
+    Executor=bindparam("v_executor"),
+    CodeVersion=bindparam("v_code"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """How an attempt started: when it was handed out, to whom, with which code."""
+
+    start_ts: str
+    # None: a client that did not name itself.
+    executor: str | None
+    # None: an executor that announced no code versions.
+    code_version: str | None
+
+
+def _status_params(
+    dag_id: str,
+    exec_ts: str,
+    task_id: str,
+    retry: int,
+    status: TaskStatus,
+    now: str,
+    started: Started | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "k_dag": dag_id,
+        "k_exec": exec_ts,
+        "k_task": task_id,
+        "k_retry": retry,
+        "v_status": str(status),
+        "v_ts": now,
+    }
+    if started is not None:
+        params["v_start"] = started.start_ts
+        params["v_executor"] = started.executor
+        params["v_code"] = started.code_version
+    return params
 
 
 def update_dag_run_task_status(
@@ -111,42 +160,23 @@ def update_dag_run_task_status(
     retry: int,
     status: TaskStatus,
     now: str,
+    started: Started | None = None,
 ) -> int:
-    """Set an attempt's status; return the number of rows changed (0: no such attempt)."""
-    result = conn.execute(
-        _UPDATE_STATUS,
-        {
-            "k_dag": dag_id,
-            "k_exec": exec_ts,
-            "k_task": task_id,
-            "k_retry": retry,
-            "v_status": str(status),
-            "v_ts": now,
-        },
-    )
+    """Set an attempt's status (and how it started); return the rows changed (0: none such)."""
+    params = _status_params(dag_id, exec_ts, task_id, retry, status, now, started)
+    result = conn.execute(_UPDATE_STARTED if started is not None else _UPDATE_STATUS, params)
     return int(result.rowcount)
 
 
-def update_dag_run_task_statuses(
-    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str]]
+def update_dag_run_tasks_started(
+    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str, Started]]
 ) -> None:
-    """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
-    if not changes:
-        return
-    conn.execute(
-        _UPDATE_STATUS,
-        [
-            {
-                "k_dag": d,
-                "k_exec": e,
-                "k_task": t,
-                "k_retry": r,
-                "v_status": str(st),
-                "v_ts": ts,
-            }
-            for d, e, t, r, st, ts in changes
-        ],
-    )
+    """Set many handed-out attempts' statuses and starts at once.
+
+    Each change is ``(dag_id, exec_ts, task_id, retry, status, now, started)``.
+    """
+    if changes:
+        conn.execute(_UPDATE_STARTED, [_status_params(*change) for change in changes])
 
 
 def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ppacer.api.models import (
-    PROTOCOL_VERSION,
     ExecutorRegistration,
     LogRecord,
     StatusReport,
@@ -39,44 +37,24 @@ from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
-from ppacer.db.dags import sync_dags
 from ppacer.db.engine import open_logs_db, open_scheduler_db
-from ppacer.db.tasklogs import insert_shipped_logs
 from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
 from ppacer.notify import LogNotifier, Notifier
+from ppacer.scheduler import executors
 from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
+from ppacer.scheduler.executors import LogsStored, Registered
 from ppacer.scheduler.leases import ExecutorInfo
 from ppacer.scheduler.reads import Reads
+from ppacer.scheduler.startup import consume_runs, recover_runs, sync_registry
 from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
-from ppacer.timeutils import Clock, SystemClock, format_ts, monotonic
+from ppacer.timeutils import Clock, SystemClock, format_ts
 from ppacer.version import __version__
 
-__all__ = ["LogsStored", "Registered", "SchedulerCore", "SchedulerStats"]
+__all__ = ["SchedulerCore", "SchedulerStats"]
 
 log = logging.getLogger("ppacer.scheduler")
-
-#: Most queued runs started in one transaction.
-RUN_BATCH = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Registered:
-    """What an executor's registration found: tasks it lacks, tasks it has other code for."""
-
-    missing: list[str]
-    mismatched: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class LogsStored:
-    """What became of a batch of shipped log records."""
-
-    stored: int
-    duplicates: int
-    # (index in the batch, why it was refused)
-    rejected: list[tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +108,6 @@ class SchedulerCore:
         self._queue: asyncio.Queue[NewDagRun] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Executors' registrations (queues served, code versions), by name.
-        self.registrations: dict[str, ExecutorRegistration] = {}
 
     @property
     def state(self) -> SchedulerState:
@@ -152,25 +128,8 @@ class SchedulerCore:
         if not isinstance(registry, Registry):
             registry = Registry(registry)
         self.registry = registry
-        for dag in registry.values():
-            # Cron schedules without a zone of their own use the scheduler's timezone.
-            with_default_tz = getattr(dag.schedule, "with_default_tz", None)
-            if callable(with_default_tz):
-                dag.schedule = with_default_tz(self.config.timezone)
         self._state = SchedulerState.SYNCHRONIZING
-        started = monotonic()
-        log.info("Start syncing DAG registry with dags and dagtasks tables")
-        with self.engine.begin() as conn:
-            result = sync_dags(conn, registry.values(), format_ts(self.clock.now()), self.version)
-        log.info(
-            "Finished syncing DAG registry with dags and dagtasks tables duration=%.3fms "
-            "dagsInserted=%d dagsUpdated=%d tasksInserted=%d tasksRetired=%d",
-            (monotonic() - started) * 1000,
-            result.dags_inserted,
-            result.dags_updated,
-            result.tasks_inserted,
-            result.tasks_retired,
-        )
+        sync_registry(self.engine, registry, self.clock, self.version, self.config.timezone)
         tasks = TaskScheduler(
             self.engine,
             registry,
@@ -181,15 +140,7 @@ class SchedulerCore:
             timeout_grace_s=self.config.timeout_grace_s,
         )
         self.task_scheduler = tasks
-        with tasks.transaction() as conn:
-            unfinished = runs_db.read_unfinished_dag_runs(conn)
-            for row in unfinished:
-                if row.status is DagRunStatus.READY_TO_SCHEDULE:
-                    tasks.submit(conn, row)
-                else:
-                    tasks.load_run(conn, row)
-        if unfinished:
-            log.info("recovered %d unfinished DAG runs", len(unfinished))
+        recover_runs(tasks)
         watcher = DagRunWatcher(
             self.engine,
             registry,
@@ -220,7 +171,7 @@ class SchedulerCore:
         tasks.start_timers(self._loop)
         self._loops = [
             asyncio.create_task(watcher.run(), name="ppacer-dagrun-watcher"),
-            asyncio.create_task(self._consume_runs(), name="ppacer-task-scheduler"),
+            asyncio.create_task(consume_runs(watcher.queue, tasks), name="ppacer-task-scheduler"),
             asyncio.create_task(backfiller.run(), name="ppacer-backfiller"),
         ]
         self._state = SchedulerState.RUNNING
@@ -232,7 +183,7 @@ class SchedulerCore:
             for loop_task in self._loops:
                 loop_task.cancel()
             await asyncio.gather(*self._loops, return_exceptions=True)
-            _shim_stop(tasks)  # TEMP until the task scheduler split lands
+            tasks.stop()
             self._state = SchedulerState.STOPPED
             log.info("scheduler stopped")
 
@@ -271,43 +222,6 @@ class SchedulerCore:
         if self.task_scheduler is None or self.watcher is None or self.backfiller is None:
             raise PpacerError("scheduler not started")
         return self.task_scheduler, self.watcher, self.backfiller
-
-    async def _consume_runs(self) -> None:
-        """Start the runs put on the queue; whatever is queued at once starts in one transaction."""
-        assert self._queue is not None
-        while True:
-            runs = [await self._queue.get()]
-            while len(runs) < RUN_BATCH and not self._queue.empty():
-                runs.append(self._queue.get_nowait())
-            try:
-                self._start_runs(runs)
-            except Exception:
-                if len(runs) == 1:
-                    # The run stays READY_TO_SCHEDULE in the database and is recovered on start.
-                    log.exception(
-                        "could not start DAG run %s of %s", runs[0].exec_ts, runs[0].dag_id
-                    )
-                    continue
-                # One bad run must not hold the others back: start them one by one.
-                for run in runs:
-                    try:
-                        self._start_runs([run])
-                    except Exception:
-                        log.exception("could not start DAG run %s of %s", run.exec_ts, run.dag_id)
-
-    def _start_runs(self, runs: list[NewDagRun]) -> None:
-        tasks = self._parts()[0]
-        with tasks.transaction() as conn:
-            ids = [run.run_id for run in runs]
-            rows = runs_db.read_dag_runs(conn, ids)
-            params = runs_db.read_dag_runs_params(conn, ids)
-            for run_id in ids:
-                row = rows.get(run_id)
-                if row is None or (row.dag_id, row.exec_ts) in tasks.active:
-                    continue
-                # Never loaded yet: nothing of it to read back but its parameters.
-                fresh = row.status is DagRunStatus.READY_TO_SCHEDULE
-                tasks.submit(conn, row, new_params=params.get(run_id, {}) if fresh else None)
 
     # ------------------------------------------------------------------ runs and DAGs
 
@@ -415,7 +329,7 @@ class SchedulerCore:
 
     def is_active(self, dag_id: str, exec_ts: str) -> bool:
         """Whether the run is being scheduled now."""
-        return self.task_scheduler is not None and (dag_id, exec_ts) in self.task_scheduler.active
+        return self.task_scheduler is not None and self.task_scheduler.is_active(dag_id, exec_ts)
 
     # ------------------------------------------------------------------ executors
 
@@ -441,33 +355,11 @@ class SchedulerCore:
             for item in reversed(items):
                 tasks.requeue_front(item)
             return []
-        return [tasks.start_attempt(item) for item in items]
+        return [tasks.start_attempt(item, executor) for item in items]
 
     def register_executor(self, registration: ExecutorRegistration) -> Registered:
         """Record what an executor serves and has; say what of the registry it lacks."""
-        if registration.protocolVersion > PROTOCOL_VERSION:
-            raise ConflictError(
-                f"protocolVersion: the executor speaks protocol {registration.protocolVersion}, "
-                f"this scheduler ({self.version}) protocol {PROTOCOL_VERSION}: upgrade the "
-                "scheduler"
-            )
-        self.registrations[registration.executor] = registration
-        missing, mismatched = [], []
-        for dag in self.registry.values():
-            have = registration.versions.get(dag.id, {})
-            for info in dag.tasks.values():
-                if info.task_id not in have:
-                    missing.append(f"{dag.id}/{info.task_id}")
-                elif have[info.task_id] != info.code_version:
-                    mismatched.append(f"{dag.id}/{info.task_id}")
-        if mismatched:
-            log.warning(
-                "executor %s has other code for %d task(s), e.g. %s: it is not handed those",
-                registration.executor,
-                len(mismatched),
-                mismatched[0],
-            )
-        return Registered(missing, mismatched)
+        return executors.register(self._parts()[0], self.registry, registration, self.version)
 
     def heartbeat(
         self, executor: str, tokens: Sequence[str], running: int, capacity: int | None
@@ -486,45 +378,41 @@ class SchedulerCore:
     def store_task_logs(self, records: Sequence[LogRecord]) -> LogsStored:
         """Store log records shipped by an executor; each once, by attempt and ``seq``.
 
-        Records of DAGs or runs the scheduler does not know are refused (by
-        index). Blocking: call it off the event loop.
+        Blocking: call it off the event loop.
         """
-        if self.logs_engine is None:
-            raise ConflictError("this scheduler keeps no task logs (it has no logs DB)")
-        limit = self.config.max_log_message_chars
-        rejected: list[tuple[int, str]] = []
-        rows = []
-        runs: dict[tuple[str, str], bool] = {}
-        with self.engine.connect() as conn:
-            for i, r in enumerate(records):
-                if r.dag_id not in self.registry:
-                    rejected.append((i, f"dagId: unknown DAG {r.dag_id!r}"))
-                    continue
-                key = (r.dag_id, r.exec_ts)
-                if key not in runs:
-                    runs[key] = runs_db.read_dag_run_by_exec(conn, *key) is not None
-                if not runs[key]:
-                    rejected.append((i, f"execTs: DAG {r.dag_id!r} has no run at {r.exec_ts}"))
-                    continue
-                message = r.message
-                if len(message) > limit:
-                    message = f"{message[:limit]} [cut: {len(message) - limit} more characters]"
-                rows.append(
-                    {
-                        "DagId": r.dag_id,
-                        "ExecTs": r.exec_ts,
-                        "TaskId": r.task_id,
-                        "Retry": r.retry,
-                        "InsertTs": r.insert_ts,
-                        "Level": r.level,
-                        "Message": message,
-                        "Attributes": json.dumps(r.attributes, default=str),
-                        "Seq": r.seq,
-                    }
-                )
-        with self.logs_engine.begin() as conn:
-            stored = insert_shipped_logs(conn, rows)
-        return LogsStored(stored, len(rows) - stored, rejected)
+        return executors.store_logs(
+            self.engine,
+            self.logs_engine,
+            self.registry,
+            records,
+            max_message_chars=self.config.max_log_message_chars,
+        )
+
+    def waiting_reasons(
+        self, dag_id: str | None = None, exec_ts: str | None = None
+    ) -> dict[tuple[str, int], str]:
+        """Why queued attempts (of one run, if given) wait: no connected executor may take them.
+
+        By ``(task_id, retry)``; attempts some connected executor may take are not listed.
+        """
+        tasks = self.task_scheduler
+        if tasks is None:
+            return {}
+        return {
+            (item.task_id, item.retry): reason
+            for item, reason in tasks.waiting(self.config.lease_timeout_s)
+            if dag_id is None or (item.dag_id == dag_id and item.exec_ts == exec_ts)
+        }
+
+    def waiting_by_queue(self) -> dict[str, int]:
+        """How many queued attempts no connected executor may take, by queue."""
+        tasks = self.task_scheduler
+        out: dict[str, int] = {}
+        if tasks is not None:
+            for item, _ in tasks.waiting(self.config.lease_timeout_s):
+                queue = tasks.requirement(item).queue
+                out[queue] = out.get(queue, 0) + 1
+        return out
 
     def executors(self) -> list[ExecutorInfo]:
         """Executors heard from, most recently seen first."""
@@ -546,12 +434,7 @@ class SchedulerCore:
             active_runs=counts["active_runs"],
             queued_runs=counts["queued_runs"],
             waiters=counts["waiters"],
-            leases=len(tasks.leases),
+            leases=tasks.lease_count(),
             dag_run_queue=queue.qsize() if queue is not None else 0,
             dag_run_queue_max=queue.maxsize if queue is not None else 0,
         )
-
-
-def _shim_stop(tasks: TaskScheduler) -> None:  # TEMP
-    for state in tasks.active.values():
-        state.cancel_timers()

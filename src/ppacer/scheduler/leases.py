@@ -9,18 +9,30 @@ Liveness is about progress: a lease is never renewed past the attempt's own
 timeout (plus a grace period), so a heartbeat from an executor whose task
 thread is stuck does not keep it alive.
 
-Times here are ``time.monotonic()`` seconds: leases measure real elapsed time,
-whatever clock the scheduler uses for schedules.
+:class:`LeaseTable` is the bare bookkeeping: times are passed in, so it is
+tested with plain numbers. :class:`LeaseKeeper` is what the task scheduler
+uses: it reads the time from the scheduler's clock (``clock.monotonic()``, real
+elapsed seconds with the system clock; with a
+:class:`~ppacer.timeutils.ManualClock` a lease expires only when the test
+moves the clock) and knows which executor holds what.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["ExecutorInfo", "Lease", "LeaseTable"]
+from ppacer.api.models import TaskToExec
+from ppacer.scheduler.routing import ANONYMOUS, Capability
+from ppacer.timeutils import Clock
+
+__all__ = ["AttemptKey", "ExecutorInfo", "Lease", "LeaseKeeper", "LeaseTable"]
+
+log = logging.getLogger("ppacer.scheduler")
 
 # (dag_id, exec_ts, task_id, retry)
 AttemptKey = tuple[str, str, str, int]
@@ -57,6 +69,11 @@ class ExecutorInfo:
     capacity: int | None = None
     # Leases it holds now.
     leases: set[str] = field(default_factory=set)
+    # What it serves and has (see ppacer.scheduler.routing): set when it registers.
+    capability: Capability = ANONYMOUS
+    registered: bool = False
+    # The ppacer version it runs, as it said when it registered.
+    ppacer_version: str | None = None
 
 
 class LeaseTable:
@@ -132,3 +149,154 @@ class LeaseTable:
                 return expires
             heapq.heappop(self._heap)
         return None
+
+
+class LeaseKeeper:
+    """The leases of one task scheduler and the executors holding them, on its clock."""
+
+    def __init__(self, clock: Clock, *, lease_timeout_s: float, timeout_grace_s: float) -> None:
+        self.clock = clock
+        # How long a lease lives without a heartbeat.
+        self.lease_timeout_s = lease_timeout_s
+        # How long past an attempt's own timeout its lease may still be renewed.
+        self.timeout_grace_s = timeout_grace_s
+        self.table = LeaseTable()
+        #: Executors heard from (pops and heartbeats), by name.
+        self.executors: dict[str, ExecutorInfo] = {}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def seen(self, executor: str) -> ExecutorInfo:
+        """Note that ``executor`` was heard from now (the first time, it connected)."""
+        now = self.clock.now()
+        info = self.executors.get(executor)
+        if info is None:
+            info = self.executors[executor] = ExecutorInfo(executor, now, now)
+            log.info("executor %s connected", executor)
+        info.last_seen = now
+        return info
+
+    def grant(self, attempt: AttemptKey, executor: str | None, timeout_s: float) -> Lease:
+        """Lease ``attempt`` (whose task times out after ``timeout_s``) to ``executor``.
+
+        A named executor was :meth:`seen` first and heartbeats; an anonymous
+        client (such as the original ppacer's executor) does not, so its lease
+        lasts until the task's timeout. No lease outlives the timeout plus grace.
+        """
+        now = self.clock.monotonic()
+        ttl = self.lease_timeout_s
+        if executor is None:
+            ttl = max(ttl, timeout_s + self.timeout_grace_s)
+        lease = self.table.grant(
+            attempt, executor or "anonymous", now, ttl, now + timeout_s + self.timeout_grace_s
+        )
+        if executor is not None:
+            self.executors[executor].leases.add(lease.token)
+        return lease
+
+    def lease(self, item: TaskToExec, executor: str | None, timeout_s: float) -> TaskToExec:
+        """Lease the attempt ``item`` to ``executor`` (see :meth:`grant`): ``item`` with a token."""
+        lease = self.grant(
+            (item.dag_id, item.exec_ts, item.task_id, item.retry), executor, timeout_s
+        )
+        return TaskToExec(
+            item.dag_id,
+            item.exec_ts,
+            item.task_id,
+            item.retry,
+            item.run_id,
+            item.params,
+            item.upstream,
+            lease.token,
+            self.lease_timeout_s,
+        )
+
+    def take_back(self, item: TaskToExec) -> TaskToExec:
+        """Release the lease on a leased ``item`` that was not handed over: the bare attempt."""
+        self.release((item.dag_id, item.exec_ts, item.task_id, item.retry))
+        return TaskToExec(
+            item.dag_id,
+            item.exec_ts,
+            item.task_id,
+            item.retry,
+            item.run_id,
+            item.params,
+            item.upstream,
+        )
+
+    def renew(self, token: str) -> bool:
+        """Extend a live lease by the lease timeout (never past its deadline); False if gone."""
+        return self.table.renew(token, self.clock.monotonic(), self.lease_timeout_s)
+
+    def for_attempt(self, attempt: AttemptKey) -> Lease | None:
+        """The live lease on ``attempt``, if any."""
+        return self.table.for_attempt(attempt)
+
+    def release(self, attempt: AttemptKey) -> None:
+        """Drop the lease on ``attempt`` (it finished, failed or was taken back)."""
+        lease = self.table.release(attempt)
+        if lease is not None and lease.executor in self.executors:
+            self.executors[lease.executor].leases.discard(lease.token)
+
+    def release_task(self, dag_id: str, exec_ts: str, task_id: str) -> None:
+        """Drop the leases on every attempt of one task of one run."""
+        for attempt in list(self.table.by_attempt):
+            if attempt[:3] == (dag_id, exec_ts, task_id):
+                self.release(attempt)
+
+    def heartbeat(
+        self, executor: str, tokens: Iterable[str], running: int, capacity: int | None
+    ) -> list[str]:
+        """Renew ``executor``'s leases; return the tokens it no longer holds (expired, unknown).
+
+        A lease is not renewed past its attempt's timeout (plus grace): liveness
+        is about progress, not about the executor process being up.
+        """
+        info = self.seen(executor)
+        info.running = running
+        info.capacity = capacity
+        now = self.clock.monotonic()
+        lost = []
+        for token in tokens:
+            lease = self.table.by_token.get(token)
+            if (
+                lease is None
+                or lease.executor != executor
+                or not self.table.renew(token, now, self.lease_timeout_s)
+            ):
+                lost.append(token)
+        return lost
+
+    def pop_expired(self) -> list[Lease]:
+        """Remove and return the leases whose expiry the clock has passed."""
+        expired = self.table.pop_expired(self.clock.monotonic())
+        for lease in expired:
+            if lease.executor in self.executors:
+                self.executors[lease.executor].leases.discard(lease.token)
+        return expired
+
+    def next_expiry(self) -> float | None:
+        """When (``clock.monotonic()`` seconds) the earliest live lease expires; None: none."""
+        return self.table.next_expiry()
+
+    def lost_reason(self, lease: Lease, timeout_s: float) -> str:
+        """Why an expired lease's attempt failed: its timeout (``timeout_s``) or a lost executor."""
+        task_id = lease.attempt[2]
+        if self.clock.monotonic() >= lease.deadline:
+            return (
+                f"TimeoutError: task {task_id!r} ran past its timeout of {timeout_s:g} s "
+                f"(executor {lease.executor} did not report it in time)"
+            )
+        return (
+            f"executor lost: executor {lease.executor} stopped renewing the lease on "
+            f"{lease.describe} (no heartbeat for {self.lease_timeout_s:g} s)"
+        )
+
+    def view(self, connected_within_s: float | None = None) -> list[ExecutorInfo]:
+        """Executors heard from, most recent first (within ``connected_within_s``, if given)."""
+        now = self.clock.now()
+        out = sorted(self.executors.values(), key=lambda e: e.last_seen, reverse=True)
+        if connected_within_s is not None:
+            out = [e for e in out if (now - e.last_seen).total_seconds() <= connected_within_s]
+        return out

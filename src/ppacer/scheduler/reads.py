@@ -62,6 +62,11 @@ class AttemptView:
     insert_ts: str
     status_update_ts: str
     error: str | None = None
+    # When an executor took it (None: never handed out, or before this was recorded).
+    start_ts: str | None = None
+    # The executor that ran it, and the task's code version it ran (None: unknown).
+    executor: str | None = None
+    code_version: str | None = None
 
     @property
     def is_over(self) -> bool:
@@ -70,8 +75,15 @@ class AttemptView:
 
     @property
     def duration_s(self) -> float | None:
-        """From scheduled to its final status; None while it goes on."""
-        return seconds_between(self.insert_ts, self.status_update_ts) if self.is_over else None
+        """Run time: from when an executor took it (else from scheduled) to its final status."""
+        if not self.is_over:
+            return None
+        return seconds_between(self.start_ts or self.insert_ts, self.status_update_ts)
+
+    @property
+    def queued_s(self) -> float | None:
+        """Queue wait: from scheduled to when an executor took it (None: not known)."""
+        return seconds_between(self.insert_ts, self.start_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,4 +381,7 @@ def _attempt(row: tasks_db.DagRunTaskRow, errors: dict[tuple[str, int], str]) ->
         row.insert_ts,
         row.status_update_ts,
         errors.get((row.task_id, row.retry)),
+        row.start_ts,
+        row.executor,
+        row.code_version,
     )

@@ -176,6 +176,10 @@ class ApiHandlers:
                 running=e.running,
                 capacity=e.capacity,
                 leases=len(e.leases),
+                queues=sorted(e.capability.queues),
+                labels=dict(e.capability.labels),
+                registered=e.registered,
+                ppacerVersion=e.ppacer_version,
             )
             for e in everyone[page.offset : page.offset + page.limit]
         ]
@@ -234,6 +238,7 @@ class ApiHandlers:
     async def get_dag_run(self, call: Call[None, None, s.RunIdPath]) -> s.DagRunDetailsOut:
         """``GET /dag/run/details/{runId}``: the run, its parameters and every attempt."""
         view = self.scheduler.reads.run_view(call.path.runId)
+        waiting = self.scheduler.waiting_reasons(view.run.dag_id, view.run.exec_ts)
         tasks = [
             s.TaskAttemptOut(
                 taskId=a.task_id,
@@ -242,6 +247,10 @@ class ApiHandlers:
                 insertTs=a.insert_ts,
                 statusUpdateTs=a.status_update_ts,
                 error=a.error,
+                startTs=a.start_ts,
+                executor=a.executor,
+                codeVersion=a.code_version,
+                waitingReason=waiting.get((a.task_id, a.retry)),
             )
             for a in view.attempts
         ]

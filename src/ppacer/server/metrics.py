@@ -151,6 +151,14 @@ class SchedulerMetrics(Collector):
         }
         for name, (doc, value) in gauges.items():
             yield GaugeMetricFamily(name, doc, value=value)
+        waiting = GaugeMetricFamily(
+            "ppacer_waiting_tasks",
+            "Queued task attempts no connected executor may take (queue or code version)",
+            labels=["queue"],
+        )
+        for queue, count in sorted(self.scheduler.waiting_by_queue().items()):
+            waiting.add_metric([queue], count)
+        yield waiting
         yield from self._executor_metrics()
         yield GaugeMetricFamily(
             "ppacer_scheduler_loop_lag_last_seconds",
