@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
+import ssl
 import threading
 import time
 from datetime import datetime
@@ -22,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import ValidationError
 
 from ppacer.api import schemas as s
-from ppacer.api.models import LogRecord, StatusReport, TaskToExec
+from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
 from ppacer.api.routes import ROUTES
 from ppacer.dag.status import SchedulerState, TaskStatus
 from ppacer.errors import (
@@ -33,8 +34,29 @@ from ppacer.errors import (
     SchedulerUnavailableError,
 )
 from ppacer.timeutils import format_ts
+from ppacer.version import __version__
 
-__all__ = ["Client", "HttpAnswer"]
+__all__ = ["Client", "HttpAnswer", "TLSError", "UnauthorizedError"]
+
+
+class UnauthorizedError(PpacerError):
+    """The scheduler refused the API token (401): missing or wrong."""
+
+    http_status = 401
+
+
+class TLSError(PpacerError):
+    """The HTTPS connection could not be trusted or made: a configuration problem, not an outage.
+
+    The scheduler's certificate is not signed by a trusted CA (give its CA with
+    ``ca_file``), or the URL says https:// to a server speaking plain HTTP.
+    """
+
+    http_status = 502
+
+
+# 4xx answers that say the URL is not a ppacer scheduler (it has no such method).
+_NOT_PPACER = (405, 501)
 
 _A = TypeVar("_A", bound=s.Answer)
 
@@ -66,6 +88,8 @@ _RESENDABLE = frozenset(
 )
 # uvicorn closes a connection idle for 5 s; one idle this long is not reused.
 _MAX_IDLE_S = 4.0
+# OpenSSL's reasons when an https:// URL reaches a server speaking plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
 
 
 class _Http:
@@ -77,11 +101,18 @@ class _Http:
     per request, and an executor makes two requests per task it runs.
     """
 
-    def __init__(self, url: str, timeout_s: float, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        headers: dict[str, str],
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInputError(f"url: not an http:// or https:// URL: {url!r}")
         self._https = parts.scheme == "https"
+        self._context = context
         self._host = parts.hostname
         self._port = parts.port
         self._base = parts.path.rstrip("/")
@@ -94,7 +125,9 @@ class _Http:
     def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
         if self._https:
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s)
+            conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout_s, context=self._context
+            )
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
         with self._lock:
@@ -159,6 +192,11 @@ class _Http:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @property
+    def is_https(self) -> bool:
+        """True for an https:// URL."""
+        return self._https
+
     def close(self) -> None:
         with self._lock:
             conns, self._open = self._open, set()
@@ -167,13 +205,41 @@ class _Http:
 
 
 class Client:
-    """Talks to a ppacer scheduler (ours or the original) over HTTP. Thread-safe."""
+    """Talks to a ppacer scheduler (ours or the original) over HTTP or HTTPS. Thread-safe.
 
-    def __init__(self, url: str, *, timeout_s: float = 15.0, token: str | None = None) -> None:
+    An https:// URL is verified against the system's CAs, or against the PEM
+    file ``ca_file`` (or the PEM text ``ca_data``) when given - a private CA or
+    a self-signed certificate; ``ssl_context`` replaces all of that with a
+    context of the caller's own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 15.0,
+        token: str | None = None,
+        ca_file: str | None = None,
+        ca_data: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        #: The API token sent (kept so that a Dask worker can ship logs as this client does).
+        self.token = token
+        #: The CA file trusted for https:// (None: the system's CAs).
+        self.ca_file = ca_file
+        self.ca_data = ca_data
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = _Http(self.url, timeout_s, headers)
+        context = ssl_context
+        if context is None and self.url.startswith("https:") and (ca_file or ca_data):
+            try:
+                context = ssl.create_default_context(cafile=ca_file, cadata=ca_data)
+            except (OSError, ssl.SSLError) as exc:
+                raise TLSError(
+                    f"ca_file {ca_file or '(PEM text)'}: cannot be read as PEM: {exc}"
+                ) from exc
+        self._http = _Http(self.url, timeout_s, headers, context)
 
     def close(self) -> None:
         """Close the connections."""
@@ -204,6 +270,24 @@ class Client:
                 timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
                 resendable=name in _RESENDABLE,
             )
+        except ssl.SSLCertVerificationError as exc:
+            raise TLSError(
+                f"the certificate of {self.url} is not trusted ({exc.verify_message}): give the "
+                "CA that signed it with --ca-file, PPACER_CA_FILE or ca_file"
+            ) from None
+        except ssl.SSLError as exc:
+            if exc.reason in _PLAIN_HTTP_REASONS:
+                raise TLSError(
+                    f"{self.url} does not speak TLS ({exc.reason}): use http:// for a "
+                    "scheduler without --tls-cert"
+                ) from None
+            raise SchedulerUnavailableError(f"scheduler at {self.url} unreachable: {exc}") from exc
+        except http.client.RemoteDisconnected as exc:
+            # Also what a plain-HTTP request to an HTTPS server gets: say so.
+            hint = "" if self._http.is_https else "; if it serves HTTPS, use an https:// URL"
+            raise SchedulerUnavailableError(
+                f"scheduler at {self.url} unreachable: {exc}{hint}"
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             reason = str(exc) or type(exc).__name__
             raise SchedulerUnavailableError(
@@ -212,6 +296,13 @@ class Client:
         if response.status_code < 400:
             return response
         message = _error_text(response)
+        if response.status_code == 401:
+            raise UnauthorizedError(message)
+        if response.status_code in _NOT_PPACER:
+            raise ProtocolError(
+                f"{route.method} {route.path}: {self.url} answered {response.status_code} "
+                f"({message}); is it a ppacer scheduler?"
+            )
         if response.status_code >= 500:
             raise SchedulerUnavailableError(f"scheduler answered {response.status_code}: {message}")
         raise ERROR_BY_STATUS.get(response.status_code, PpacerError)(message)
@@ -302,6 +393,30 @@ class Client:
         body = {"executor": executor, "records": [r.to_json() for r in records]}
         return self._answer(s.TaskLogsStoredOut, "ship_task_logs", json=body)
 
+    def register_executor(
+        self,
+        executor: str,
+        *,
+        queues: list[str] | None = None,
+        versions: dict[str, dict[str, str]] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> s.RegistrationOut:
+        """Tell the scheduler which queues ``executor`` serves and which task code it has.
+
+        Returns the scheduler's terms and what this executor lacks. A scheduler
+        that takes no registrations (older, or the original) answers 404
+        (:class:`~ppacer.errors.NotFoundError`); one of an older protocol 409.
+        """
+        body = {
+            "executor": executor,
+            "queues": queues or ["default"],
+            "versions": versions or {},
+            "labels": labels or {},
+            "ppacerVersion": __version__,
+            "protocolVersion": PROTOCOL_VERSION,
+        }
+        return self._answer(s.RegistrationOut, "register_executor", json=body)
+
     def heartbeat(
         self,
         executor: str,
@@ -319,7 +434,7 @@ class Client:
 
     def get_state(self) -> SchedulerState:
         """The scheduler's state (RUNNING, ...)."""
-        return SchedulerState(self._call("state").json()["state"])
+        return self._answer(s.StateOut, "state").state
 
     def trigger_dag_run(
         self,
@@ -494,7 +609,11 @@ def _error_text(response: HttpAnswer) -> str:
     try:
         data = response.json()
     except ValueError:
-        return response.text.strip() or f"HTTP {response.status_code}"
+        # Not our error shape (a proxy's or another server's page): one short line of it.
+        text = " ".join(response.text.split())
+        if len(text) > 200:
+            text = text[:200] + "..."
+        return text or f"HTTP {response.status_code}"
     if isinstance(data, dict) and "error" in data:
         return str(data["error"])
     return response.text.strip()

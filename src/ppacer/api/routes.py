@@ -17,6 +17,8 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from ppacer.api import models as m
+from ppacer.api import original_ui as ui
+from ppacer.api import params
 from ppacer.api import schemas as s
 
 __all__ = ["ROUTES", "Route"]
@@ -66,7 +68,7 @@ _ALL = (
         "Take the next ready task attempt (long poll with wait_s)",
         "executor",
         answer=s.TaskToExecOut,
-        query=s.PopQuery,
+        query=params.PopQuery,
         no_content=(204,),
         description="204 when nothing became ready within `wait_s` seconds.",
     ),
@@ -140,7 +142,7 @@ _ALL = (
         "Take up to `max` ready task attempts",
         "executor",
         answer=s.BatchPopOut,
-        query=s.PopBatchQuery,
+        query=params.PopBatchQuery,
     ),
     Route(
         "update_task_statuses",
@@ -188,7 +190,7 @@ _ALL = (
         "A backfill's progress",
         "dags",
         answer=s.BackfillOut,
-        params=s.BackfillIdPath,
+        params=params.BackfillIdPath,
         errors=(400, 404),
     ),
     Route(
@@ -218,8 +220,8 @@ _ALL = (
         "A DAG's next schedule points",
         "dags",
         answer=s.SchedulePreviewOut,
-        params=s.DagIdPath,
-        query=s.SchedulePreviewQuery,
+        params=params.DagIdPath,
+        query=params.SchedulePreviewQuery,
         errors=(400, 404),
     ),
     Route(
@@ -229,8 +231,8 @@ _ALL = (
         "Who did what to a run, and when",
         "runs",
         answer=s.RunEventListOut,
-        params=s.RunIdPath,
-        query=s.PageQuery,
+        params=params.RunIdPath,
+        query=params.PageQuery,
         errors=(400, 404),
     ),
     # UI data, as in the original.
@@ -240,7 +242,7 @@ _ALL = (
         "/ui/dagrun/stats",
         "Runs and tasks by status, queue lengths (the original's UI data)",
         "ui data",
-        answer=s.UiStatsOut,
+        answer=ui.UiStatsOut,
         errors=(),
     ),
     Route(
@@ -249,9 +251,9 @@ _ALL = (
         "/ui/dagrun/latest/{n}",
         "The latest n runs (the original's UI data)",
         "ui data",
-        answer=s.UiLatestRunOut,
+        answer=ui.UiLatestRunOut,
         answer_is_list=True,
-        params=s.LatestRunsPath,
+        params=params.LatestRunsPath,
     ),
     Route(
         "ui_dagrun_task_details",
@@ -259,8 +261,8 @@ _ALL = (
         "/ui/dagrun/task/{runId}/{taskId}/{retry}",
         "One task attempt with its source and logs (the original's UI data)",
         "ui data",
-        answer=s.UiTaskDetailsOut,
-        params=s.TaskAttemptPath,
+        answer=ui.UiTaskDetailsOut,
+        params=params.TaskAttemptPath,
         errors=(400, 404),
     ),
     Route(
@@ -269,8 +271,8 @@ _ALL = (
         "/ui/dagrun/{runId}",
         "A run with its tasks and logs (the original's UI data)",
         "ui data",
-        answer=s.UiRunDetailsOut,
-        params=s.RunIdPath,
+        answer=ui.UiRunDetailsOut,
+        params=params.RunIdPath,
         errors=(400, 404),
     ),
     # Reads of the API and the command line; lists are paginated (limit, offset).
@@ -281,7 +283,7 @@ _ALL = (
         "DAGs by id, with pause state, next point and latest run",
         "dags",
         answer=s.DagListOut,
-        query=s.PageQuery,
+        query=params.PageQuery,
     ),
     Route(
         "get_dag",
@@ -290,7 +292,7 @@ _ALL = (
         "A DAG: its tasks in graph order and its latest runs",
         "dags",
         answer=s.DagDetailsOut,
-        params=s.DagIdPath,
+        params=params.DagIdPath,
         errors=(400, 404),
     ),
     Route(
@@ -300,7 +302,7 @@ _ALL = (
         "DAG runs, newest first",
         "runs",
         answer=s.DagRunListOut,
-        query=s.DagRunListQuery,
+        query=params.DagRunListQuery,
     ),
     Route(
         "get_dag_run",
@@ -309,7 +311,7 @@ _ALL = (
         "A DAG run with its parameters and every task attempt",
         "runs",
         answer=s.DagRunDetailsOut,
-        params=s.RunIdPath,
+        params=params.RunIdPath,
         errors=(400, 404),
     ),
     Route(
@@ -319,8 +321,8 @@ _ALL = (
         "Log records of a task attempt (the latest unless `retry` is given)",
         "runs",
         answer=s.TaskLogsOut,
-        params=s.TaskLogsPath,
-        query=s.TaskLogsQuery,
+        params=params.TaskLogsPath,
+        query=params.TaskLogsQuery,
         errors=(400, 404),
     ),
     Route(
@@ -330,7 +332,7 @@ _ALL = (
         "Executors heard from, most recently seen first",
         "executor",
         answer=s.ExecutorListOut,
-        query=s.PageQuery,
+        query=params.PageQuery,
     ),
     # Observability.
     Route(

@@ -1,4 +1,4 @@
-"""The rest of the API's contract: parameter models and the shape of every answer.
+"""The shape of every answer of the API (the original's UI data: :mod:`ppacer.api.original_ui`).
 
 Request bodies are validated by :mod:`ppacer.api.models`; query and path
 parameters of the newer endpoints by the ``*Query`` / ``*Path`` models here; and
@@ -20,70 +20,39 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from ppacer.dag.status import DagRunStatus, SchedulerState
 
 __all__ = [
-    "MAX_DB_INT",
     "Answer",
-    "BackfillIdPath",
     "BackfillOut",
     "BatchPopOut",
     "BatchUpdateOut",
     "DagDetailsOut",
-    "DagIdPath",
     "DagListOut",
     "DagPausedOut",
     "DagRunDetailsOut",
     "DagRunListOut",
-    "DagRunListQuery",
     "DagRunOut",
     "DagSummaryOut",
     "ErrorOut",
     "ExecutorListOut",
     "ExecutorOut",
-    "GoTimestampOut",
     "HealthOut",
     "HeartbeatOut",
-    "LatestRunsPath",
     "LogRecordOut",
-    "PageQuery",
-    "PopBatchQuery",
-    "PopQuery",
     "RegistrationOut",
     "RejectedOut",
     "RestartOut",
     "RunEventListOut",
     "RunEventOut",
-    "RunIdPath",
     "SchedulePreviewOut",
-    "SchedulePreviewQuery",
     "StateOut",
     "TaskAttemptOut",
-    "TaskAttemptPath",
     "TaskClearedOut",
     "TaskInfoOut",
     "TaskLogsOut",
-    "TaskLogsPath",
-    "TaskLogsQuery",
     "TaskLogsStoredOut",
     "TaskMarkedOut",
     "TaskToExecOut",
     "TriggerOut",
-    "UiLatestRunOut",
-    "UiLogRecordOut",
-    "UiRunDetailsOut",
-    "UiStatsOut",
-    "UiTaskDetailsOut",
-    "UiTaskLogsOut",
-    "UiTaskOut",
-    "UiTaskPosOut",
 ]
-
-#: Largest integer the databases store (SQLite and PostgreSQL BIGINT).
-MAX_DB_INT = 2**63 - 1
-
-
-class _Params(BaseModel):
-    """Query or path parameters: text is converted (``"10"`` is 10); unknown ones are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Answer(BaseModel):
@@ -115,94 +84,6 @@ class Answer(BaseModel):
 
     def __contains__(self, key: object) -> bool:
         return key in self.to_json()
-
-
-# ---------------------------------------------------------------------------- parameters
-
-
-class PageQuery(_Params):
-    """``limit`` and ``offset`` of a paginated list."""
-
-    limit: int = Field(default=50, ge=1, le=1000, description="items per page")
-    offset: int = Field(default=0, ge=0, le=MAX_DB_INT, description="items to skip")
-
-
-class DagRunListQuery(PageQuery):
-    """``GET /dag/run/list``: runs newest first, optionally of one DAG and one status."""
-
-    dagId: str | None = Field(default=None, min_length=1, description="only runs of this DAG")
-    status: DagRunStatus | None = Field(default=None, description="only runs in this status")
-
-
-class TaskLogsQuery(_Params):
-    """``GET /dag/run/task/logs/...``: which attempt, and which records of it."""
-
-    retry: int | None = Field(
-        default=None, ge=0, le=MAX_DB_INT, description="attempt number; default: the latest"
-    )
-    offset: int = Field(default=0, ge=0, le=MAX_DB_INT, description="records to skip")
-    limit: int = Field(default=1000, ge=1, le=10000, description="records at most")
-
-
-class PopQuery(_Params):
-    """``GET /dag/task/pop``: the long poll's wait and the executor's name."""
-
-    wait_s: float = Field(default=0.0, ge=0, description="seconds to wait for a task")
-    executor: str | None = Field(
-        default=None, max_length=200, description="executor name (makes the lease renewable)"
-    )
-
-
-class PopBatchQuery(PopQuery):
-    """``GET /dag/task/pop/batch``: as many tasks as the executor has free slots."""
-
-    max: int = Field(default=1, ge=1, le=1000, description="tasks at most")
-
-
-class SchedulePreviewQuery(_Params):
-    """``GET /dag/schedule/{dagId}``: how many points, after when."""
-
-    n: int = Field(default=10, ge=1, le=1000, description="points to list")
-    after: str | None = Field(default=None, description="list points after this time")
-
-
-class DagIdPath(_Params):
-    """A DAG in the path."""
-
-    dagId: str = Field(min_length=1)
-
-
-class RunIdPath(_Params):
-    """A DAG run in the path."""
-
-    runId: int = Field(ge=1, le=MAX_DB_INT)
-
-
-class TaskLogsPath(RunIdPath):
-    """A task of a DAG run in the path."""
-
-    taskId: str = Field(min_length=1)
-
-
-class TaskAttemptPath(TaskLogsPath):
-    """A task attempt in the path."""
-
-    retry: int = Field(ge=0, le=MAX_DB_INT)
-
-
-class BackfillIdPath(_Params):
-    """A backfill in the path."""
-
-    backfillId: int = Field(ge=1, le=MAX_DB_INT)
-
-
-class LatestRunsPath(_Params):
-    """``GET /ui/dagrun/latest/{n}``."""
-
-    n: int = Field(ge=0, le=MAX_DB_INT)
-
-
-# ---------------------------------------------------------------------------- answers
 
 
 class ErrorOut(Answer):
@@ -360,109 +241,6 @@ class RunEventOut(Answer):
     taskId: str | None
     actor: str
     detail: Any = None
-
-
-class GoTimestampOut(Answer):
-    """A timestamp as the original's Go UI shows it (``api.Timestamp``), in the scheduler's zone."""
-
-    toDisplay: str = Field(description='"15:04:05" today, else "2006-01-02 15:04:05"')
-    date: str = Field(description='"2006-01-02"')
-    time: str = Field(description='"15:04:05.999999" (trailing zeros trimmed)')
-    timezone: str = Field(description="the zone's abbreviation, e.g. UTC or CET")
-
-
-class RunCountsOut(Answer):
-    """Counts by exact status (other statuses are not counted, as in the original)."""
-
-    success: int
-    failed: int
-    scheduled: int
-    running: int
-
-
-class UiStatsOut(Answer):
-    """``GET /ui/dagrun/stats`` (the original's ``UIDagrunStats``)."""
-
-    dagruns: RunCountsOut
-    dagrunTasks: RunCountsOut
-    dagrunQueueLen: int
-    taskSchedulerQueueLen: int
-    goroutinesNum: int
-
-
-class UiLatestRunOut(Answer):
-    """One run of ``GET /ui/dagrun/latest/{n}`` (the original's ``UIDagrunRow``)."""
-
-    runId: int
-    dagId: str
-    execTs: GoTimestampOut
-    insertTs: GoTimestampOut
-    status: str
-    statusUpdateTs: GoTimestampOut
-    duration: str = Field(description='Go\'s duration form, e.g. "71.751ms", "1m2.5s"')
-    taskNum: int
-    taskCompletedNum: int
-
-
-class UiTaskPosOut(Answer):
-    """A task's place in the graph (root: depth 1, width 1)."""
-
-    depth: int
-    width: int
-
-
-class UiLogRecordOut(Answer):
-    """A task log record (the original's ``UITaskLogRecord``)."""
-
-    insertTs: GoTimestampOut
-    level: str
-    message: str
-    attributesJson: str = Field(description="the record's attributes as a JSON object text")
-
-
-class UiTaskLogsOut(Answer):
-    """A task attempt's log records (the original's ``UITaskLogs``)."""
-
-    logRecordsCount: int
-    loadedRecords: int
-    logRecords: list[UiLogRecordOut]
-
-
-class UiTaskOut(Answer):
-    """A task attempt of a run (the original's ``UIDagrunTask``; not started: retry -1)."""
-
-    taskId: str
-    retry: int
-    insertTs: GoTimestampOut
-    taskNotStarted: bool
-    status: str
-    taskPosition: UiTaskPosOut
-    duration: str
-    configJson: str
-    taskLogs: UiTaskLogsOut
-    # Extensions (the original's UI ignores them).
-    taskTypeName: str = ""
-    taskError: str | None = None
-
-
-class UiRunDetailsOut(Answer):
-    """``GET /ui/dagrun/{runId}`` (the original's ``UIDagrunDetails``)."""
-
-    runId: int
-    dagId: str
-    execTs: GoTimestampOut
-    execTsRaw: str
-    status: str
-    duration: str
-    tasks: list[UiTaskOut]
-
-
-class UiTaskDetailsOut(UiTaskOut):
-    """``GET /ui/dagrun/task/{runId}/{taskId}/{retry}``: one attempt, with the source that ran."""
-
-    taskBodySource: str
-    dagId: str
-    runId: int
 
 
 class DagRunOut(Answer):

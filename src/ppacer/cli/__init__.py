@@ -24,8 +24,9 @@ import click
 
 from ppacer.cli.admin import ADMIN_COMMANDS
 from ppacer.cli.common import EXIT_FAILURE, State, describe_error
+from ppacer.cli.dags import DAG_COMMANDS
 from ppacer.cli.loader import load_registry
-from ppacer.cli.remote import REMOTE_COMMANDS
+from ppacer.cli.runs import RUN_COMMANDS
 from ppacer.cli.serve import SERVE_COMMANDS
 
 __all__ = ["load_registry", "main"]
@@ -80,5 +81,5 @@ def main(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     ctx.obj = State(config_file=config_file)
 
 
-for _command in [*SERVE_COMMANDS, *REMOTE_COMMANDS, *ADMIN_COMMANDS]:
+for _command in [*SERVE_COMMANDS, *DAG_COMMANDS, *RUN_COMMANDS, *ADMIN_COMMANDS]:
     main.add_command(_command)

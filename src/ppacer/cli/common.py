@@ -28,6 +28,7 @@ from ppacer.timeutils import parse_ts
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_USAGE",
+    "RUN_COLUMNS",
     "State",
     "client_options",
     "connect",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_json_object",
     "parse_time",
     "print_table",
+    "run_row",
     "short_ts",
 ]
 
@@ -205,3 +207,19 @@ def fetch_all(page: Callable[[int, int], Mapping[str, Any]], limit: int = 500) -
         items.extend(answer["items"])
         if not answer["items"] or len(items) >= answer["total"]:
             return items
+
+
+def run_row(run: Mapping[str, Any]) -> list[Any]:
+    """A run as a row of :data:`RUN_COLUMNS`."""
+    return [
+        run["runId"],
+        run["dagId"],
+        short_ts(run["execTs"]),
+        run["status"],
+        short_ts(run["insertTs"]),
+        short_ts(run["statusUpdateTs"]),
+    ]
+
+
+#: The columns of a table of runs.
+RUN_COLUMNS = ("run", "DAG", "exec time (UTC)", "status", "created", "updated")

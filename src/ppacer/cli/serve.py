@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
 from ppacer.api.client import Client
-from ppacer.cli.common import State, fail
+from ppacer.cli.common import EXIT_USAGE, State, fail
 from ppacer.cli.loader import LoadError, describe_load_error, load_registry
 from ppacer.dag.dag import Registry
-from ppacer.errors import PpacerError
+from ppacer.errors import InvalidInputError, PpacerError
 from ppacer.executor.executor import Executor
 from ppacer.local import LocalRunner
 from ppacer.logconfig import configure_logging
@@ -67,6 +67,12 @@ def _server_options(fn: Any) -> Any:
                 default=None,
                 help="Refuse an older database schema instead of upgrading it on start.",
             ),
+            click.option(
+                "--tls-cert",
+                default=None,
+                help="Serve HTTPS with this PEM certificate (and chain); needs --tls-key.",
+            ),
+            click.option("--tls-key", default=None, help="PEM private key of --tls-cert."),
         ]
     ):
         fn = option(fn)
@@ -84,22 +90,29 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
             host=settings.host,
             config=config,
             with_executor=False,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
         )
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except InvalidInputError as exc:
+        fail(str(exc), EXIT_USAGE)
     except PpacerError as exc:
         fail(str(exc))
     if with_executor:
         runner.executor = Executor(
-            Client(runner.url, token=config.api_token),
+            runner.new_client(),
             registry,
             logs_db=runner.scheduler.logs_engine,
             concurrency=settings.executor.concurrency,
             poll_wait_s=min(settings.executor.poll_wait_s, config.max_pop_wait_s),
             name=settings.executor.name,
+            queues=settings.executor.queue_list,
+            labels=settings.executor.label_map,
         )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    base = f"http://{f'[{host}]' if ':' in host else host}:{runner.port}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{f'[{host}]' if ':' in host else host}:{runner.port}"
     what = "scheduler and executor" if with_executor else "scheduler"
     click.echo(f"ppacer {what}: {_dags(registry)}, database {redact_url(settings.db)}")
     click.echo(f"UI:       {base}/ui")
@@ -123,6 +136,8 @@ def run(
     log_level: str | None,
     log_format: str | None,
     no_upgrade: bool | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     concurrency: int | None,
 ) -> None:
     """Run a scheduler and an executor in one process for the DAGs in TARGET.
@@ -142,6 +157,8 @@ def run(
         log_format=log_format,
         executor__concurrency=concurrency,
         scheduler__upgrade_db=False if no_upgrade else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=True)
@@ -161,6 +178,8 @@ def scheduler(
     log_level: str | None,
     log_format: str | None,
     no_upgrade: bool | None,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run only the scheduler (its API and UI) for the DAGs in TARGET.
 
@@ -177,6 +196,8 @@ def scheduler(
         log_level=log_level,
         log_format=log_format,
         scheduler__upgrade_db=False if no_upgrade else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=False)
@@ -186,9 +207,29 @@ def scheduler(
 @click.argument("target")
 @click.option("--url", default=None, help="Scheduler URL (default: PPACER_URL or settings).")
 @click.option("--token", default=None, help="API token (default: PPACER_TOKEN or settings).")
+@click.option(
+    "--ca-file", default=None, help="PEM file of the CA that signs an https:// scheduler's cert."
+)
 @click.option("--name", default=None, help="Executor name [host-pid].")
 @click.option("--concurrency", default=None, type=int, help="Tasks run at once [8].")
-@click.option("--logs-db", default=None, help="Task logs DB: path or URL.")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queues served, comma-separated or repeated [default].",
+)
+@click.option(
+    "--label", "labels", multiple=True, help="A label key=value shown by the scheduler; repeatable."
+)
+@click.option(
+    "--dask", default=None, help="Run the tasks on the Dask cluster at this scheduler address."
+)
+@click.option(
+    "--logs-db",
+    default=None,
+    help="Write task logs to this logs DB (path or URL) instead of shipping them to the scheduler.",
+)
+@click.option("--spool-dir", default=None, help="Where undelivered task logs spill to disk.")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-format", default=None, type=click.Choice(["text", "json"]))
 @pass_state
@@ -197,52 +238,88 @@ def executor(
     target: str,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     name: str | None,
     concurrency: int | None,
+    queues: tuple[str, ...],
+    labels: tuple[str, ...],
+    dask: str | None,
     logs_db: str | None,
+    spool_dir: str | None,
     log_level: str | None,
     log_format: str | None,
 ) -> None:
     """Run an executor for the DAGs in TARGET against a running scheduler.
 
-    It needs the same DAG code as the scheduler. Ctrl-C (or SIGTERM) stops
-    polling and waits for the running tasks.
+    It needs the same DAG code as the scheduler: it tells the scheduler the
+    code version of every task it has, and is handed only those. Task logs are
+    shipped to the scheduler (no database here). Ctrl-C (or SIGTERM) stops
+    polling and waits for the running tasks. A wrong token, an incompatible
+    scheduler or a URL that is not a ppacer scheduler exits with code 2.
 
     Example: ppacer executor ppacer.examples.hello --url http://127.0.0.1:9321 --concurrency 16
     """
-    settings = state.settings(
+    settings, rows = state.settings_with_sources(
         url=url,
         token=token,
+        ca_file=ca_file,
         executor__name=name,
         executor__concurrency=concurrency,
+        executor__queues=",".join(queues) if queues else None,
+        executor__labels=",".join(labels) if labels else None,
+        executor__dask=dask,
+        executor__spool_dir=spool_dir,
         logs_db=logs_db,
         log_level=log_level,
         log_format=log_format,
     )
     _logging(settings)
     registry = _load(target)
+    # A logs DB the user named (not the default, nor one derived from --db) is written to.
+    source = next(r.source for r in rows if r.key == "logs_db")
+    named_logs_db = settings.logs_db if source.startswith(("file", "env", "flag")) else None
+    try:
+        client = Client(settings.scheduler_url, token=settings.token, ca_file=settings.ca_file)
+    except PpacerError as exc:
+        fail(str(exc), EXIT_USAGE)
+    ex = settings.executor
+    is_file = target.endswith(".py") or Path(target).is_file()
     worker = Executor(
-        Client(settings.scheduler_url, token=settings.token),
+        client,
         registry,
-        logs_db=settings.logs_db,
-        concurrency=settings.executor.concurrency,
-        poll_wait_s=settings.executor.poll_wait_s,
-        name=settings.executor.name,
+        logs_db=named_logs_db,
+        log_shipping=ex.log_shipping,
+        concurrency=ex.concurrency,
+        poll_wait_s=ex.poll_wait_s,
+        name=ex.name,
+        queues=ex.queue_list,
+        labels=ex.label_map,
+        dask=ex.dask,
+        # A DAG file given by path is sent to the workers (a module must be installed there).
+        dask_upload=(target,) if ex.dask and is_file else (),
     )
-    stop = threading.Event()
+    stopping = False
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
+        nonlocal stopping
+        if stopping:
             sys.exit(130)
-        stop.set()
+        stopping = True
+        worker.request_stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
+    where = f", Dask {ex.dask}" if ex.dask else ""
     click.echo(
-        f"ppacer executor {worker.name}: {_dags(registry)}, scheduler {settings.scheduler_url}"
+        f"ppacer executor {worker.name}: {_dags(registry)}, scheduler {settings.scheduler_url}, "
+        f"queues {','.join(ex.queue_list)}{where}"
     )
     worker.start()
-    stop.wait()
+    worker.wait()
+    if worker.error is not None:
+        # The one line saying what to fix is logged already.
+        worker.stop(5.0)
+        sys.exit(EXIT_USAGE)
     click.echo("stopping: waiting for running tasks")
     worker.stop()
 

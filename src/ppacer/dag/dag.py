@@ -1,23 +1,23 @@
-"""Nodes, DAGs and the registry, with the validation that runs when a DAG is built."""
+"""DAGs and the registry (nodes: :mod:`ppacer.dag.node`; graph checks: :mod:`ppacer.dag.graph`)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
 from ppacer.dag.cron import CronSchedule
+from ppacer.dag.graph import compile_graph
+from ppacer.dag.node import Node, TaskInfo
 from ppacer.dag.schedule import Schedule
-from ppacer.dag.status import TriggerRule
 from ppacer.dag.task import (
     DEFAULT_TASK_CONFIG,
     Task,
     TaskConfig,
-    task_code_version,
     task_source,
     task_type_name,
 )
@@ -56,83 +56,6 @@ def _collected(dag: Dag | None, exc: PpacerError) -> bool:
     return True
 
 
-class Node:
-    """A task in a DAG, with its configuration and its children.
-
-    ``a.next(b)`` makes ``b`` a child of ``a`` and returns ``b``, so chains read
-    left to right: ``start.next(middle).next(finish)``. ``trigger_rule`` says
-    when the task runs given how its parents ended (default: all succeeded).
-    A node without a config takes its DAG's ``default_config``.
-    """
-
-    __slots__ = ("children", "own_config", "task", "trigger_rule")
-
-    def __init__(
-        self,
-        task: Task,
-        config: TaskConfig | None = None,
-        *,
-        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
-    ) -> None:
-        if not isinstance(task, Task):
-            raise TypeError(f"Node needs a Task (id() and execute(ctx)), got {type(task).__name__}")
-        if config is not None and not isinstance(config, TaskConfig):
-            raise TypeError(f"Node config must be a TaskConfig, got {type(config).__name__}")
-        try:
-            self.trigger_rule = TriggerRule(trigger_rule)
-        except ValueError:
-            rules = ", ".join(r.value for r in TriggerRule)
-            raise ValueError(
-                f"task {task.id()!r}: unknown trigger rule {trigger_rule!r} (one of {rules})"
-            ) from None
-        self.task = task
-        self.own_config = config
-        self.children: list[Node] = []
-
-    @property
-    def config(self) -> TaskConfig:
-        """The node's own config, or the default one."""
-        return self.own_config if self.own_config is not None else DEFAULT_TASK_CONFIG
-
-    @property
-    def task_id(self) -> str:
-        """The id of this node's task."""
-        return self.task.id()
-
-    def next(
-        self,
-        child: Node | Task,
-        config: TaskConfig | None = None,
-        *,
-        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
-    ) -> Node:
-        """Add ``child`` (a node, or a task wrapped in a new node) after this one; return it."""
-        node = child if isinstance(child, Node) else Node(child, config, trigger_rule=trigger_rule)
-        if not any(c is node for c in self.children):
-            self.children.append(node)
-        return node
-
-    def next_task(
-        self,
-        task: Task,
-        config: TaskConfig | None = None,
-        *,
-        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
-    ) -> Node:
-        """Wrap ``task`` in a new node, add it after this one and return it."""
-        return self.next(Node(task, config, trigger_rule=trigger_rule))
-
-    def next_async_and_merge(self, branches: Sequence[Node | Task], merge: Node | Task) -> Node:
-        """Fan out to ``branches`` (run in parallel) and join them all into ``merge``; return it."""
-        merge_node = merge if isinstance(merge, Node) else Node(merge)
-        for branch in branches:
-            self.next(branch).next(merge_node)
-        return merge_node
-
-    def __repr__(self) -> str:
-        return f"Node({self.task_id!r}, children={[c.task_id for c in self.children]})"
-
-
 @dataclass(frozen=True, slots=True)
 class DagAttributes:
     """DAG-level settings stored in ``dags.Attributes``."""
@@ -157,28 +80,6 @@ class DagAttributes:
         if self.run_timeout_s is not None:
             data["runTimeoutSeconds"] = self.run_timeout_s
         return json.dumps(data, sort_keys=True)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskInfo:
-    """A validated task of a DAG with everything the scheduler needs about it."""
-
-    task_id: str
-    node: Node
-    parents: tuple[str, ...]
-    children: tuple[str, ...]
-    depth: int
-    width: int
-    # The node's own config, else the DAG's default_config, else the default.
-    config: TaskConfig = DEFAULT_TASK_CONFIG
-    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
-    # What an executor must have to run it (see ppacer.dag.task.task_code_version).
-    code_version: str = ""
-
-    @property
-    def task(self) -> Task:
-        """The task object."""
-        return self.node.task
 
 
 class Dag:
@@ -370,10 +271,6 @@ class Dag:
         return f"Dag({self.id!r}, schedule={self.schedule!s}, tasks={len(self.tasks)})"
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _compile(dag: Dag) -> dict[str, TaskInfo]:
     """Validate ``dag`` and compute parents, children and positions of its tasks."""
     if not isinstance(dag.id, str) or not dag.id.strip():
@@ -391,110 +288,11 @@ def _compile(dag: Dag) -> dict[str, TaskInfo]:
         raise DagValidationError(
             dag.id, f"default_config must be a TaskConfig, got {dag.default_config!r}"
         )
-    nodes: dict[str, Node] = {}
-    order: list[str] = []
-    # Iterative DFS with colours: finds cycles and duplicate ids without recursion limits.
-    state: dict[int, int] = {}  # id(node) -> 1 visiting, 2 done
-    stack: list[tuple[Node, int]] = [(dag.root, 0)]
-    path: list[str] = []
-    while stack:
-        node, child_idx = stack.pop()
-        if child_idx == 0:
-            tid = node.task.id()
-            if not isinstance(tid, str) or not tid.strip():
-                raise DagValidationError(dag.id, "task id must be a non-empty string", repr(tid))
-            known = nodes.get(tid)
-            if known is not None and known is not node:
-                raise DagValidationError(
-                    dag.id,
-                    "duplicate task id: two different nodes use it (to join branches, "
-                    "pass the same Node object to next())",
-                    tid,
-                )
-            if state.get(id(node)) == 1:
-                cycle = " -> ".join([*path[path.index(tid) :], tid])
-                raise DagValidationError(dag.id, f"cycle detected: {cycle}", tid)
-            if state.get(id(node)) == 2:
-                continue
-            nodes[tid] = node
-            order.append(tid)
-            state[id(node)] = 1
-            path.append(tid)
-        if child_idx < len(node.children):
-            stack.append((node, child_idx + 1))
-            child = node.children[child_idx]
-            if state.get(id(child)) == 1:
-                ctid = child.task.id()
-                cycle = " -> ".join([*path[path.index(ctid) :], ctid])
-                raise DagValidationError(dag.id, f"cycle detected: {cycle}", ctid)
-            stack.append((child, 0))
-        else:
-            state[id(node)] = 2
-            path.pop()
-
-    parents: dict[str, list[str]] = {tid: [] for tid in nodes}
-    for tid, node in nodes.items():
-        for child in node.children:
-            parents[child.task.id()].append(tid)
-    depth = _depths(dag.root.task.id(), nodes, parents)
-    # Width: position within the depth level, in breadth-first discovery order.
-    bfs = _bfs_order(dag.root)
-    width: dict[str, int] = {}
-    level_count: dict[int, int] = {}
-    for tid in bfs:
-        level_count[depth[tid]] = level_count.get(depth[tid], 0) + 1
-        width[tid] = level_count[depth[tid]]
-    ordered = sorted(nodes, key=lambda t: (depth[t], width[t]))
-    return {
-        tid: TaskInfo(
-            task_id=tid,
-            node=nodes[tid],
-            parents=tuple(parents[tid]),
-            children=tuple(dict.fromkeys(c.task.id() for c in nodes[tid].children)),
-            depth=depth[tid],
-            width=width[tid],
-            config=(config := nodes[tid].own_config or dag.default_config),
-            trigger_rule=nodes[tid].trigger_rule,
-            code_version=task_code_version(
-                task_source(nodes[tid].task), config.version, dag.version
-            ),
-        )
-        for tid in ordered
-    }
+    return compile_graph(dag.id, dag.root, dag.default_config, dag.version)
 
 
-def _depths(
-    root: str, nodes: Mapping[str, Node], parents: Mapping[str, list[str]]
-) -> dict[str, int]:
-    """Longest-path depth from the root (root = 1): a node sits at its deepest level."""
-    indegree = {tid: len(ps) for tid, ps in parents.items()}
-    depth = {root: 1}
-    ready = [root]
-    while ready:
-        tid = ready.pop()
-        for child in nodes[tid].children:
-            ctid = child.task.id()
-            depth[ctid] = max(depth.get(ctid, 0), depth[tid] + 1)
-            indegree[ctid] -= 1
-            if indegree[ctid] == 0:
-                ready.append(ctid)
-    return depth
-
-
-def _bfs_order(root: Node) -> list[str]:
-    seen = {root.task.id()}
-    order = [root.task.id()]
-    queue = [root]
-    i = 0
-    while i < len(queue):
-        for child in queue[i].children:
-            ctid = child.task.id()
-            if ctid not in seen:
-                seen.add(ctid)
-                order.append(ctid)
-                queue.append(child)
-        i += 1
-    return order
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Registry(Mapping[str, Dag]):

@@ -400,7 +400,7 @@ class SchedulerCore:
             return {}
         return {
             (item.task_id, item.retry): reason
-            for item, reason in tasks.waiting(self.config.lease_timeout_s)
+            for item, reason in tasks.router.waiting(self.config.lease_timeout_s)
             if dag_id is None or (item.dag_id == dag_id and item.exec_ts == exec_ts)
         }
 
@@ -409,8 +409,8 @@ class SchedulerCore:
         tasks = self.task_scheduler
         out: dict[str, int] = {}
         if tasks is not None:
-            for item, _ in tasks.waiting(self.config.lease_timeout_s):
-                queue = tasks.requirement(item).queue
+            for item, _ in tasks.router.waiting(self.config.lease_timeout_s):
+                queue = tasks.router.requirement(item).queue
                 out[queue] = out.get(queue, 0) + 1
         return out
 

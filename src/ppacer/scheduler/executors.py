@@ -57,7 +57,7 @@ def register(
         versions={dag: dict(tasks_) for dag, tasks_ in registration.versions.items()},
         labels=dict(registration.labels),
     )
-    tasks.register(registration.executor, capability, registration.ppacerVersion)
+    tasks.router.register(registration.executor, capability, registration.ppacerVersion)
     missing, mismatched = [], []
     for dag in registry.values():
         have = registration.versions.get(dag.id, {})
@@ -82,7 +82,6 @@ def register(
             len(mismatched),
             mismatched[0],
         )
-    tasks.ready.dispatch()  # attempts its long polls may take now
     return Registered(missing, mismatched)
 
 

@@ -46,7 +46,7 @@ from ppacer.scheduler.leases import ExecutorInfo, LeaseKeeper
 from ppacer.scheduler.progress import RunProgress, TaskEvent
 from ppacer.scheduler.ready_queue import ReadyQueue
 from ppacer.scheduler.reports import check_inactive_report, check_report, check_report_target
-from ppacer.scheduler.routing import ANONYMOUS, Capability, Requirement, waiting_reason
+from ppacer.scheduler.router import Router
 from ppacer.scheduler.runstate import RunState
 from ppacer.scheduler.timers import Timers
 from ppacer.timeutils import Clock, format_ts
@@ -102,6 +102,8 @@ class TaskScheduler:
             run_finished=self._run_finished,
         )
         self.runs = ActiveRuns(registry, version, self.progress, self.timers, self.active)
+        #: Which executor may take which queued attempt (queues, code versions).
+        self.router = Router(self.active, self.leases, self.ready, self._is_current)
         #: Called after a run finishes (the watcher uses it to learn about free slots).
         self.on_run_finished: Callable[[RunState], None] | None = None
 
@@ -294,32 +296,6 @@ class TaskScheduler:
         config = state.dag.tasks[task_id].config
         self.ready.push(item, config.priority, config.queue)
 
-    def requirement(self, item: TaskToExec) -> Requirement:
-        """What ``item`` needs of an executor: its task's queue and code version."""
-        info = self.active[(item.dag_id, item.exec_ts)].dag.tasks[item.task_id]
-        return Requirement(info.config.queue, item.dag_id, item.task_id, info.code_version)
-
-    def register(self, executor: str, capability: Capability, ppacer_version: str | None) -> None:
-        """Record what ``executor`` serves and has; attempts waiting for it go to it now."""
-        info = self.leases.seen(executor)
-        info.capability, info.registered, info.ppacer_version = capability, True, ppacer_version
-
-    def capability(self, executor: str | None) -> Capability:
-        """What ``executor`` serves and has (an unregistered one: the default queue, any code)."""
-        info = self.leases.executors.get(executor) if executor is not None else None
-        return info.capability if info is not None else ANONYMOUS
-
-    def waiting(self, connected_within_s: float) -> list[tuple[TaskToExec, str]]:
-        """Ready attempts no executor heard from within ``connected_within_s`` may take, and why."""
-        executors = [(e.name, e.capability) for e in self.leases.view(connected_within_s)]
-        out = []
-        for _, item in self.ready.peek_all():
-            if self._is_current(item):
-                reason = waiting_reason(self.requirement(item), executors)
-                if reason is not None:
-                    out.append((item, reason))
-        return out
-
     async def pop(self, wait_s: float, executor: str | None = None) -> TaskToExec | None:
         """Return the next ready attempt ``executor`` may take, waiting up to ``wait_s`` for one.
 
@@ -332,8 +308,8 @@ class TaskScheduler:
         """Up to ``max_n`` ready attempts (waiting up to ``wait_s`` for the first), leased."""
         if executor is not None:
             self.leases.seen(executor)
-        cap = self.capability(executor)
-        requirement = self.requirement
+        cap = self.router.capability(executor)
+        requirement = self.router.requirement
         accepts = None if cap.versions is None else (lambda i: cap.can_run(requirement(i)))
         item = self.ready.take(cap.queues, accepts)
         if item is None and wait_s > 0:
@@ -356,7 +332,7 @@ class TaskScheduler:
 
     def requeue_front(self, item: TaskToExec) -> None:
         """Put back an attempt that could not be handed over; it is the next one out."""
-        self.ready.push_front(self.leases.take_back(item), self.requirement(item).queue)
+        self.ready.push_front(self.leases.take_back(item), self.router.requirement(item).queue)
 
     def start_attempt(self, item: TaskToExec, executor: str | None = None) -> TaskToExec:
         """The attempt was handed to ``executor``: it is RUNNING from now on.
@@ -370,7 +346,8 @@ class TaskScheduler:
         state = self.active.get((item.dag_id, item.exec_ts))
         if state is None:
             return item  # not current any more
-        version = self.capability(executor).code_version_of(self.requirement(item))
+        router = self.router
+        version = router.capability(executor).code_version_of(router.requirement(item))
         if not self.progress.mark_running(state, item.task_id, item.retry, executor, version):
             return item  # RUNNING already
         self.timers.flush_soon(_RUNNING_FLUSH_S, self._flush_running)

@@ -16,6 +16,8 @@ from typing import Any
 from starlette.responses import Response
 
 from ppacer.api import models as m
+from ppacer.api import original_ui as ui
+from ppacer.api import params
 from ppacer.api import schemas as s
 from ppacer.api.models import StatusReport, TaskBatch, TaskToExec, parse_exec_ts
 from ppacer.dag.dag import Dag
@@ -85,13 +87,13 @@ class ApiHandlers:
 
     # ------------------------------------------------------------------ executors
 
-    async def pop_task(self, call: Call[None, s.PopQuery, None]) -> Response | TaskToExec:
+    async def pop_task(self, call: Call[None, params.PopQuery, None]) -> Response | TaskToExec:
         """``GET /dag/task/pop``: one attempt, or 204."""
         q = call.query
         items = await self.scheduler.pop_tasks(q.wait_s, q.executor, 1, call.is_gone)
         return items[0] if items else Response(status_code=204)
 
-    async def pop_tasks(self, call: Call[None, s.PopBatchQuery, None]) -> TaskBatch:
+    async def pop_tasks(self, call: Call[None, params.PopBatchQuery, None]) -> TaskBatch:
         """``GET /dag/task/pop/batch``: up to ``max`` attempts."""
         q = call.query
         return TaskBatch(await self.scheduler.pop_tasks(q.wait_s, q.executor, q.max, call.is_gone))
@@ -162,7 +164,7 @@ class ApiHandlers:
         lost = self.scheduler.heartbeat(b.executor, b.leases, b.running, b.capacity)
         return s.HeartbeatOut(lost=lost, leaseTimeoutS=self.scheduler.config.lease_timeout_s)
 
-    async def list_executors(self, call: Call[None, s.PageQuery, None]) -> s.ExecutorListOut:
+    async def list_executors(self, call: Call[None, params.PageQuery, None]) -> s.ExecutorListOut:
         """``GET /executor/list``: executors heard from, most recently seen first."""
         everyone = self.scheduler.executors()
         now = self.scheduler.clock.now()
@@ -222,7 +224,9 @@ class ApiHandlers:
         )
         return s.TaskMarkedOut(dagId=b.dagId, taskId=b.taskId, status=str(status))
 
-    async def list_dag_runs(self, call: Call[None, s.DagRunListQuery, None]) -> s.DagRunListOut:
+    async def list_dag_runs(
+        self, call: Call[None, params.DagRunListQuery, None]
+    ) -> s.DagRunListOut:
         """``GET /dag/run/list``: runs newest first, by DAG and status if asked."""
         q = call.query
         rows, total = self.scheduler.reads.runs_page(
@@ -235,7 +239,7 @@ class ApiHandlers:
             items=[run_out(r) for r in rows], total=total, limit=q.limit, offset=q.offset
         )
 
-    async def get_dag_run(self, call: Call[None, None, s.RunIdPath]) -> s.DagRunDetailsOut:
+    async def get_dag_run(self, call: Call[None, None, params.RunIdPath]) -> s.DagRunDetailsOut:
         """``GET /dag/run/details/{runId}``: the run, its parameters and every attempt."""
         view = self.scheduler.reads.run_view(call.path.runId)
         waiting = self.scheduler.waiting_reasons(view.run.dag_id, view.run.exec_ts)
@@ -270,7 +274,7 @@ class ApiHandlers:
         return s.DagRunDetailsOut(**run_out(view.run).model_dump(), params=view.params, tasks=tasks)
 
     async def get_task_logs(
-        self, call: Call[None, s.TaskLogsQuery, s.TaskLogsPath]
+        self, call: Call[None, params.TaskLogsQuery, params.TaskLogsPath]
     ) -> s.TaskLogsOut:
         """``GET /dag/run/task/logs/{runId}/{taskId}``: one attempt's log records, paged."""
         q, where = call.query, call.path
@@ -298,7 +302,7 @@ class ApiHandlers:
         )
 
     async def dag_run_history(
-        self, call: Call[None, s.PageQuery, s.RunIdPath]
+        self, call: Call[None, params.PageQuery, params.RunIdPath]
     ) -> s.RunEventListOut:
         """``GET /dag/run/history/{runId}``: a page of who did what, oldest first."""
         events = self.scheduler.reads.run_events(call.path.runId)
@@ -343,7 +347,7 @@ class ApiHandlers:
             "lastRun": run_out(last) if last is not None else None,
         }
 
-    async def list_dags(self, call: Call[None, s.PageQuery, None]) -> s.DagListOut:
+    async def list_dags(self, call: Call[None, params.PageQuery, None]) -> s.DagListOut:
         """``GET /dag/list``: DAGs by id, with pause state, next point and latest run."""
         page = call.query
         ids = sorted(self.scheduler.registry)
@@ -359,7 +363,7 @@ class ApiHandlers:
         ]
         return s.DagListOut(items=items, total=len(ids), limit=page.limit, offset=page.offset)
 
-    async def get_dag(self, call: Call[None, None, s.DagIdPath]) -> s.DagDetailsOut:
+    async def get_dag(self, call: Call[None, None, params.DagIdPath]) -> s.DagDetailsOut:
         """``GET /dag/details/{dagId}``: the DAG with its tasks and latest runs."""
         dag = self._dag(call.path.dagId)
         reads = self.scheduler.reads
@@ -394,7 +398,7 @@ class ApiHandlers:
         return s.DagPausedOut(dagId=call.body.dagId, paused=False)
 
     async def schedule_preview(
-        self, call: Call[None, s.SchedulePreviewQuery, s.DagIdPath]
+        self, call: Call[None, params.SchedulePreviewQuery, params.DagIdPath]
     ) -> s.SchedulePreviewOut:
         """``GET /dag/schedule/{dagId}``: next points in the DAG's zone and in UTC."""
         q = call.query
@@ -414,30 +418,32 @@ class ApiHandlers:
         )
         return _backfill_out(row)
 
-    async def get_backfill(self, call: Call[None, None, s.BackfillIdPath]) -> s.BackfillOut:
+    async def get_backfill(self, call: Call[None, None, params.BackfillIdPath]) -> s.BackfillOut:
         """``GET /dag/backfill/{backfillId}``: its progress and the runs it created."""
         row, run_ids = self.scheduler.reads.backfill(call.path.backfillId)
         return _backfill_out(row, run_ids)
 
     # ------------------------------------------------------------------ the original's UI data
 
-    async def ui_dagrun_stats(self, _call: Call[None, None, None]) -> s.UiStatsOut:
+    async def ui_dagrun_stats(self, _call: Call[None, None, None]) -> ui.UiStatsOut:
         """``GET /ui/dagrun/stats``."""
         return original.dagrun_stats(self.scheduler)
 
     async def ui_dagrun_latest(
-        self, call: Call[None, None, s.LatestRunsPath]
-    ) -> list[s.UiLatestRunOut]:
+        self, call: Call[None, None, params.LatestRunsPath]
+    ) -> list[ui.UiLatestRunOut]:
         """``GET /ui/dagrun/latest/{n}``."""
         return original.dagrun_latest(self.scheduler, call.path.n)
 
-    async def ui_dagrun_details(self, call: Call[None, None, s.RunIdPath]) -> s.UiRunDetailsOut:
+    async def ui_dagrun_details(
+        self, call: Call[None, None, params.RunIdPath]
+    ) -> ui.UiRunDetailsOut:
         """``GET /ui/dagrun/{runId}``."""
         return original.dagrun_details(self.scheduler, call.path.runId)
 
     async def ui_dagrun_task_details(
-        self, call: Call[None, None, s.TaskAttemptPath]
-    ) -> s.UiTaskDetailsOut:
+        self, call: Call[None, None, params.TaskAttemptPath]
+    ) -> ui.UiTaskDetailsOut:
         """``GET /ui/dagrun/task/{runId}/{taskId}/{retry}``."""
         p = call.path
         return original.dagrun_task_details(self.scheduler, p.runId, p.taskId, p.retry)

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ppacer.api import schemas as s
+from ppacer.api import original_ui as ui
 from ppacer.dag.status import TaskStatus
 from ppacer.db.dags import TaskRow
 from ppacer.db.tasklogs import TaskLogLine
@@ -39,15 +39,15 @@ class _Presenter:
         self.zone = ZoneInfo(scheduler.config.timezone)
         self.now: datetime = scheduler.clock.now()
 
-    def ts(self, stored: str | None) -> s.GoTimestampOut:
-        return s.GoTimestampOut.model_validate(ui_timestamp(stored, self.zone, self.now))
+    def ts(self, stored: str | None) -> ui.GoTimestampOut:
+        return ui.GoTimestampOut.model_validate(ui_timestamp(stored, self.zone, self.now))
 
     def duration(self, start: str | None, end: str | None) -> str:
         return go_duration(seconds_between(start, end) or 0.0)
 
-    def logs(self, lines: list[TaskLogLine]) -> s.UiTaskLogsOut:
+    def logs(self, lines: list[TaskLogLine]) -> ui.UiTaskLogsOut:
         records = [
-            s.UiLogRecordOut(
+            ui.UiLogRecordOut(
                 insertTs=self.ts(r.insert_ts),
                 level=r.level,
                 message=r.message,
@@ -55,11 +55,11 @@ class _Presenter:
             )
             for r in lines
         ]
-        return s.UiTaskLogsOut(
+        return ui.UiTaskLogsOut(
             logRecordsCount=len(records), loadedRecords=len(records), logRecords=records
         )
 
-    def tasks(self, view: RunView, *, with_logs: bool) -> list[s.UiTaskOut]:
+    def tasks(self, view: RunView, *, with_logs: bool) -> list[ui.UiTaskOut]:
         reads = self.scheduler.reads
         sources = reads.task_sources(view.run, {a.task_id for a in view.attempts})
         out = []
@@ -71,13 +71,13 @@ class _Presenter:
                 else []
             )
             out.append(
-                s.UiTaskOut(
+                ui.UiTaskOut(
                     taskId=a.task_id,
                     retry=a.retry,
                     insertTs=self.ts(a.insert_ts),
                     taskNotStarted=False,
                     status=str(a.status),
-                    taskPosition=s.UiTaskPosOut(
+                    taskPosition=ui.UiTaskPosOut(
                         depth=src.pos_depth if src else 0, width=src.pos_width if src else 0
                     ),
                     duration=self.duration(a.insert_ts, a.status_update_ts),
@@ -91,13 +91,13 @@ class _Presenter:
             assert view.dag is not None
             info = view.dag.tasks[task_id]
             out.append(
-                s.UiTaskOut(
+                ui.UiTaskOut(
                     taskId=task_id,
                     retry=-1,
                     insertTs=self.ts(None),
                     taskNotStarted=True,
                     status="",
-                    taskPosition=s.UiTaskPosOut(depth=info.depth, width=info.width),
+                    taskPosition=ui.UiTaskPosOut(depth=info.depth, width=info.width),
                     duration="0s",
                     configJson=info.config.to_json(),
                     taskLogs=self.logs([]),
@@ -107,20 +107,20 @@ class _Presenter:
         return out
 
 
-def dagrun_stats(scheduler: SchedulerCore) -> s.UiStatsOut:
+def dagrun_stats(scheduler: SchedulerCore) -> ui.UiStatsOut:
     """Runs and task attempts by exact status, and queue lengths."""
     runs, tasks = scheduler.reads.status_counts()
     stats = scheduler.stats()
-    return s.UiStatsOut(
-        dagruns=s.RunCountsOut(**{k: runs.get(k.upper(), 0) for k in _COUNTED}),
-        dagrunTasks=s.RunCountsOut(**{k: tasks.get(k.upper(), 0) for k in _COUNTED}),
+    return ui.UiStatsOut(
+        dagruns=ui.RunCountsOut(**{k: runs.get(k.upper(), 0) for k in _COUNTED}),
+        dagrunTasks=ui.RunCountsOut(**{k: tasks.get(k.upper(), 0) for k in _COUNTED}),
         dagrunQueueLen=stats.dag_run_queue,
         taskSchedulerQueueLen=stats.ready,
         goroutinesNum=threading.active_count(),
     )
 
 
-def dagrun_latest(scheduler: SchedulerCore, n: int) -> list[s.UiLatestRunOut]:
+def dagrun_latest(scheduler: SchedulerCore, n: int) -> list[ui.UiLatestRunOut]:
     """The ``n`` latest runs, newest first, with how many of their tasks succeeded."""
     show = _Presenter(scheduler)
     runs = scheduler.reads.latest_runs(n)
@@ -130,7 +130,7 @@ def dagrun_latest(scheduler: SchedulerCore, n: int) -> list[s.UiLatestRunOut]:
         dag = scheduler.registry.get(run.dag_id)
         by_status = counts.get(run.run_id, {})
         out.append(
-            s.UiLatestRunOut(
+            ui.UiLatestRunOut(
                 runId=run.run_id,
                 dagId=run.dag_id,
                 execTs=show.ts(run.exec_ts),
@@ -145,12 +145,12 @@ def dagrun_latest(scheduler: SchedulerCore, n: int) -> list[s.UiLatestRunOut]:
     return out
 
 
-def dagrun_details(scheduler: SchedulerCore, run_id: int) -> s.UiRunDetailsOut:
+def dagrun_details(scheduler: SchedulerCore, run_id: int) -> ui.UiRunDetailsOut:
     """A run with every task attempt (and the tasks not started), configs and logs."""
     show = _Presenter(scheduler)
     view = scheduler.reads.run_view(run_id)
     run = view.run
-    return s.UiRunDetailsOut(
+    return ui.UiRunDetailsOut(
         runId=run.run_id,
         dagId=run.dag_id,
         execTs=show.ts(run.exec_ts),
@@ -163,7 +163,7 @@ def dagrun_details(scheduler: SchedulerCore, run_id: int) -> s.UiRunDetailsOut:
 
 def dagrun_task_details(
     scheduler: SchedulerCore, run_id: int, task_id: str, retry: int
-) -> s.UiTaskDetailsOut:
+) -> ui.UiTaskDetailsOut:
     """One attempt of a task (the asked ``retry``), with its logs and the source that ran."""
     show = _Presenter(scheduler)
     view = scheduler.reads.run_view(run_id)
@@ -171,7 +171,7 @@ def dagrun_task_details(
         if entry.taskId == task_id and entry.retry == retry:
             source = scheduler.reads.task_sources(view.run, [task_id]).get(task_id)
             lines = scheduler.reads.log_lines(view.run, task_id, retry, limit=_MAX_RECORDS)
-            return s.UiTaskDetailsOut(
+            return ui.UiTaskDetailsOut(
                 **entry.model_dump(exclude={"taskLogs"}),
                 taskLogs=show.logs(lines),
                 taskBodySource=source.body_source if source else "",

@@ -1,9 +1,7 @@
-"""Commands that talk to a running scheduler over its API.
+"""Commands about runs: ``runs list|show``, ``trigger``, ``restart``, ``logs``, ``backfill``.
 
-``dags list|show|pause|unpause``, ``runs list|show``, ``trigger``, ``restart``,
-``logs``, ``backfill``, ``schedule`` and ``executors``. Each takes ``--url``
-and ``--token`` (or ``PPACER_URL`` / ``PPACER_TOKEN``, or the settings file)
-and ``--json``.
+Each talks to a running scheduler over its API (``--url`` / ``--token`` or
+``PPACER_URL`` / ``PPACER_TOKEN``, or the settings file) and takes ``--json``.
 """
 
 from __future__ import annotations
@@ -17,169 +15,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ppacer.api.client import Client
 from ppacer.cli.common import (
+    RUN_COLUMNS,
     State,
     client_options,
     connect,
     console,
     echo_json,
-    fetch_all,
     parse_json_object,
     parse_time,
     print_table,
+    run_row,
     short_ts,
 )
 from ppacer.dag.status import DagRunStatus, TaskStatus
 
-__all__ = ["REMOTE_COMMANDS"]
+__all__ = ["RUN_COMMANDS"]
 
 # How often --follow, --wait and backfill progress ask the scheduler, in seconds.
 _POLL_S = 0.5
 _FINISHED_RUN = (str(DagRunStatus.SUCCESS), str(DagRunStatus.FAILED))
 
 pass_state = click.make_pass_decorator(State, ensure=True)
-
-
-def _run_row(run: dict[str, Any]) -> list[Any]:
-    return [
-        run["runId"],
-        run["dagId"],
-        short_ts(run["execTs"]),
-        run["status"],
-        short_ts(run["insertTs"]),
-        short_ts(run["statusUpdateTs"]),
-    ]
-
-
-_RUN_COLUMNS = ("run", "DAG", "exec time (UTC)", "status", "created", "updated")
-
-
-# ---------------------------------------------------------------------------- dags
-
-
-@click.group()
-def dags() -> None:
-    """List, show, pause and unpause DAGs."""
-
-
-def _unless_paused(dag: dict[str, Any]) -> dict[str, Any]:
-    """The DAG with no next run if it is paused.
-
-    The API gives a paused DAG's next schedule point, but no run happens
-    there: what runs after an unpause depends on its catch-up policy.
-    """
-    return {**dag, "nextScheduleTs": None} if dag["paused"] else dag
-
-
-@dags.command("list")
-@client_options
-@pass_state
-def dags_list(state: State, url: str | None, token: str | None, as_json: bool) -> None:
-    """List the scheduler's DAGs with their schedule, pause state and latest run.
-
-    Example: ppacer dags list
-    """
-    with connect(state, url, token) as client:
-        items = [
-            _unless_paused(d)
-            for d in fetch_all(lambda limit, offset: client.list_dags(limit, offset).to_json())
-        ]
-    if as_json:
-        echo_json(items)
-        return
-    rows = []
-    for d in items:
-        last = d.get("lastRun")
-        rows.append(
-            [
-                d["dagId"],
-                d["schedule"] or "(manual)",
-                "yes" if d["paused"] else "no",
-                d["taskNum"],
-                f"{last['status']} {short_ts(last['execTs'])}" if last else "",
-                "paused" if d["paused"] else short_ts(d["nextScheduleTs"]),
-            ]
-        )
-    print_table(("DAG", "schedule", "paused", "tasks", "latest run", "next run (UTC)"), rows)
-
-
-@dags.command("show")
-@click.argument("dag_id")
-@client_options
-@pass_state
-def dags_show(state: State, dag_id: str, url: str | None, token: str | None, as_json: bool) -> None:
-    """Show DAG_ID: schedule, attributes, tasks in graph order and latest runs.
-
-    Example: ppacer dags show hello
-    """
-    with connect(state, url, token) as client:
-        dag = _unless_paused(client.get_dag(dag_id).to_json())
-    if as_json:
-        echo_json(dag)
-        return
-    out = console()
-    out.print(f"[bold]{dag['dagId']}[/bold] {dag['description']}".rstrip())
-    out.print(f"schedule: {dag['schedule'] or '(manual only)'}")
-    if dag["paused"]:
-        out.print("next run: none while paused")
-    elif dag["nextScheduleTs"]:
-        out.print(f"next run: {short_ts(dag['nextScheduleTs'])} UTC")
-    else:
-        out.print("next run: -")
-    out.print(
-        f"paused: {'yes' if dag['paused'] else 'no'}   catch-up: "
-        f"{'yes' if dag['catchUp'] else 'no'}   max active runs: {dag['maxActiveRuns']}   "
-        f"tags: {', '.join(dag['tags']) or '-'}"
-    )
-    print_table(
-        ("task", "type", "upstream", "depth", "retries", "timeout (s)", "trigger rule"),
-        [
-            [
-                t["taskId"],
-                t["taskType"],
-                ", ".join(t["parents"]),
-                t["depth"],
-                t["config"].get("retries", ""),
-                t["config"].get("timeoutSeconds", ""),
-                t["triggerRule"],
-            ]
-            for t in dag["tasks"]
-        ],
-        title="tasks",
-    )
-    if dag["recentRuns"]:
-        print_table(_RUN_COLUMNS, [_run_row(r) for r in dag["recentRuns"]], title="latest runs")
-
-
-@dags.command("pause")
-@click.argument("dag_id")
-@client_options
-@pass_state
-def dags_pause(
-    state: State, dag_id: str, url: str | None, token: str | None, as_json: bool
-) -> None:
-    """Pause DAG_ID: it creates no scheduled runs until unpaused (triggers still work).
-
-    Example: ppacer dags pause hello
-    """
-    with connect(state, url, token) as client:
-        client.pause_dag(dag_id)
-    click.echo(json.dumps({"dagId": dag_id, "paused": True}) if as_json else f"{dag_id} paused")
-
-
-@dags.command("unpause")
-@click.argument("dag_id")
-@client_options
-@pass_state
-def dags_unpause(
-    state: State, dag_id: str, url: str | None, token: str | None, as_json: bool
-) -> None:
-    """Unpause DAG_ID; the points missed meanwhile follow its catch-up policy.
-
-    Example: ppacer dags unpause hello
-    """
-    with connect(state, url, token) as client:
-        client.unpause_dag(dag_id)
-    click.echo(json.dumps({"dagId": dag_id, "paused": False}) if as_json else f"{dag_id} unpaused")
 
 
 # ---------------------------------------------------------------------------- runs
@@ -221,7 +77,7 @@ def runs_list(
     if as_json:
         echo_json(page)
         return
-    print_table(_RUN_COLUMNS, [_run_row(r) for r in page["items"]])
+    print_table(RUN_COLUMNS, [run_row(r) for r in page["items"]])
     shown = len(page["items"])
     if page["total"] > offset + shown:
         click.echo(f"{offset + 1}-{offset + shown} of {page['total']}; more with --offset")
@@ -472,62 +328,4 @@ def _follow_backfill(client: Client, backfill_id: int, *, quiet: bool) -> dict[s
             time.sleep(_POLL_S)
 
 
-@click.command()
-@click.argument("dag_id")
-@click.option("-n", "count", default=10, show_default=True, type=click.IntRange(1, 1000))
-@client_options
-@pass_state
-def schedule(
-    state: State, dag_id: str, count: int, url: str | None, token: str | None, as_json: bool
-) -> None:
-    """Show DAG_ID's next run times, in its zone and in UTC.
-
-    Example: ppacer schedule hello -n 5
-    """
-    with connect(state, url, token) as client:
-        points = client.schedule_preview(dag_id, count)
-        paused = bool(client.get_dag(dag_id)["paused"])
-    if as_json:
-        click.echo(json.dumps(points))
-        return
-    if not points:
-        click.echo(f"{dag_id} has no scheduled runs")
-        return
-    if paused:
-        click.echo(
-            f"{dag_id} is paused: no run is created until `ppacer dags unpause {dag_id}` "
-            "(then missed points follow its catch-up policy)",
-            err=True,
-        )
-    print_table(("local", "UTC"), [[p["local"], p["utc"]] for p in points])
-
-
-@click.command()
-@client_options
-@pass_state
-def executors(state: State, url: str | None, token: str | None, as_json: bool) -> None:
-    """List the executors the scheduler has heard from, most recent first.
-
-    Example: ppacer executors
-    """
-    with connect(state, url, token) as client:
-        items = fetch_all(lambda limit, offset: client.list_executors(limit, offset).to_json())
-    if as_json:
-        echo_json(items)
-        return
-    print_table(
-        ("executor", "last seen (s ago)", "running", "capacity", "first seen (UTC)"),
-        [
-            [
-                e["name"],
-                f"{e['lastSeenAgoS']:.1f}",
-                e["running"],
-                e["capacity"],
-                short_ts(e["firstSeen"]),
-            ]
-            for e in items
-        ],
-    )
-
-
-REMOTE_COMMANDS = [dags, runs, trigger, restart, logs, backfill, schedule, executors]
+RUN_COMMANDS = [runs, trigger, restart, logs, backfill]
