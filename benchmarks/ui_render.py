@@ -7,9 +7,13 @@ Each figure is the wall time of one GET through the scheduler's ASGI app in
 this process (routing, the page's database reads, building the view, Jinja
 rendering, security headers); no network and no browser. The database is a
 fresh SQLite file seeded the way a scheduler that ran for a while leaves it:
-1,000 finished runs of a 6-task DAG (every 10th FAILED, with an error), and
-one run of a 200-task DAG (1 -> 198 -> 1) whose tasks all finished, a few
-after a retry. Target (the web UI issue): under 300 ms per page; not asserted.
+1,000 finished runs of a 6-task DAG (every 10th FAILED, with an error), one
+run of a 200-task DAG (1 -> 198 -> 1) whose tasks all finished, a few after a
+retry, and 1,000 runs of a 50-task DAG (every attempt queued, taken by one of
+three executors and ended; every 10th run failed; parameters on every third
+run; two log lines per attempt: 100,000 lines in the log search index) for
+the DAG page, the run page's sorted table, search and log search. Target (the
+web UI issue): under 300 ms per page; not asserted.
 
 Output: one JSON line per page (``{"page", "path", "median_ms", "min_ms",
 "max_ms", "n", "bytes", "target_ms"}``), then a table for people.
@@ -28,6 +32,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 
@@ -35,8 +40,9 @@ import ppacer
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
+from ppacer.db import schema
 from ppacer.db.engine import open_logs_db, open_scheduler_db
-from ppacer.db.schema import tasklogs
+from ppacer.db.schema import dagrunparams, dagruns, dagruntaskerrors, dagruntasks, tasklogs
 from ppacer.timeutils import format_ts
 
 TARGET_MS = 300.0
@@ -63,6 +69,103 @@ def wide_dag(width: int = 198) -> ppacer.Dag:
     root = ppacer.Node(Noop("start"))
     root.next_async_and_merge([Noop(f"task_{i:03d}") for i in range(width)], Noop("end"))
     return ppacer.Dag("wide200").add_root(root).done()
+
+
+def grid_dag(width: int = 48) -> ppacer.Dag:
+    """extract -> ``width`` loads -> report: 50 tasks (the DAG page's grid: 100 runs x 50)."""
+    root = ppacer.Node(Noop("extract"))
+    root.next_async_and_merge([Noop(f"load_{i:02d}") for i in range(width)], Noop("report"))
+    return ppacer.Dag("wide50").add_root(root).done()
+
+
+def seed_grid(db: Path, logs_db: Path, dag: ppacer.Dag, runs: int, first_run_id: int) -> None:
+    """``runs`` finished runs of ``dag`` in multi-row statements, with starts and log lines."""
+    order = list(dag.tasks)
+    run_rows, attempts, starts, errors, given, lines = [], [], [], [], [], []
+    t0 = T0 + timedelta(days=30)
+    for i in range(runs):
+        at = t0 + timedelta(minutes=10 * i)
+        exec_ts = format_ts(at)
+        failed = i % 10 == 9
+        for n, task_id in enumerate(order):
+            queued = at + timedelta(milliseconds=20 * n)
+            taken = queued + timedelta(milliseconds=150 + 7 * (i % 11))
+            done = taken + timedelta(milliseconds=300 + 13 * ((i + n) % 17))
+            status = TaskStatus.FAILED if failed and task_id == "load_24" else TaskStatus.SUCCESS
+            key = {"DagId": dag.id, "ExecTs": exec_ts, "TaskId": task_id, "Retry": 0}
+            attempts.append(
+                key
+                | {
+                    "InsertTs": format_ts(queued),
+                    "Status": str(status),
+                    "StatusUpdateTs": format_ts(done),
+                    "Version": "bench",
+                }
+            )
+            starts.append(
+                key
+                | {
+                    "StartTs": format_ts(taken),
+                    "Executor": f"worker-{i % 3}",
+                    "CodeVersion": dag.tasks[task_id].code_version,
+                }
+            )
+            if status is TaskStatus.FAILED:
+                errors.append(
+                    key | {"InsertTs": format_ts(done), "Error": "ConnectionError: refused"}
+                )
+            for k, (level, text) in enumerate(
+                (
+                    ("INFO", f"{task_id}: processed {1000 + i} rows of batch {i}"),
+                    ("WARNING", f"{task_id}: timeout waiting for lock; retrying")
+                    if (i + n) % 7 == 0
+                    else ("ERROR", f"{task_id}: connection refused by db.example.com")
+                    if status is TaskStatus.FAILED
+                    else ("DEBUG", f"{task_id}: cursor took 0.{i % 10}s"),
+                )
+            ):
+                lines.append(
+                    key
+                    | {
+                        "InsertTs": format_ts(taken + timedelta(milliseconds=k)),
+                        "Level": level,
+                        "Message": text,
+                        "Attributes": "{}",
+                        "Seq": k,
+                    }
+                )
+        run_id = first_run_id + i
+        status = DagRunStatus.FAILED if failed else DagRunStatus.SUCCESS
+        run_rows.append(
+            {
+                "RunId": run_id,
+                "DagId": dag.id,
+                "ExecTs": exec_ts,
+                "InsertTs": exec_ts,
+                "Status": str(status),
+                "StatusUpdateTs": format_ts(at + timedelta(seconds=2)),
+                "Version": "bench",
+            }
+        )
+        if i % 3 == 0:
+            given.append({"RunId": run_id, "Params": json.dumps({"day": i % 30, "region": "eu"})})
+    # How attempts started: their own table where the schema has one, else dagruntasks.
+    starts_table = schema.metadata.tables.get("dagruntaskstarts")
+    if starts_table is None:
+        attempts = [a | s for a, s in zip(attempts, starts, strict=True)]
+    engine = open_scheduler_db(str(db))
+    with engine.begin() as conn:
+        conn.execute(dagruns.insert(), run_rows)
+        conn.execute(dagruntasks.insert(), attempts)
+        if starts_table is not None:
+            conn.execute(starts_table.insert(), starts)
+        conn.execute(dagruntaskerrors.insert(), errors)
+        conn.execute(dagrunparams.insert(), given)
+    engine.dispose()
+    logs = open_logs_db(str(logs_db))
+    with logs.begin() as conn:
+        conn.execute(tasklogs.insert(), lines)
+    logs.dispose()
 
 
 def seed(db: Path, logs_db: Path, history: ppacer.Dag, wide: ppacer.Dag, runs: int) -> None:
@@ -159,13 +262,17 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=1000, help="finished runs to seed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    history, wide = history_dag(), wide_dag()
+    history, wide, grid = history_dag(), wide_dag(), grid_dag()
     with tempfile.TemporaryDirectory(prefix="ppacer-ui-bench-") as tmp:
         db, logs_db = Path(tmp) / "scheduler.db", Path(tmp) / "logs.db"
         seed(db, logs_db, history, wide, args.history)
-        scheduler = ppacer.Scheduler(str(db), logs_db=str(logs_db))
-        app = scheduler.start(ppacer.Registry([history, wide]))
         wide_run = args.history + 1
+        first_grid_run = wide_run + 1
+        seed_grid(db, logs_db, grid, args.history, first_grid_run)
+        last_grid_run = first_grid_run + args.history - 1
+        middle = format_ts(T0 + timedelta(days=30, minutes=10 * (args.history // 2)))
+        scheduler = ppacer.Scheduler(str(db), logs_db=str(logs_db))
+        app = scheduler.start(ppacer.Registry([history, wide, grid]))
         pages = [
             ("runs (50 of 1,000)", "/ui/runs"),
             ("runs (all 1,000 on one page)", "/ui/runs?size=1000"),
@@ -177,6 +284,26 @@ def main() -> None:
             ("overview", "/ui"),
             ("DAGs", "/ui/dags"),
             ("task logs, 1,000 lines", f"/ui/runs/{wide_run}/logs?task=start"),
+            (
+                "task logs, 1,000 lines, level + text filter",
+                f"/ui/runs/{wide_run}/logs?task=start&level=WARNING&grep=batch",
+            ),
+            ("DAG page, 1,000 runs x 50 tasks (grid 100 x 50)", "/ui/dag/wide50"),
+            ("DAG page, live fragment (grid, chart)", "/ui/dag/wide50?fragment=live"),
+            ("DAG page, an older grid page", f"/ui/dag/wide50?before={quote(middle)}"),
+            ("DAG page, a task's code and diff", "/ui/dag/wide50?code=load_07"),
+            ("run page, 50 tasks, sorted by duration", f"/ui/runs/{last_grid_run}?sort=-duration"),
+            ("run page, 50 tasks, filtered", f"/ui/runs/{last_grid_run}?status=FAILED&name=load"),
+            ("search: a DAG and its runs", "/ui/search?q=wide50"),
+            ("search: failed runs of every DAG", "/ui/search?q=status:failed"),
+            ("search: runs by parameter", "/ui/search?q=day%3D9+region%3Deu"),
+            ("search: runs in a time range", "/ui/search?q=from:2024-04-12+to:2024-04-13"),
+            ("log search, 100,000 lines: a common word", "/ui/logs/search?q=processed"),
+            (
+                "log search: a phrase, one DAG",
+                "/ui/logs/search?q=%22connection+refused%22&dag=wide50",
+            ),
+            ("log search: WARNING and above", "/ui/logs/search?q=timeout+lock&level=WARNING"),
         ]
         results = []
         for name, path in pages:

@@ -26,6 +26,7 @@ from ppacer.server.auth import BearerAuthMiddleware
 from ppacer.server.docs import docs_routes
 from ppacer.server.health import HealthCheck
 from ppacer.server.metrics import RequestTimer, SchedulerMetrics
+from ppacer.server.proxy import LeaderProxy
 from ppacer.ui.routes import ui_routes
 
 __all__ = ["Scheduler", "create_app"]
@@ -41,7 +42,9 @@ def create_app(scheduler: SchedulerCore, metrics: SchedulerMetrics | None = None
         "healthz": health.endpoint,
         "metrics": metrics.endpoint,
     }
-    routes: list[BaseRoute] = [*api_routes(handlers, scheduler.config.max_request_bytes)]
+    routes: list[BaseRoute] = [
+        *api_routes(handlers, scheduler.config.max_request_bytes, LeaderProxy(scheduler))
+    ]
     routes += docs_routes(scheduler.config)
     routes += ui_routes(scheduler)
     middleware = [Middleware(RequestTimer, metrics=metrics)]

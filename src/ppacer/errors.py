@@ -14,6 +14,8 @@ __all__ = [
     "PpacerError",
     "ProtocolError",
     "SchedulerUnavailableError",
+    "TLSError",
+    "UnauthorizedError",
 ]
 
 
@@ -92,6 +94,23 @@ class SchedulerUnavailableError(PpacerError, ConnectionError):
 
 
 #: The error class of each 4xx status the API answers with (the client's side of the mapping).
+class UnauthorizedError(PpacerError):
+    """The scheduler refused the API token (401): missing or wrong."""
+
+    http_status = 401
+
+
+class TLSError(PpacerError):
+    """The HTTPS connection could not be trusted or made: a configuration problem, not an outage.
+
+    The scheduler's certificate is not signed by a trusted CA (give its CA with
+    ``ca_file``), or the URL says https:// to a server speaking plain HTTP.
+    """
+
+    http_status = 502
+
+
 ERROR_BY_STATUS: dict[int, type[PpacerError]] = {
-    cls.http_status: cls for cls in (InvalidInputError, NotFoundError, ConflictError)
+    cls.http_status: cls
+    for cls in (InvalidInputError, UnauthorizedError, NotFoundError, ConflictError)
 }

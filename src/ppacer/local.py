@@ -8,10 +8,12 @@ databases stay consistent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from types import FrameType
@@ -22,19 +24,33 @@ import uvicorn
 from ppacer.api.client import Client
 from ppacer.app import Scheduler
 from ppacer.dag.dag import Registry
+from ppacer.errors import InvalidInputError
 from ppacer.executor.executor import Executor
 from ppacer.logconfig import configure_logging
 from ppacer.notify import Notifier
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.timeutils import Clock
 
-__all__ = ["LocalRunner", "configure_logging", "default_started", "run"]
+__all__ = [
+    "LocalRunner",
+    "check_tls_files",
+    "configure_logging",
+    "default_started",
+    "pinned_context",
+    "run",
+]
 
 log = logging.getLogger("ppacer")
 
 
 class LocalRunner:
-    """A scheduler serving HTTP on ``host:port`` plus an executor, in one process."""
+    """A scheduler serving HTTP on ``host:port`` plus an executor, in one process.
+
+    With ``tls_cert`` and ``tls_key`` (PEM files: the certificate, with its
+    chain, and its private key) it serves HTTPS; its own clients trust exactly
+    that certificate (:meth:`new_client`), so a certificate made for the
+    host's public name works for them on the loopback address too.
+    """
 
     def __init__(
         self,
@@ -50,17 +66,39 @@ class LocalRunner:
         notifier: Notifier | None = None,
         stop_timeout_s: float = 30.0,
         with_executor: bool = True,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("give LocalRunner both tls_cert and tls_key, or neither")
+        if tls_cert is not None and tls_key is not None:
+            check_tls_files(tls_cert, tls_key)
         self.registry = registry
+        self.tls_cert = tls_cert
         self.stop_timeout_s = stop_timeout_s
-        self.scheduler = Scheduler(db, config, logs_db=logs_db, clock=clock, notifier=notifier)
-        self.app = self.scheduler.start(registry)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host = host
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{self.port}"
+        scheme = "https" if tls_cert else "http"
+        self.url = f"{scheme}://{_url_host(host)}:{self.port}"
+        if with_executor and config.recovery_grace_s is None:
+            # Attempts left RUNNING by this process's own executor, which died with it.
+            config = dataclasses.replace(config, recovery_grace_s=0.0)
+        if config.advertise_url is None:
+            # Where other schedulers of the database (standbys) forward calls to.
+            public = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+            config = dataclasses.replace(
+                config, advertise_url=f"{scheme}://{_url_host(public)}:{self.port}"
+            )
+        try:
+            self.scheduler = Scheduler(db, config, logs_db=logs_db, clock=clock, notifier=notifier)
+            self.app = self.scheduler.start(registry)
+        except BaseException:
+            self.sock.close()
+            raise
+        self._token = config.api_token
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
@@ -68,21 +106,29 @@ class LocalRunner:
                 lifespan="on",
                 access_log=False,
                 timeout_graceful_shutdown=5,
+                ssl_certfile=tls_cert,
+                ssl_keyfile=tls_key,
             )
         )
         #: A client of this scheduler, for triggering runs and reading state.
-        self.client = Client(self.url, token=config.api_token)
+        self.client = self.new_client()
         self.executor: Executor | None = None
         if with_executor:
+            # Its task logs are shipped over the loopback API like a remote executor's:
+            # measured, that costs the task a seventh of a transaction per line
+            # (benchmarks/log_shipping.py), and the scheduler batches the writes.
             self.executor = Executor(
-                Client(self.url, token=config.api_token),
-                registry,
-                logs_db=self.scheduler.logs_engine,
-                concurrency=concurrency,
-                poll_wait_s=5.0,
+                self.new_client(), registry, concurrency=concurrency, poll_wait_s=5.0
             )
         self._server_thread: threading.Thread | None = None
         self._stopping = threading.Lock()
+
+    def new_client(self, timeout_s: float = 15.0) -> Client:
+        """A client of this scheduler: its token, and over HTTPS trusting its own certificate."""
+        context = None
+        if self.tls_cert is not None:
+            context = pinned_context(self.tls_cert)
+        return Client(self.url, timeout_s=timeout_s, token=self._token, ssl_context=context)
 
     def start(self) -> LocalRunner:
         """Serve in a background thread and start the executor; return once serving."""
@@ -110,11 +156,13 @@ class LocalRunner:
         self.scheduler.stop_soon()
         if self.executor is not None:
             self.executor.stop(self.stop_timeout_s)
+        # Our own kept-alive connections first: over TLS, one the server must cut while it
+        # stops is left half-closed when its event loop ends.
+        self.client.close()
         self.server.should_exit = True
         if self._server_thread is not None:
             self._server_thread.join(30)
         self.sock.close()
-        self.client.close()
         self.scheduler.close()
 
     def serve_forever(self) -> None:
@@ -147,6 +195,34 @@ class LocalRunner:
             for number, handler in previous.items():
                 signal.signal(number, handler)
         log.info("ppacer stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_tls_files(cert_file: str, key_file: str) -> None:
+    """Raise :class:`InvalidInputError` unless the files are a PEM certificate and its key."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInputError(
+            f"tls_cert/tls_key: {cert_file} and {key_file} are not a PEM certificate and its "
+            f"private key: {exc}"
+        ) from exc
+
+
+def pinned_context(cert_file: str) -> ssl.SSLContext:
+    """A TLS context trusting exactly the certificate(s) in ``cert_file``, whatever their name.
+
+    For a process's clients of its own server on a loopback address: the
+    certificate is the one it serves (no CA needed, a leaf is accepted as the
+    anchor), and its name is the host's public one, not 127.0.0.1.
+    """
+    context = ssl.create_default_context(cafile=cert_file)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 def default_started(

@@ -38,6 +38,9 @@ from ppacer.errors import PpacerError
 from ppacer.redact import mask_secret, redact_url
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 
+if typing.TYPE_CHECKING:
+    from ppacer.executor.logship import LogShipping
+
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_FILE",
@@ -56,6 +59,8 @@ DEFAULT_CONFIG_FILE = "ppacer.toml"
 CONFIG_ENV = "PPACER_CONFIG"
 _PREFIX = "PPACER_"
 _LOG_FORMATS = ("text", "json")
+# Flags not spelled as their key's last part.
+_FLAGS = {"executor.queues": "--queue", "executor.labels": "--label"}
 # Keys whose values are secrets: shown masked.
 _SECRET_KEYS = {"token", "scheduler.api_token"}
 
@@ -75,6 +80,52 @@ class ExecutorSettings:
     # Longest a long poll for work waits, in seconds (also how long a stop may
     # wait for the poll in flight).
     poll_wait_s: float = 5.0
+    # Queues served: comma-separated names ("gpu,default"). A task names its
+    # queue in TaskConfig.queue ("default" unless set).
+    queues: str = "default"
+    # Labels shown in the scheduler's executor list: comma-separated key=value
+    # pairs ("zone=eu,gpu=a100").
+    labels: str = ""
+    # Address of a Dask scheduler to run the tasks on ("tcp://host:8786"; None:
+    # run them in this process). Needs `pip install 'ppacer[dask]'`.
+    dask: str | None = None
+    # Task log records held in memory while the scheduler cannot take them, in
+    # records; past it they are spooled to a file in spool_dir.
+    log_buffer_records: int = 10_000
+    # Directory of spooled task log records (None: a new temporary directory).
+    spool_dir: str | None = None
+    # Longest task log line shipped, in characters; a longer one is cut and ends
+    # with a note saying how much was cut.
+    max_log_line_chars: int = 65_536
+    # Most task log lines shipped per attempt, in lines; one final line says how
+    # many more were not shipped.
+    max_log_lines: int = 100_000
+
+    @property
+    def queue_list(self) -> list[str]:
+        """``queues`` as a list of names."""
+        from ppacer.executor.registration import parse_queues
+
+        return parse_queues(self.queues)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """``labels`` as a dict."""
+        from ppacer.executor.registration import parse_labels
+
+        return parse_labels(self.labels)
+
+    @property
+    def log_shipping(self) -> LogShipping:
+        """How task logs are shipped (buffer, spool directory, caps)."""
+        from ppacer.executor.logship import LogShipping
+
+        return LogShipping(
+            buffer_records=self.log_buffer_records,
+            spool_dir=self.spool_dir,
+            max_line_chars=self.max_log_line_chars,
+            max_lines=self.max_log_lines,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +150,14 @@ class Settings:
     log_level: str = "INFO"
     # "text" (one human line per record) or "json" (JSON lines with dag_id/run_id/task_id).
     log_format: str = "text"
+    # PEM file of the certificate (with its chain) the scheduler serves HTTPS
+    # with; None: plain HTTP. Needs tls_key.
+    tls_cert: str | None = None
+    # PEM file of tls_cert's private key.
+    tls_key: str | None = None
+    # PEM file of the CA(s) clients and executors trust for an https:// scheduler
+    # (None: the system's CAs). For a private CA or a self-signed certificate.
+    ca_file: str | None = None
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     scheduler: Config = DEFAULT_CONFIG
 
@@ -257,6 +316,29 @@ def _check(values: dict[str, Any], sources: dict[str, str]) -> None:
         fail("executor.concurrency", "must be >= 1")
     if values["executor.poll_wait_s"] <= 0:
         fail("executor.poll_wait_s", "must be > 0")
+    for key in ("log_buffer_records", "max_log_line_chars", "max_log_lines"):
+        if values[f"executor.{key}"] < 1:
+            fail(f"executor.{key}", "must be >= 1")
+    from ppacer.executor.registration import parse_labels, parse_queues
+
+    try:
+        parse_queues(values["executor.queues"])
+    except ValueError:
+        fail("executor.queues", "name at least one queue, e.g. 'gpu,default'")
+    try:
+        parse_labels(values["executor.labels"])
+    except ValueError:
+        fail("executor.labels", "must be comma-separated key=value pairs, e.g. 'zone=eu'")
+    dask = values["executor.dask"]
+    if dask is not None and not re.fullmatch(r"[a-z+]+://\S+|\S+:\d+", dask):
+        fail("executor.dask", "must be a Dask scheduler address, e.g. tcp://host:8786")
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        if values["tls_cert"] is None:
+            fail("tls_key", "needs tls_cert too")
+        fail("tls_cert", "needs tls_key too")
+    for key in ("tls_cert", "tls_key", "ca_file"):
+        if values[key] is not None and not Path(values[key]).is_file():
+            fail(key, "no such file")
     if values["log_level"].upper() not in logging.getLevelNamesMapping():
         fail("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     values["log_level"] = values["log_level"].upper()
@@ -344,7 +426,7 @@ def load_settings(
             continue
         if name not in _BY_NAME:
             raise SettingsError(f"unknown setting {name!r}")
-        flag = "--" + name.split(".")[-1].replace("_", "-")
+        flag = _FLAGS.get(name) or "--" + name.split(".")[-1].replace("_", "-")
         values[name] = _coerce(_BY_NAME[name], value, f"flag {flag}")
         sources[name] = f"flag {flag}"
     if sources["logs_db"] == "default" and values["db"].startswith(("postgresql", "postgres://")):

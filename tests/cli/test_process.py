@@ -8,17 +8,14 @@ ppacer``) on a free port, reads the URL it prints and drives it with more
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import wait_for
+from tests.procs import Proc, clean_env, ppacer_command
+from tests.procs import procs as procs  # a fixture
 
 DAGS = '''
 import time
@@ -45,107 +42,19 @@ dags = ppacer.Registry([hello.done()])
 '''
 
 
-def _ppacer() -> list[str]:
-    """The console script next to this interpreter (as installed), else ``python -m ppacer``."""
-    script = Path(sys.executable).with_name("ppacer")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ppacer"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PPACER_")}
-    env.update(extra)
-    return env
-
-
-class Lines:
-    """A process's output lines, read by a thread so the test can wait for one with a deadline."""
-
-    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
-        for line in stream:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, prefix: str, timeout_s: float = 30.0) -> str:
-        def find() -> str | None:
-            with self._lock:
-                return next((line for line in self.lines if line.startswith(prefix)), None)
-
-        return wait_for(find, timeout_s, f"a line starting with {prefix!r}")
-
-    def all(self) -> list[str]:
-        with self._lock:
-            return list(self.lines)
-
-    def join(self) -> None:
-        self._thread.join(10)
-
-
-class Proc:
-    """A background ``ppacer`` process with its stdout and stderr lines."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            [*_ppacer(), *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out = Lines(self.popen.stdout)
-        self.err = Lines(self.popen.stderr)
-
-    def url(self) -> str:
-        return self.out.wait_for("UI:").split()[-1].removesuffix("/ui")
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        try:
-            return self.popen.wait(30)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            raise
-
-    def close(self) -> None:
-        """Kill the process if it still runs; close its pipes once read to the end."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(10)
-        self.out.join()
-        self.err.join()
-        for stream in (self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.close()
-
-
 def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_ppacer(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [*ppacer_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
 
 
 def test_run_trigger_follow_logs_and_stop(tmp_path, procs):
     (tmp_path / "dags.py").write_text(DAGS)
-    run = Proc(["run", "dags.py", "--port", "0"], tmp_path, _env(PPACER_LOG_FORMAT="json"))
+    run = Proc(["run", "dags.py", "--port", "0"], tmp_path, clean_env(PPACER_LOG_FORMAT="json"))
     procs.append(run)
     url = run.url()
     assert url.startswith("http://127.0.0.1:")
-    env = _env(PPACER_URL=url)
+    env = clean_env(PPACER_URL=url)
     gate = tmp_path / "gate"
     params = json.dumps({"name": "newcomer", "gate": str(gate)})
     triggered = _cli(["trigger", "hello", "--params", params, "--json"], tmp_path, env)
@@ -187,17 +96,17 @@ def test_run_trigger_follow_logs_and_stop(tmp_path, procs):
 def test_scheduler_and_executor_processes_with_a_token(tmp_path, procs):
     (tmp_path / "dags.py").write_text(DAGS)
     (tmp_path / "ppacer.toml").write_text('token = "t0ken"\n[executor]\nconcurrency = 2\n')
-    scheduler = Proc(["scheduler", "dags.py", "--port", "0"], tmp_path, _env())
+    scheduler = Proc(["scheduler", "dags.py", "--port", "0"], tmp_path, clean_env())
     procs.append(scheduler)
     url = scheduler.url()
     worker = Proc(
         ["executor", "dags.py", "--url", url, "--name", "worker-1"],
         tmp_path,
-        _env(PPACER_EXECUTOR_POLL_WAIT_S="0.5"),  # a quick stop: the long poll is awaited
+        clean_env(PPACER_EXECUTOR_POLL_WAIT_S="0.5"),  # a quick stop: the long poll is awaited
     )
     procs.append(worker)
     worker.out.wait_for("ppacer executor worker-1")
-    env = _env(PPACER_URL=url)
+    env = clean_env(PPACER_URL=url)
     gate = tmp_path / "gate"
     gate.touch()
     params = json.dumps({"gate": str(gate)})
@@ -217,10 +126,10 @@ def test_python_dash_m_and_bad_target(tmp_path):
         [sys.executable, "-m", "ppacer", "--version"],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=clean_env(),
         timeout=60,
     )
     assert result.returncode == 0 and "version" in result.stdout
-    missing = _cli(["run", "nope.py"], tmp_path, _env())
+    missing = _cli(["run", "nope.py"], tmp_path, clean_env())
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: nope.py: no such file"

@@ -81,7 +81,8 @@ def test_executor_started_before_the_scheduler_waits_and_logs_once(
     assert any("reachable again" in m for m in messages)
 
 
-def test_task_unknown_to_the_executor_fails_without_stopping_it(start_local, db_paths, recorder):
+def test_a_task_the_executor_lacks_waits_for_one_that_has_it(start_local, db_paths, recorder):
+    """Not handed to an executor without it (no retry burned); the reason shown; it runs later."""
     scheduler_dags = ppacer.Registry(
         [
             manual_dag("known", ppacer.Node(Note("a", recorder))),
@@ -91,17 +92,33 @@ def test_task_unknown_to_the_executor_fails_without_stopping_it(start_local, db_
     runner = start_local(scheduler_dags, with_executor=False)
     executor_dags = ppacer.Registry([manual_dag("known", ppacer.Node(Note("a", recorder)))])
     executor = Executor(runner.url, executor_dags, poll_wait_s=1.0).start()
+    complete = None
     try:
-        runner.client.trigger_dag_run("unknown_here")
-        (bad,) = wait_run_finished(db_paths[0], "unknown_here")
-        assert bad["Status"] == "FAILED"
-        (err,) = query(db_paths[0], "SELECT Error FROM dagruntaskerrors")
-        assert "unknown_here" in err["Error"]
+        waiting = runner.client.trigger_dag_run("unknown_here")
         runner.client.trigger_dag_run("known")
         (good,) = wait_run_finished(db_paths[0], "known")
         assert good["Status"] == "SUCCESS"
+
+        def reason() -> str | None:
+            (task,) = runner.client.get_dag_run(waiting["runId"])["tasks"]
+            return task["waitingReason"]
+
+        assert "unknown_here" not in recorder.task_ids()
+        assert "no connected executor" in wait_for(reason, 10, "the waiting reason")
+        assert query(db_paths[0], "SELECT * FROM dagruntaskerrors") == []
+        complete = Executor(runner.url, scheduler_dags, poll_wait_s=1.0).start()
+        (done,) = wait_run_finished(db_paths[0], "unknown_here")
+        assert done["Status"] == "SUCCESS"
+        assert (
+            query(db_paths[0], "SELECT Retry FROM dagruntasks WHERE DagId = 'unknown_here'")[0][
+                "Retry"
+            ]
+            == 0
+        )
     finally:
         executor.stop(5)
+        if complete is not None:
+            complete.stop(5)
 
 
 def _start_executor(url: str, logs_db: str, name: str) -> subprocess.Popen[str]:

@@ -147,7 +147,8 @@ def test_client_answers_match_the_document(live: LocalRunner) -> None:
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
     seen: list[httpx2.Response] = []
     client = ppacer.Client(live.url)
-    send = client._http.request
+    http = client._transport._hosts[0]  # the one URL's connection
+    send = http.request
 
     def record(method: str, path: str, **kwargs: Any) -> Any:
         answer = send(method, path, **kwargs)
@@ -160,7 +161,7 @@ def test_client_answers_match_the_document(live: LocalRunner) -> None:
         seen.append(response)
         return answer
 
-    client._http.request = record  # type: ignore[method-assign]
+    http.request = record  # type: ignore[method-assign]
     try:
         dags = client.list_dags()
         assert [d["dagId"] for d in dags["items"]] == ["hourly", "manual"]

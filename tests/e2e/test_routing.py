@@ -111,8 +111,9 @@ def test_queues_and_code_versions_decide_who_runs_what(scheduler, db_paths) -> N
 
     rows = query(
         db_paths[0],
-        "SELECT TaskId, Executor, CodeVersion, InsertTs, StartTs, StatusUpdateTs "
-        "FROM dagruntasks ORDER BY InsertTs",
+        "SELECT t.TaskId, s.Executor, s.CodeVersion, t.InsertTs, s.StartTs, t.StatusUpdateTs "
+        "FROM dagruntasks t JOIN dagruntaskstarts s USING (DagId, ExecTs, TaskId, Retry) "
+        "ORDER BY t.InsertTs",
     )
     versions = _versions()["routed"]
     assert [(r["TaskId"], r["Executor"], r["CodeVersion"]) for r in rows] == [
@@ -134,7 +135,7 @@ def test_clients_that_announce_nothing_run_any_version_recorded_as_unknown(
     task = wait_for(lambda: _pop(http, None), 10, "an anonymous pop")  # the original's way
     assert task["taskId"] == "prepare"
     _succeed(http, task)
-    sql = "SELECT Executor, CodeVersion, StartTs FROM dagruntasks WHERE TaskId = 'prepare'"
+    sql = "SELECT Executor, CodeVersion, StartTs FROM dagruntaskstarts WHERE TaskId = 'prepare'"
     rows = query(db_paths[0], sql)
     assert [(r["Executor"], r["CodeVersion"]) for r in rows] == [(None, None)]
     assert rows[0]["StartTs"] is not None

@@ -133,3 +133,32 @@ def seed_runs(db: Path, dag: ppacer.Dag, count: int, failed_every: int = 10) -> 
                     )
     finally:
         engine.dispose()
+
+
+def big_params(i: int) -> dict[str, Any] | None:
+    """Parameters of the big state's run ``i + 1``: every third run is given some."""
+    return {"day": i % 30, "region": "eu"} if i % 3 == 0 else None
+
+
+@pytest.fixture(scope="session")
+def big_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
+    """A scheduler (no executor) over 1,000 finished runs of a 50-task DAG, ``wide``: every
+    10th run FAILED at ``load_24`` (``report`` upstream failed), every 7th retried
+    ``load_00``, two log lines per attempt, parameters on every third run, and an older
+    version of ``extract``. Shared by the tests that only read it."""
+    from tests.ui.seed import seed_history, seed_old_version, wide_dag
+
+    tmp = tmp_path_factory.mktemp("big-ui")
+    db, logs = tmp / "scheduler.db", tmp / "logs.db"
+    dag = wide_dag("wide", description="fifty loads in parallel", tags=["etl", "big"])
+    seed_history(db, logs, dag, 1000, params=big_params, lines_per_task=2)
+    seed_old_version(db, dag, "extract", "def execute(self, ctx):\n    pass\n")
+    runner = LocalRunner(
+        ppacer.Registry([dag]), str(db), str(logs), port=0, with_executor=False, stop_timeout_s=10
+    ).start()
+    ui = UI(runner)
+    try:
+        yield ui
+    finally:
+        ui.http.close()
+        runner.stop()

@@ -55,9 +55,14 @@ class FakeScheduler:
 class FakeReporter:
     def __init__(self) -> None:
         self.reports: list[StatusReport] = []
+        # Tokens of final reports not delivered yet (the real one's retry while away).
+        self.pending: list[str] = []
 
     def put(self, report: StatusReport) -> None:
         self.reports.append(report)
+
+    def pending_tokens(self) -> list[str]:
+        return list(self.pending)
 
 
 @pytest.fixture
@@ -152,3 +157,22 @@ def test_abandon_stops_what_it_can_and_leaves_threads_to_the_scheduler(superviso
     assert coroutine.claim()  # its runner still reports it FAILED
     assert not in_thread.claim()  # left RUNNING: nothing is reported for it
     assert any("left RUNNING for the scheduler" in r.getMessage() for r in caplog.records)
+
+
+def test_the_lease_of_an_attempt_whose_final_report_waits_is_still_heartbeated(
+    supervisor, scheduler, reporter
+):
+    """A report the scheduler has not taken yet keeps its attempt's lease alive; then no more."""
+    reporter.pending.append("ended-but-unreported")
+    supervisor.start()
+    supervisor.watch(task("a", lease_timeout_s=0.3), TaskConfig(), has_run_deadline=False)
+    wait_for(
+        lambda: scheduler.count("ended-but-unreported") >= 2,
+        timeout_s=5,
+        what="heartbeats of the waiting report's lease",
+    )
+    reporter.pending.clear()  # delivered
+    after = scheduler.count("ended-but-unreported")
+    beats_of_a = scheduler.count("a")
+    wait_for(lambda: scheduler.count("a") >= beats_of_a + 3, timeout_s=5, what="more heartbeats")
+    assert scheduler.count("ended-but-unreported") <= after + 1  # one may have been in flight

@@ -1,9 +1,7 @@
 """The scheduler's HTTP client: one method per endpoint, URLs from the shared route table.
 
-This is the only module that does HTTP. 4xx answers become ppacer errors
-carrying the scheduler's message (by :data:`ppacer.errors.ERROR_BY_STATUS`);
-connection failures and 5xx answers become
-:class:`~ppacer.errors.SchedulerUnavailableError`. Answers are the models of
+HTTP itself, the failover between several URLs and the error mapping are in
+:mod:`ppacer.api.transport`. Answers are the models of
 :mod:`ppacer.api.schemas` (read by attribute, or by item as the JSON they came
 as); the executor's endpoints use the wire dataclasses of
 :mod:`ppacer.api.models`, which cost no validation on the hot path.
@@ -11,27 +9,24 @@ as); the executor's endpoints use the wire dataclasses of
 
 from __future__ import annotations
 
-import http.client
-import json as jsonlib
 import ssl
-import threading
-import time
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
 
 from pydantic import ValidationError
 
 from ppacer.api import schemas as s
 from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
 from ppacer.api.routes import ROUTES
+from ppacer.api.transport import HttpAnswer, Transport
 from ppacer.dag.status import SchedulerState, TaskStatus
 from ppacer.errors import (
     ERROR_BY_STATUS,
     InvalidInputError,
     PpacerError,
     ProtocolError,
-    SchedulerUnavailableError,
+    TLSError,
+    UnauthorizedError,
 )
 from ppacer.timeutils import format_ts
 from ppacer.version import __version__
@@ -39,169 +34,7 @@ from ppacer.version import __version__
 __all__ = ["Client", "HttpAnswer", "TLSError", "UnauthorizedError"]
 
 
-class UnauthorizedError(PpacerError):
-    """The scheduler refused the API token (401): missing or wrong."""
-
-    http_status = 401
-
-
-class TLSError(PpacerError):
-    """The HTTPS connection could not be trusted or made: a configuration problem, not an outage.
-
-    The scheduler's certificate is not signed by a trusted CA (give its CA with
-    ``ca_file``), or the URL says https:// to a server speaking plain HTTP.
-    """
-
-    http_status = 502
-
-
-# 4xx answers that say the URL is not a ppacer scheduler (it has no such method).
-_NOT_PPACER = (405, 501)
-
 _A = TypeVar("_A", bound=s.Answer)
-
-
-class HttpAnswer:
-    """An HTTP answer: its status code, headers (lower-case names) and body."""
-
-    __slots__ = ("content", "headers", "status_code")
-
-    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]) -> None:
-        self.status_code = status_code
-        self.content = content
-        self.headers = headers
-
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.content.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        """The body parsed as JSON (``ValueError`` if it is not)."""
-        return jsonlib.loads(self.content)
-
-
-# Requests sent again, once, when a kept-alive connection turns out to be closed:
-# reads, and the reports and heartbeats the scheduler takes idempotently.
-_RESENDABLE = frozenset(
-    {"update_task_status", "update_task_statuses", "executor_heartbeat", "ship_task_logs"}
-)
-# uvicorn closes a connection idle for 5 s; one idle this long is not reused.
-_MAX_IDLE_S = 4.0
-# OpenSSL's reasons when an https:// URL reaches a server speaking plain HTTP.
-_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
-
-
-class _Http:
-    """HTTP/1.1 with keep-alive on the standard library: one connection per thread.
-
-    Each request is one ``http.client`` exchange on the calling thread's
-    connection (the executor's poll and report threads each keep their own).
-    ``http.client`` costs a third of what a general HTTP client library does
-    per request, and an executor makes two requests per task it runs.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        timeout_s: float,
-        headers: dict[str, str],
-        context: ssl.SSLContext | None = None,
-    ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInputError(f"url: not an http:// or https:// URL: {url!r}")
-        self._https = parts.scheme == "https"
-        self._context = context
-        self._host = parts.hostname
-        self._port = parts.port
-        self._base = parts.path.rstrip("/")
-        self._headers = {"Accept": "application/json", **headers}
-        self._timeout_s = timeout_s
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
-
-    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=timeout_s, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
-        with self._lock:
-            self._open.add(conn)
-        return conn
-
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        with self._lock:
-            self._open.discard(conn)
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any,
-        params: dict[str, Any] | None,
-        timeout_s: float,
-        resendable: bool,
-    ) -> HttpAnswer:
-        target = self._base + path
-        if params:
-            target += "?" + urlencode(params)
-        headers = self._headers
-        data = None
-        if body is not None:
-            data = jsonlib.dumps(body, allow_nan=False).encode()
-            headers = {**headers, "Content-Type": "application/json"}
-        for attempt in (1, 2):
-            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-            idle_s = time.monotonic() - getattr(self._local, "used", 0.0)
-            if conn is not None and idle_s > _MAX_IDLE_S:
-                self._drop(conn)
-                conn = None
-            reused = conn is not None
-            if conn is None:
-                conn = self._local.conn = self._connect(timeout_s)
-            elif conn.timeout != timeout_s:
-                conn.timeout = timeout_s
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout_s)
-            try:
-                conn.request(method, target, body=data, headers=headers)
-                response = conn.getresponse()
-                content = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._drop(conn)
-                if reused and attempt == 1 and (method == "GET" or resendable):
-                    continue  # the server had closed the kept-alive connection
-                raise
-            except BaseException:
-                self._drop(conn)
-                raise
-            self._local.used = time.monotonic()
-            if response.will_close:
-                self._drop(conn)
-            return HttpAnswer(
-                response.status, content, {k.lower(): v for k, v in response.getheaders()}
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @property
-    def is_https(self) -> bool:
-        """True for an https:// URL."""
-        return self._https
-
-    def close(self) -> None:
-        with self._lock:
-            conns, self._open = self._open, set()
-        for conn in conns:
-            conn.close()
 
 
 class Client:
@@ -223,7 +56,11 @@ class Client:
         ca_data: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        urls = tuple(u.strip().rstrip("/") for u in url.split(",") if u.strip())
+        if not urls:
+            raise InvalidInputError("url: no scheduler URL given")
+        #: Every scheduler URL given (``"a,b"``: several schedulers of one database).
+        self.urls = urls
         self.timeout_s = timeout_s
         #: The API token sent (kept so that a Dask worker can ship logs as this client does).
         self.token = token
@@ -232,80 +69,34 @@ class Client:
         self.ca_data = ca_data
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         context = ssl_context
-        if context is None and self.url.startswith("https:") and (ca_file or ca_data):
+        tls = any(u.startswith("https:") for u in urls)
+        if context is None and tls and (ca_file or ca_data):
             try:
                 context = ssl.create_default_context(cafile=ca_file, cadata=ca_data)
             except (OSError, ssl.SSLError) as exc:
                 raise TLSError(
                     f"ca_file {ca_file or '(PEM text)'}: cannot be read as PEM: {exc}"
                 ) from exc
-        self._http = _Http(self.url, timeout_s, headers, context)
+        self._transport = Transport(urls, timeout_s, headers, context)
+
+    @property
+    def url(self) -> str:
+        """The scheduler URL in use (of :attr:`urls`, the one that answered last)."""
+        url: str = self._transport.url
+        return url
 
     def close(self) -> None:
         """Close the connections."""
-        self._http.close()
+        self._transport.close()
+
+    def _call(self, name: str, **kwargs: Any) -> HttpAnswer:
+        return self._transport.call(name, **kwargs)
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-    def _call(
-        self,
-        name: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
-        **path: object,
-    ) -> HttpAnswer:
-        route = ROUTES[name]
-        try:
-            response = self._http.request(
-                route.method,
-                route.url(**path),
-                body=json,
-                params=params,
-                timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
-                resendable=name in _RESENDABLE,
-            )
-        except ssl.SSLCertVerificationError as exc:
-            raise TLSError(
-                f"the certificate of {self.url} is not trusted ({exc.verify_message}): give the "
-                "CA that signed it with --ca-file, PPACER_CA_FILE or ca_file"
-            ) from None
-        except ssl.SSLError as exc:
-            if exc.reason in _PLAIN_HTTP_REASONS:
-                raise TLSError(
-                    f"{self.url} does not speak TLS ({exc.reason}): use http:// for a "
-                    "scheduler without --tls-cert"
-                ) from None
-            raise SchedulerUnavailableError(f"scheduler at {self.url} unreachable: {exc}") from exc
-        except http.client.RemoteDisconnected as exc:
-            # Also what a plain-HTTP request to an HTTPS server gets: say so.
-            hint = "" if self._http.is_https else "; if it serves HTTPS, use an https:// URL"
-            raise SchedulerUnavailableError(
-                f"scheduler at {self.url} unreachable: {exc}{hint}"
-            ) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise SchedulerUnavailableError(
-                f"scheduler at {self.url} unreachable: {reason}"
-            ) from exc
-        if response.status_code < 400:
-            return response
-        message = _error_text(response)
-        if response.status_code == 401:
-            raise UnauthorizedError(message)
-        if response.status_code in _NOT_PPACER:
-            raise ProtocolError(
-                f"{route.method} {route.path}: {self.url} answered {response.status_code} "
-                f"({message}); is it a ppacer scheduler?"
-            )
-        if response.status_code >= 500:
-            raise SchedulerUnavailableError(f"scheduler answered {response.status_code}: {message}")
-        raise ERROR_BY_STATUS.get(response.status_code, PpacerError)(message)
 
     def _answer(self, model: type[_A], name: str, **kwargs: Any) -> _A:
         """Call ``name`` and read its answer as ``model`` (:class:`ProtocolError` if it is not)."""
@@ -400,11 +191,14 @@ class Client:
         queues: list[str] | None = None,
         versions: dict[str, dict[str, str]] | None = None,
         labels: dict[str, str] | None = None,
+        retained: dict[str, dict[str, list[str]]] | None = None,
     ) -> s.RegistrationOut:
         """Tell the scheduler which queues ``executor`` serves and which task code it has.
 
-        Returns the scheduler's terms and what this executor lacks. A scheduler
-        that takes no registrations (older, or the original) answers 404
+        ``retained``: older code versions it still holds (after a hot reload), for
+        the runs that started on them. Returns the scheduler's terms and what this
+        executor lacks. A scheduler that takes no registrations (older, or the original)
+        answers 404
         (:class:`~ppacer.errors.NotFoundError`); one of an older protocol 409.
         """
         body = {
@@ -412,6 +206,7 @@ class Client:
             "queues": queues or ["default"],
             "versions": versions or {},
             "labels": labels or {},
+            "retained": retained or {},
             "ppacerVersion": __version__,
             "protocolVersion": PROTOCOL_VERSION,
         }
@@ -603,17 +398,3 @@ def describe_answer_error(exc: ValueError) -> str:
         more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
         return f"{where}: {first['msg']}{more}"
     return f"not JSON: {exc}"
-
-
-def _error_text(response: HttpAnswer) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        # Not our error shape (a proxy's or another server's page): one short line of it.
-        text = " ".join(response.text.split())
-        if len(text) > 200:
-            text = text[:200] + "..."
-        return text or f"HTTP {response.status_code}"
-    if isinstance(data, dict) and "error" in data:
-        return str(data["error"])
-    return response.text.strip()

@@ -59,6 +59,9 @@ class TaskToExec:
     # "RUNNING" when the scheduler marked the attempt running as it handed it
     # out (the executor need not report RUNNING); None from older schedulers.
     status: str | None = None
+    # The code version of the task this attempt runs (its run's DAG version): after a
+    # hot reload an executor runs an older run's attempts with the code they started on.
+    code_version: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: the original's four fields plus our extensions."""
@@ -73,6 +76,7 @@ class TaskToExec:
             "leaseToken": self.lease_token,
             "leaseTimeoutS": self.lease_timeout_s,
             "status": self.status,
+            "codeVersion": self.code_version,
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class TaskToExec:
             lease_token=data.get("leaseToken"),
             lease_timeout_s=data.get("leaseTimeoutS"),
             status=data.get("status"),
+            code_version=data.get("codeVersion"),
         )
 
 
@@ -312,6 +317,9 @@ class ExecutorRegistration(_Input):
     executor: str = Field(min_length=1, max_length=200)
     queues: list[str] = Field(default_factory=lambda: ["default"], min_length=1, max_length=100)
     versions: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Older code versions the executor still holds (DAG id -> task id -> versions), for
+    # runs that started before a hot reload; it is handed their attempts too.
+    retained: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     ppacerVersion: str | None = Field(default=None, max_length=100)
     protocolVersion: int = Field(default=PROTOCOL_VERSION, ge=1)

@@ -6,6 +6,8 @@ table names each route's models; the OpenAPI document shows their schemas.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ppacer.dag.status import DagRunStatus
@@ -16,6 +18,7 @@ __all__ = [
     "DagIdPath",
     "DagRunListQuery",
     "LatestRunsPath",
+    "LogSearchQuery",
     "PageQuery",
     "PopBatchQuery",
     "PopQuery",
@@ -58,6 +61,30 @@ class TaskLogsQuery(_Params):
     )
     offset: int = Field(default=0, ge=0, le=MAX_DB_INT, description="records to skip")
     limit: int = Field(default=1000, ge=1, le=10000, description="records at most")
+
+
+class LogSearchQuery(_Params):
+    """``GET /dag/run/task/logs/search``: words to find in task logs, and filters."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    q: str = Field(
+        min_length=1,
+        max_length=500,
+        description='words that must all occur; "quoted words" in that order; a trailing * '
+        "matches a word's start (conn*)",
+    )
+    dagId: str | None = Field(default=None, min_length=1, description="only logs of this DAG")
+    taskId: str | None = Field(default=None, min_length=1, description="only logs of this task")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
+        default=None, description="the lowest level shown (WARNING: warnings, errors, critical)"
+    )
+    from_: str | None = Field(
+        default=None, alias="from", min_length=1, description="logged at or after this time"
+    )
+    to: str | None = Field(default=None, min_length=1, description="logged before this time")
+    limit: int = Field(default=50, ge=1, le=500, description="lines at most")
+    offset: int = Field(default=0, ge=0, le=10000, description="lines to skip (newest first)")
 
 
 class PopQuery(_Params):

@@ -326,6 +326,19 @@ _ALL = (
         errors=(400, 404),
     ),
     Route(
+        "search_task_logs",
+        "GET",
+        "/dag/run/task/logs/search",
+        "Find task log lines by their words, across runs, newest first",
+        "runs",
+        answer=s.LogSearchOut,
+        query=params.LogSearchQuery,
+        description="Full-text search (SQLite FTS5 or PostgreSQL text search). Every word of "
+        '`q` must occur; `"quoted words"` in that order; `conn*` matches words starting '
+        "with conn. Filters: DAG, task, lowest level, time range [from, to). Each line names "
+        "its run and its number in the attempt's log. Secrets are masked in messages.",
+    ),
+    Route(
         "list_executors",
         "GET",
         "/executor/list",

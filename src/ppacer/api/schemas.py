@@ -34,9 +34,11 @@ __all__ = [
     "ErrorOut",
     "ExecutorListOut",
     "ExecutorOut",
+    "FoundLogLineOut",
     "HealthOut",
     "HeartbeatOut",
     "LogRecordOut",
+    "LogSearchOut",
     "RegistrationOut",
     "RejectedOut",
     "RestartOut",
@@ -106,6 +108,9 @@ class TaskToExecOut(Answer):
     leaseToken: str | None = None
     leaseTimeoutS: float | None = None
     status: str | None = None
+    codeVersion: str | None = Field(
+        default=None, description="the code version of the task this attempt runs"
+    )
 
 
 class BatchPopOut(Answer):
@@ -371,6 +376,36 @@ class TaskLogsOut(Answer):
     offset: int
     nextOffset: int
     records: list[LogRecordOut]
+
+
+class FoundLogLineOut(Answer):
+    """A task log line a search found (its message with secrets masked)."""
+
+    runId: int | None = Field(description="the run (null: no run of the DAG at execTs)")
+    dagId: str
+    execTs: str
+    taskId: str
+    retry: int
+    line: int = Field(
+        description="its number in the attempt's log, from 0: the `offset` that reads it from "
+        "GET /dag/run/task/logs/{runId}/{taskId}"
+    )
+    insertTs: str
+    level: str
+    message: str
+
+
+class LogSearchOut(Answer):
+    """``GET /dag/run/task/logs/search``: a page of matching lines, newest first.
+
+    No total: counting every match of a common word over millions of lines
+    costs more than the page; ``hasMore`` says whether a next page has any.
+    """
+
+    items: list[FoundLogLineOut]
+    limit: int
+    offset: int
+    hasMore: bool
 
 
 class ExecutorOut(Answer):

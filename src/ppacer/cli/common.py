@@ -176,7 +176,8 @@ def client_options(fn: _F) -> _F:
     return click.option(
         "--url",
         default=None,
-        help="Scheduler URL (default: PPACER_URL, `url` in ppacer.toml, or http://HOST:PORT).",
+        help="Scheduler URL; several, comma-separated, for a standby set-up (default: "
+        "PPACER_URL, `url` in ppacer.toml, or http://HOST:PORT).",
     )(fn)
 
 
@@ -189,7 +190,9 @@ def connect(state: State, url: str | None, token: str | None) -> Iterator[Client
     """
     settings = state.settings(url=url, token=token)
     try:
-        with Client(settings.scheduler_url, token=settings.token) as client:
+        with Client(
+            settings.scheduler_url, token=settings.token, ca_file=settings.ca_file
+        ) as client:
             yield client
     except PpacerError as exc:
         if isinstance(exc, ProtocolError) and click.get_current_context().find_root().params.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -73,6 +74,12 @@ def _server_options(fn: Any) -> Any:
                 help="Serve HTTPS with this PEM certificate (and chain); needs --tls-key.",
             ),
             click.option("--tls-key", default=None, help="PEM private key of --tls-cert."),
+            click.option(
+                "--advertise-url",
+                default=None,
+                help="This scheduler's URL as other hosts reach it; standbys forward calls to "
+                "the leader's [http://HOST:PORT; for 0.0.0.0 this host's name].",
+            ),
         ]
     ):
         fn = option(fn)
@@ -81,6 +88,9 @@ def _server_options(fn: Any) -> Any:
 
 def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> None:
     config = settings.scheduler_config
+    if with_executor and config.recovery_grace_s is None:
+        # Attempts left RUNNING by the executor of this command, which died with it.
+        config = dataclasses.replace(config, recovery_grace_s=0.0)
     try:
         runner = LocalRunner(
             registry,
@@ -103,7 +113,7 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
         runner.executor = Executor(
             runner.new_client(),
             registry,
-            logs_db=runner.scheduler.logs_engine,
+            log_shipping=settings.executor.log_shipping,
             concurrency=settings.executor.concurrency,
             poll_wait_s=min(settings.executor.poll_wait_s, config.max_pop_wait_s),
             name=settings.executor.name,
@@ -138,6 +148,7 @@ def run(
     no_upgrade: bool | None,
     tls_cert: str | None,
     tls_key: str | None,
+    advertise_url: str | None,
     concurrency: int | None,
 ) -> None:
     """Run a scheduler and an executor in one process for the DAGs in TARGET.
@@ -159,6 +170,7 @@ def run(
         scheduler__upgrade_db=False if no_upgrade else None,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        scheduler__advertise_url=advertise_url,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=True)
@@ -180,11 +192,13 @@ def scheduler(
     no_upgrade: bool | None,
     tls_cert: str | None,
     tls_key: str | None,
+    advertise_url: str | None,
 ) -> None:
     """Run only the scheduler (its API and UI) for the DAGs in TARGET.
 
     Executors (`ppacer executor`) connect to it over HTTP, from any host.
-    --db postgresql://user@host/dbname keeps its state in PostgreSQL.
+    --db postgresql://user@host/dbname keeps its state in PostgreSQL; then
+    start it on several hosts: one leads, the others stand by and take over.
 
     Example: ppacer scheduler ppacer.examples.hello --host 0.0.0.0
     """
@@ -198,6 +212,7 @@ def scheduler(
         scheduler__upgrade_db=False if no_upgrade else None,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        scheduler__advertise_url=advertise_url,
     )
     _logging(settings)
     _serve(settings, _load(target), with_executor=False)

@@ -327,3 +327,12 @@ class Registry(Mapping[str, Dag]):
 
     def __repr__(self) -> str:
         return f"Registry({list(self._dags)})"
+
+    def fingerprint(self) -> str:
+        """Hash of every DAG's metadata and tasks: equal registries, equal fingerprints.
+
+        Schedulers of one database compare it: a standby with other DAG code does
+        not take over (see :mod:`ppacer.scheduler.leadership`).
+        """
+        parts = [f"{d.id}:{d.hash_meta()}:{d.hash_tasks()}" for d in self._dags.values()]
+        return _sha256("\x1e".join(sorted(parts)))[:16]

@@ -156,6 +156,8 @@ class SchedulerState(StrEnum):
     STARTED = "STARTED"
     SYNCHRONIZING = "SYNCHRONIZING"
     RUNNING = "RUNNING"
+    # Another scheduler of the database leads; this one waits to take over (PostgreSQL).
+    STANDBY = "STANDBY"
     STOPPING = "STOPPING"
     STOPPED = "STOPPED"
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from ppacer.dag.status import DagRunStatus, ScheduleEvent
 from ppacer.db.schema import dagrunparams, dagrunrestarts, dagruns, schedules
@@ -27,16 +27,20 @@ __all__ = [
     "insert_restart",
     "insert_schedule",
     "insert_schedules",
+    "read_adjacent_runs",
     "read_dag_run",
     "read_dag_run_by_exec",
     "read_dag_run_params",
     "read_dag_runs",
     "read_dag_runs_params",
+    "read_dag_runs_window",
     "read_latest_dag_runs",
     "read_latest_schedule",
     "read_recent_runs_by_dag",
+    "read_run_ids_by_exec",
     "read_runs_page",
     "read_unfinished_dag_runs",
+    "search_dag_runs",
     "update_dag_run_status",
 ]
 
@@ -318,3 +322,93 @@ def read_recent_runs_by_dag(
         )
         out[dag_id] = [_run(r) for r in rows]
     return out
+
+
+def read_dag_runs_window(
+    conn: Connection,
+    dag_id: str,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[DagRunRow]:
+    """A DAG's runs by logical time, newest first: the ``limit`` latest, or the ``limit``
+    latest before ``before``, or the ``limit`` earliest after ``after`` (keyset pages).
+
+    One range of ``uq_dagruns_dag_exec``, read backwards (or forwards for ``after``).
+    """
+    query = select(dagruns).where(dagruns.c.DagId == dag_id)
+    if after is not None:
+        query = query.where(dagruns.c.ExecTs > after).order_by(dagruns.c.ExecTs)
+        return [_run(r) for r in reversed(conn.execute(query.limit(limit)).all())]
+    if before is not None:
+        query = query.where(dagruns.c.ExecTs < before)
+    rows = conn.execute(query.order_by(dagruns.c.ExecTs.desc()).limit(limit))
+    return [_run(r) for r in rows]
+
+
+def read_adjacent_runs(
+    conn: Connection, dag_id: str, exec_ts: str
+) -> tuple[DagRunRow | None, DagRunRow | None]:
+    """The runs of the same DAG just before and just after a logical time (two index probes)."""
+    base = select(dagruns).where(dagruns.c.DagId == dag_id)
+    prev = conn.execute(
+        base.where(dagruns.c.ExecTs < exec_ts).order_by(dagruns.c.ExecTs.desc()).limit(1)
+    ).first()
+    nxt = conn.execute(
+        base.where(dagruns.c.ExecTs > exec_ts).order_by(dagruns.c.ExecTs).limit(1)
+    ).first()
+    return (_run(prev) if prev is not None else None, _run(nxt) if nxt is not None else None)
+
+
+def read_run_ids_by_exec(
+    conn: Connection, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """RunIds of runs given as ``(dag_id, exec_ts)`` (those that exist); one key probe each."""
+    out: dict[tuple[str, str], int] = {}
+    for dag_id, exec_ts in keys:
+        found = conn.execute(_READ_RUN_ID_BY_EXEC, {"k_dag": dag_id, "k_exec": exec_ts}).scalar()
+        if found is not None:
+            out[(dag_id, exec_ts)] = int(found)
+    return out
+
+
+_READ_RUN_ID_BY_EXEC = select(dagruns.c.RunId).where(
+    and_(dagruns.c.DagId == bindparam("k_dag"), dagruns.c.ExecTs == bindparam("k_exec"))
+)
+
+
+def search_dag_runs(
+    conn: Connection,
+    dag_id: str,
+    *,
+    statuses: Collection[DagRunStatus] = (),
+    from_ts: str | None = None,
+    to_ts: str | None = None,
+    params_like: Sequence[Sequence[str]] = (),
+    limit: int = 50,
+) -> list[tuple[DagRunRow, str | None]]:
+    """A DAG's runs with logical time in ``[from_ts, to_ts]``, newest first, with their
+    parameters' JSON text.
+
+    ``params_like``: each a group of SQL ``LIKE`` patterns (``\\`` escapes ``%``, ``_``
+    and itself), one of which the parameters' text must match (a cheap first pass;
+    callers check the JSON).
+    One backwards range of ``uq_dagruns_dag_exec``, stopping after ``limit`` rows;
+    parameters are joined by their key.
+    """
+    query = (
+        select(dagruns, dagrunparams.c.Params)
+        .select_from(dagruns.outerjoin(dagrunparams, dagrunparams.c.RunId == dagruns.c.RunId))
+        .where(dagruns.c.DagId == dag_id)
+    )
+    if statuses:
+        query = query.where(dagruns.c.Status.in_([str(s) for s in statuses]))
+    if from_ts is not None:
+        query = query.where(dagruns.c.ExecTs >= from_ts)
+    if to_ts is not None:
+        query = query.where(dagruns.c.ExecTs <= to_ts)
+    for group in params_like:
+        query = query.where(or_(*(dagrunparams.c.Params.like(p, escape="\\") for p in group)))
+    rows = conn.execute(query.order_by(dagruns.c.ExecTs.desc()).limit(limit))
+    return [(_run(r), r.Params) for r in rows]

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ppacer.dag.status import TaskStatus
 from ppacer.db.dagruns import DagRunRow
-from ppacer.db.schema import dagruns, dagruntaskerrors, dagruntaskoutputs, dagruntasks
+from ppacer.db.schema import (
+    dagruns,
+    dagruntaskerrors,
+    dagruntaskoutputs,
+    dagruntasks,
+    dagruntaskstarts,
+)
 
 __all__ = [
+    "AttemptTimes",
     "DagRunTaskRow",
     "FailedAttempt",
     "RunningAttempt",
@@ -22,6 +31,8 @@ __all__ = [
     "insert_dag_run_tasks",
     "insert_task_error",
     "insert_task_output",
+    "insert_task_starts",
+    "read_attempts_of_runs",
     "read_dag_run_tasks",
     "read_failed_attempts",
     "read_running_attempts",
@@ -29,7 +40,7 @@ __all__ = [
     "read_task_errors",
     "read_task_outputs",
     "update_dag_run_task_status",
-    "update_dag_run_tasks_started",
+    "update_dag_run_task_statuses",
 ]
 
 
@@ -51,6 +62,25 @@ class DagRunTaskRow:
     code_version: str | None = None
 
 
+# Every attempt's columns with how it started (NULLs: never handed out, or before).
+_WITH_START = select(
+    dagruntasks,
+    dagruntaskstarts.c.StartTs,
+    dagruntaskstarts.c.Executor,
+    dagruntaskstarts.c.CodeVersion,
+).select_from(
+    dagruntasks.outerjoin(
+        dagruntaskstarts,
+        and_(
+            dagruntaskstarts.c.DagId == dagruntasks.c.DagId,
+            dagruntaskstarts.c.ExecTs == dagruntasks.c.ExecTs,
+            dagruntaskstarts.c.TaskId == dagruntasks.c.TaskId,
+            dagruntaskstarts.c.Retry == dagruntasks.c.Retry,
+        ),
+    )
+)
+
+
 def _row(r: Row[Any]) -> DagRunTaskRow:
     return DagRunTaskRow(
         r.DagId,
@@ -61,9 +91,10 @@ def _row(r: Row[Any]) -> DagRunTaskRow:
         TaskStatus(r.Status),
         r.StatusUpdateTs,
         r.Version,
-        r.StartTs,
-        r.Executor,
-        r.CodeVersion,
+        # Read with how it started (NULLs when not joined, or never handed out).
+        r._mapping.get("StartTs"),
+        r._mapping.get("Executor"),
+        r._mapping.get("CodeVersion"),
     )
 
 
@@ -109,12 +140,6 @@ _UPDATE_STATUS = (
     )
     .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
 )
-# The same, with how the attempt started (written with its first status after hand-out).
-_UPDATE_STARTED = _UPDATE_STATUS.values(
-    StartTs=bindparam("v_start"),
-    Executor=bindparam("v_executor"),
-    CodeVersion=bindparam("v_code"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +154,9 @@ class Started:
 
 
 def _status_params(
-    dag_id: str,
-    exec_ts: str,
-    task_id: str,
-    retry: int,
-    status: TaskStatus,
-    now: str,
-    started: Started | None,
+    dag_id: str, exec_ts: str, task_id: str, retry: int, status: TaskStatus, now: str
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {
+    return {
         "k_dag": dag_id,
         "k_exec": exec_ts,
         "k_task": task_id,
@@ -145,11 +164,6 @@ def _status_params(
         "v_status": str(status),
         "v_ts": now,
     }
-    if started is not None:
-        params["v_start"] = started.start_ts
-        params["v_executor"] = started.executor
-        params["v_code"] = started.code_version
-    return params
 
 
 def update_dag_run_task_status(
@@ -160,31 +174,63 @@ def update_dag_run_task_status(
     retry: int,
     status: TaskStatus,
     now: str,
-    started: Started | None = None,
 ) -> int:
-    """Set an attempt's status (and how it started); return the rows changed (0: none such)."""
-    params = _status_params(dag_id, exec_ts, task_id, retry, status, now, started)
-    result = conn.execute(_UPDATE_STARTED if started is not None else _UPDATE_STATUS, params)
-    return int(result.rowcount)
+    """Set an attempt's status; return the rows changed (0: no such attempt)."""
+    params = _status_params(dag_id, exec_ts, task_id, retry, status, now)
+    return int(conn.execute(_UPDATE_STATUS, params).rowcount)
 
 
-def update_dag_run_tasks_started(
-    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str, Started]]
+def update_dag_run_task_statuses(
+    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str]]
 ) -> None:
-    """Set many handed-out attempts' statuses and starts at once.
-
-    Each change is ``(dag_id, exec_ts, task_id, retry, status, now, started)``.
-    """
+    """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
     if changes:
-        conn.execute(_UPDATE_STARTED, [_status_params(*change) for change in changes])
+        conn.execute(_UPDATE_STATUS, [_status_params(*change) for change in changes])
+
+
+def insert_task_starts(
+    conn: Connection, starts: Sequence[tuple[str, str, str, int, Started]]
+) -> None:
+    """Record how attempts started ``(dag_id, exec_ts, task_id, retry, started)``.
+
+    An attempt handed out again (put back, given back after a restart) keeps its
+    latest start.
+    """
+    if not starts:
+        return
+    rows = [
+        {
+            "DagId": d,
+            "ExecTs": e,
+            "TaskId": t,
+            "Retry": r,
+            "StartTs": st.start_ts,
+            "Executor": st.executor,
+            "CodeVersion": st.code_version,
+        }
+        for d, e, t, r, st in starts
+    ]
+    insert_: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(dagruntaskstarts)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["DagId", "ExecTs", "TaskId", "Retry"],
+            set_={
+                "StartTs": statement.excluded.StartTs,
+                "Executor": statement.excluded.Executor,
+                "CodeVersion": statement.excluded.CodeVersion,
+            },
+        ),
+        rows,
+    )
 
 
 def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:
     """Return every attempt of every task of a run, in insertion order."""
     rows = conn.execute(
-        select(dagruntasks)
-        .where(and_(dagruntasks.c.DagId == dag_id, dagruntasks.c.ExecTs == exec_ts))
-        .order_by(dagruntasks.c.InsertTs, dagruntasks.c.TaskId, dagruntasks.c.Retry)
+        _WITH_START.where(
+            and_(dagruntasks.c.DagId == dag_id, dagruntasks.c.ExecTs == exec_ts)
+        ).order_by(dagruntasks.c.InsertTs, dagruntasks.c.TaskId, dagruntasks.c.Retry)
     )
     return [_row(r) for r in rows]
 
@@ -289,15 +335,13 @@ def read_task_attempts(
 ) -> list[DagRunTaskRow]:
     """Every attempt of one task in one run, oldest first (served by the primary key)."""
     rows = conn.execute(
-        select(dagruntasks)
-        .where(
+        _WITH_START.where(
             and_(
                 dagruntasks.c.DagId == dag_id,
                 dagruntasks.c.ExecTs == exec_ts,
                 dagruntasks.c.TaskId == task_id,
             )
-        )
-        .order_by(dagruntasks.c.Retry)
+        ).order_by(dagruntasks.c.Retry)
     )
     return [_row(r) for r in rows]
 
@@ -392,3 +436,50 @@ def read_failed_attempts(conn: Connection, runs: Sequence[DagRunRow]) -> list[Fa
             FailedAttempt(run.run_id, r.TaskId, r.Retry, r.StatusUpdateTs, r.Error) for r in rows
         )
     return out
+
+
+class AttemptTimes(NamedTuple):
+    """What the DAG page's grid and duration chart need of an attempt: its times and status."""
+
+    task_id: str
+    retry: int
+    status: str
+    # When it was queued, when its status last changed, when an executor took it (or None).
+    insert_ts: str
+    status_update_ts: str
+    start_ts: str | None
+
+
+def read_attempts_of_runs(
+    conn: Connection, dag_id: str, exec_ts: Sequence[str]
+) -> dict[str, list[AttemptTimes]]:
+    """The times and status of every attempt of some runs of one DAG, by the run's
+    ``ExecTs``, each run's in task and retry order.
+
+    One range of the primary key ``(DagId, ExecTs, ...)`` per run, and the starts
+    by theirs; only the columns the grid needs, as plain tuples: a page of the
+    DAG page's grid (100 runs of 50 tasks) is one statement of 5,000 rows.
+    """
+    out: dict[str, list[AttemptTimes]] = {ts: [] for ts in exec_ts}
+    if not exec_ts:
+        return out
+    rows = conn.execute(
+        _ATTEMPT_TIMES.where(
+            and_(dagruntasks.c.DagId == dag_id, dagruntasks.c.ExecTs.in_(list(exec_ts)))
+        ).order_by(dagruntasks.c.ExecTs, dagruntasks.c.TaskId, dagruntasks.c.Retry)
+    )
+    for r in rows:
+        out[r[0]].append(AttemptTimes(r[1], r[2], r[3], r[4], r[5], r[6]))
+    return out
+
+
+_ATTEMPT_TIMES = _WITH_START.with_only_columns(
+    dagruntasks.c.ExecTs,
+    dagruntasks.c.TaskId,
+    dagruntasks.c.Retry,
+    dagruntasks.c.Status,
+    dagruntasks.c.InsertTs,
+    dagruntasks.c.StatusUpdateTs,
+    dagruntaskstarts.c.StartTs,
+    maintain_column_froms=True,
+)

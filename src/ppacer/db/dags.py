@@ -6,14 +6,23 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ppacer.dag.dag import Dag
 from ppacer.dag.task import task_source, task_type_name
 from ppacer.db.schema import dags, dagtasks
 from ppacer.timeutils import format_ts
 
-__all__ = ["SyncResult", "TaskRow", "read_current_tasks", "read_task_source", "sync_dags"]
+__all__ = [
+    "SyncResult",
+    "TaskRow",
+    "read_current_tasks",
+    "read_dag_ids",
+    "read_task_source",
+    "read_task_version_counts",
+    "read_task_versions",
+    "sync_dags",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,8 @@ class TaskRow:
     config: str
     body_hash: str
     body_source: str
+    # What an executor must have to run it (None: stored before ppacer recorded it).
+    code_version: str | None = None
 
 
 def _task_rows(dag: Dag, now: str, version: str) -> dict[str, dict[str, object]]:
@@ -175,6 +186,7 @@ def _task_row(r: object) -> TaskRow:
         config=r.TaskConfig,  # type: ignore[attr-defined]
         body_hash=r.TaskBodyHash,  # type: ignore[attr-defined]
         body_source=r.TaskBodySource,  # type: ignore[attr-defined]
+        code_version=r.CodeVersion,  # type: ignore[attr-defined]
     )
 
 
@@ -197,3 +209,32 @@ def read_task_source(conn: Connection, dag_id: str, task_id: str, at_ts: str) ->
     if row is None:
         row = conn.execute(base.order_by(dagtasks.c.InsertTs).limit(1)).first()
     return _task_row(row) if row is not None else None
+
+
+def read_task_versions(conn: Connection, dag_id: str, task_id: str, limit: int) -> list[TaskRow]:
+    """The ``limit`` latest stored versions of a task, newest first (the current one first).
+
+    ``ix_dagtasks_dag_task`` finds the task's rows; a task has few versions.
+    """
+    rows = conn.execute(
+        select(dagtasks)
+        .where(and_(dagtasks.c.DagId == dag_id, dagtasks.c.TaskId == task_id))
+        .order_by(dagtasks.c.IsCurrent.desc(), dagtasks.c.InsertTs.desc())
+        .limit(limit)
+    )
+    return [_task_row(r) for r in rows]
+
+
+def read_task_version_counts(conn: Connection, dag_id: str) -> dict[str, tuple[int, str]]:
+    """Per task of a DAG: how many versions are stored and when the latest was stored."""
+    rows = conn.execute(
+        select(dagtasks.c.TaskId, func.count(), func.max(dagtasks.c.InsertTs))
+        .where(dagtasks.c.DagId == dag_id)
+        .group_by(dagtasks.c.TaskId)
+    )
+    return {task_id: (int(n), str(latest)) for task_id, n, latest in rows}
+
+
+def read_dag_ids(conn: Connection) -> list[str]:
+    """Every DAG id ever synced (DAGs since removed from the code included), sorted."""
+    return [r[0] for r in conn.execute(select(dags.c.DagId).order_by(dags.c.DagId))]

@@ -29,48 +29,79 @@ def database_url(target: str) -> str:
     return target
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer; NORMAL sync is durable across app crashes.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_s: float) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer; NORMAL sync is durable across app crashes.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.close()
+
+    return on_connect
 
 
-def _make_engine(target: str | Engine) -> Engine:
+def _make_engine(target: str | Engine, busy_timeout_s: float = 30.0) -> Engine:
+    """An engine on ``target``; a write waits at most ``busy_timeout_s`` for a lock.
+
+    PostgreSQL connections give up connecting, and waiting for a lock, after the
+    same time, so an unavailable database is an error soon rather than a hang.
+    """
     if isinstance(target, Engine):
         return target
     url = database_url(target)
     if url.startswith("sqlite"):
-        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        connect_args = {"check_same_thread": False, "timeout": busy_timeout_s}
+        kwargs: dict[str, Any] = {"connect_args": connect_args}
         if url in ("sqlite+pysqlite:///:memory:", "sqlite+pysqlite://"):
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    wait_ms = int(busy_timeout_s * 1000)
+    pg_args = {
+        "connect_timeout": max(1, round(busy_timeout_s)),
+        "options": f"-c lock_timeout={wait_ms} -c idle_in_transaction_session_timeout=60000",
+    }
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=max(1.0, busy_timeout_s),
+        connect_args=pg_args,
+    )
 
 
-def _open(target: str | Engine, history: History, may_upgrade: bool) -> Engine:
-    engine = _make_engine(target)
+def _open(
+    target: str | Engine, history: History, may_upgrade: bool, busy_timeout_s: float = 30.0
+) -> Engine:
+    engine = _make_engine(target, busy_timeout_s)
     where = redact_url(str(target)) if isinstance(target, str) else redact_url(str(engine.url))
+    # An upgrade may wait for another process's (serialised) upgrade: not with a short wait.
+    patient = _make_engine(target) if isinstance(target, str) else engine
     try:
-        ensure_schema(engine, history, may_upgrade=may_upgrade, where=where)
+        ensure_schema(patient, history, may_upgrade=may_upgrade, where=where)
     except BaseException:
         if not isinstance(target, Engine):
             engine.dispose()
         raise
+    finally:
+        if patient is not engine:
+            patient.dispose()
     return engine
 
 
-def open_scheduler_db(target: str | Engine, *, upgrade: bool = True) -> Engine:
+def open_scheduler_db(
+    target: str | Engine, *, upgrade: bool = True, busy_timeout_s: float = 30.0
+) -> Engine:
     """Open the scheduler DB at a path or URL, creating or upgrading its schema.
 
     With ``upgrade=False`` a database without this ppacer's schema raises
     :class:`~ppacer.db.migrate.SchemaError` naming the command that upgrades it.
+    ``busy_timeout_s`` bounds how long a statement waits for a lock or a connection.
     """
-    return _open(target, SCHEDULER_DB, upgrade)
+    return _open(target, SCHEDULER_DB, upgrade, busy_timeout_s)
 
 
 def open_logs_db(target: str | Engine, *, upgrade: bool = True) -> Engine:

@@ -41,6 +41,7 @@ from ppacer.errors import PpacerError
 
 __all__ = [
     "LOGS_DB",
+    "LOG_SEARCH_OBJECTS",
     "SCHEDULER_DB",
     "DbState",
     "History",
@@ -53,6 +54,25 @@ __all__ = [
 
 _HERE = Path(migrations.__file__).parent
 BASELINE = "0001_baseline"
+#: The logs DB's full-text search objects (revision 0003_log_search), not in the models:
+#: the FTS5 table, its shadow tables and triggers (SQLite); the generated vector column,
+#: its GIN index and the time index (PostgreSQL).
+#: :func:`schema_drift` ignores them by name, as it ignores other histories' tables.
+LOG_SEARCH_OBJECTS = frozenset(
+    {
+        "tasklogs_fts",
+        "tasklogs_fts_data",
+        "tasklogs_fts_idx",
+        "tasklogs_fts_docsize",
+        "tasklogs_fts_config",
+        "tasklogs_fts_insert",
+        "tasklogs_fts_delete",
+        "tasklogs_fts_update",
+        "MessageWords",
+        "ix_tasklogs_message_fts",
+        "ix_tasklogs_insert_ts",
+    }
+)
 
 
 class SchemaError(PpacerError):
@@ -78,7 +98,7 @@ SCHEDULER_DB = History(
     name="scheduler",
     directory=_HERE / "scheduler",
     version_table=SCHEDULER_VERSION_TABLE,
-    head="0002_attempt_executor",
+    head="0003_leadership",
     baseline_tables=frozenset(
         {
             "dags",
@@ -103,7 +123,7 @@ LOGS_DB = History(
     name="logs",
     directory=_HERE / "logs",
     version_table=LOGS_VERSION_TABLE,
-    head="0002_log_seq",
+    head="0003_log_search",
     baseline_tables=frozenset({"tasklogs"}),
     models=logs_metadata,
 )
@@ -252,7 +272,8 @@ def schema_drift(engine: Engine, history: History) -> list[str]:
 
     Empty for a database at the head that nobody altered by hand; CI checks that
     a database made by the migrations has none (the models and the latest
-    revision agree). Tables of other histories sharing the database are ignored.
+    revision agree). Tables of other histories sharing the database are ignored, and so
+    are the logs DB's full-text search objects (:data:`LOG_SEARCH_OBJECTS`).
     """
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -263,7 +284,9 @@ def schema_drift(engine: Engine, history: History) -> list[str]:
             conn,
             opts={
                 "compare_type": True,
-                "include_name": lambda name, kind, _parent: kind != "table" or name in ours,
+                "include_name": lambda name, kind, _parent: (
+                    name not in LOG_SEARCH_OBJECTS and (kind != "table" or name in ours)
+                ),
             },
         )
         diffs = compare_metadata(context, history.models)

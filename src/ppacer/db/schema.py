@@ -9,7 +9,9 @@ digits), so text order is time order.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
+    DateTime,
     Index,
     Integer,
     MetaData,
@@ -33,10 +35,12 @@ __all__ = [
     "dagruntaskerrors",
     "dagruntaskoutputs",
     "dagruntasks",
+    "dagruntaskstarts",
     "dags",
     "dagtasks",
     "logs_metadata",
     "metadata",
+    "schedulerleader",
     "schedules",
     "schemaversion",
     "tasklogs",
@@ -126,29 +130,37 @@ dagruntasks = Table(
     Column("Status", Text, nullable=False, comment="TaskStatus"),
     Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
     Column("Version", Text, nullable=False, comment="ppacer version"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
+    Index("ix_dagruntasks_status", "Status"),
+)
+
+dagruntaskstarts = Table(
+    "dagruntaskstarts",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number"),
     Column(
         "StartTs",
         Text,
-        nullable=True,
-        comment="when an executor took the attempt (InsertTs: when it was queued); NULL: "
-        "never handed out",
+        nullable=False,
+        comment="when an executor took the attempt (dagruntasks.InsertTs: when it was queued)",
     ),
     Column(
         "Executor",
         Text,
         nullable=True,
-        comment="the executor that ran the attempt (NULL: not handed out, or a client that "
-        "did not name itself)",
+        comment="the executor that took it (NULL: a client that did not name itself)",
     ),
     Column(
         "CodeVersion",
         Text,
         nullable=True,
-        comment="the task's code version the attempt ran (NULL: unknown, an executor that "
-        "announced no versions)",
+        comment="the task's code version it ran (NULL: unknown, an executor that announced "
+        "no versions)",
     ),
-    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
-    Index("ix_dagruntasks_status", "Status"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskstarts"),
 )
 
 dagruntaskerrors = Table(
@@ -259,6 +271,34 @@ backfillruns = Table(
     Column("BackfillId", Integer, nullable=False, comment="backfills.BackfillId"),
     Column("RunId", Integer, nullable=False, comment="dagruns.RunId created by it"),
     PrimaryKeyConstraint("BackfillId", "RunId", name="pk_backfillruns"),
+)
+
+schedulerleader = Table(
+    "schedulerleader",
+    metadata,
+    Column("Id", Integer, primary_key=True, autoincrement=False, comment="always 1: one row"),
+    Column("Holder", Text, nullable=True, comment="the leading scheduler (host:pid); NULL: none"),
+    Column(
+        "Epoch",
+        BigInteger,
+        nullable=False,
+        comment="incremented at each acquisition; the leader's writes check it (fencing)",
+    ),
+    Column(
+        "LeaseUntil",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="when the leadership lapses unless renewed, by the database's clock",
+    ),
+    Column("Url", Text, nullable=True, comment="the leader's API, for standbys to proxy to"),
+    Column("CodeHash", Text, nullable=True, comment="hash of the leader's DAG code"),
+    Column(
+        "Secret",
+        Text,
+        nullable=False,
+        comment="hex secret lease tokens are derived from (the same for every scheduler)",
+    ),
+    Column("UpdateTs", Text, nullable=True, comment="when the row last changed"),
 )
 
 schemaversion = Table(

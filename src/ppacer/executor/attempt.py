@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +13,8 @@ from ppacer.api.models import StatusReport, TaskToExec
 from ppacer.dag.task import TaskConfig
 
 __all__ = ["Attempt", "describe", "log_ids"]
+
+log = logging.getLogger("ppacer.executor")
 
 
 @dataclass(eq=False, slots=True)
@@ -36,6 +40,8 @@ class Attempt:
     # The child process running it, or the future of its coroutine: what can stop it.
     pid: int | None = None
     future: concurrent.futures.Future[Any] | None = None
+    # What stops it elsewhere (a Dask worker kills its process when told to).
+    stopper: Callable[[], None] | None = None
 
     def claim(self) -> bool:
         """True for the first caller only: it reports (or drops) the final status."""
@@ -53,11 +59,28 @@ class Attempt:
         self.stop_reason = reason
         if self.future is not None:
             self.future.cancel()
+        if self.stopper is not None:
+            self._call_stopper()
 
     @property
     def is_stoppable(self) -> bool:
-        """True for a child process or a coroutine (a thread can only be abandoned)."""
-        return self.pid is not None or self.future is not None
+        """True for a child process, a coroutine or a remote attempt (a thread can only be
+        abandoned)."""
+        return self.pid is not None or self.future is not None or self.stopper is not None
+
+    def set_stopper(self, stopper: Callable[[], None]) -> None:
+        """Record what stops the attempt elsewhere; call it at once if told to stop already."""
+        self.stopper = stopper
+        if self.stop_reason is not None:
+            self._call_stopper()
+
+    def _call_stopper(self) -> None:
+        assert self.stopper is not None
+        try:
+            self.stopper()
+        except Exception as exc:
+            # Its own deadline still ends it where it runs.
+            log.warning("could not tell %s to stop: %r", describe(self.task), exc)
 
     def set_pid(self, pid: int) -> None:
         """Record the child process running the attempt."""

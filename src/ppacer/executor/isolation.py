@@ -1,7 +1,7 @@
 """Running one task attempt in a child process that can be killed.
 
-The child is forked from the executor, so it has the task objects already
-(nothing is pickled but the result). Its log records and its result come back
+The child is forked from the executor (or from a Dask worker), so it has the
+task objects already (nothing is pickled but the result). Its log records and its result come back
 over a pipe; the parent writes the records to the task's logger (and so to the
 logs DB) and kills the child when the attempt's deadline passes, when its lease
 is lost, or when the executor stops.
@@ -10,15 +10,19 @@ is lost, or when the executor stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import multiprocessing
 import os
 import signal
+import sys
+import time
+import traceback
 import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from ppacer.dag.task import Task, TaskContext, TaskLogger
 from ppacer.executor.outcome import Outcome, failure_of, outcome_of
@@ -28,6 +32,8 @@ __all__ = ["run_in_child"]
 
 
 class _PipeHandler(logging.Handler):
+    """Sends the child's records to the parent: level, message (with its traceback), attributes."""
+
     def __init__(self, conn: Connection) -> None:
         super().__init__(logging.DEBUG)
         self.conn = conn
@@ -35,7 +41,11 @@ class _PipeHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             attrs = getattr(record, "ppacer_attrs", None) or {}
-            self.conn.send(("log", record.levelno, record.getMessage(), dict(attrs)))
+            message = record.getMessage()
+            if record.exc_info:
+                # The exception cannot cross the pipe: its text does.
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            self.conn.send(("log", record.levelno, message, dict(attrs)))
         except Exception:
             self.handleError(record)
 
@@ -67,56 +77,99 @@ def run_in_child(
 ) -> Outcome:
     """Run ``task`` in a forked child until it ends, ``deadline`` passes or ``should_stop``
     gives a reason; forward its log records to ``logger``."""
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_child_main, args=(task, ctx_fields, sender), name="ppacer-task", daemon=True
-    )
+    receiver, sender = multiprocessing.Pipe(duplex=False)
     with warnings.catch_warnings():
         # Python 3.12+ warns about fork() in a threaded process; the child runs task
         # code only and talks to the parent through the pipe.
         warnings.simplefilter("ignore", DeprecationWarning)
-        child.start()
+        # os.fork, not multiprocessing.Process: a Dask worker is a daemonic process,
+        # and multiprocessing refuses to start children from one.
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
+        _child(task, ctx_fields, receiver, sender)
     sender.close()
-    assert child.pid is not None
-    on_start(child.pid)
+    on_start(pid)
+    exited: int | None = None
     try:
         while True:
             remaining = deadline - monotonic()
             if remaining <= 0:
-                _kill(child)
+                _kill(pid)
+                exited = 0
                 return Outcome(
                     error=f"TimeoutError: the task ran past its timeout and its process "
-                    f"(pid {child.pid}) was killed"
+                    f"(pid {pid}) was killed"
                 )
             reason = should_stop()
             if reason is not None:
-                _kill(child)
-                return Outcome(error=f"{reason}; its process (pid {child.pid}) was killed")
+                _kill(pid)
+                exited = 0
+                return Outcome(error=f"{reason}; its process (pid {pid}) was killed")
             if not receiver.poll(min(remaining, 0.2)):
                 continue
             try:
                 message = receiver.recv()
             except EOFError:
-                child.join(5)
+                exited = _reap(pid)
                 return Outcome(
                     error=f"ChildProcessError: the task's process exited with code "
-                    f"{child.exitcode} before reporting a result"
+                    f"{exited} before reporting a result"
                 )
             if message[0] == "log":
                 _, level, text, attrs = message
                 logger.log(level, "%s", text, extra=attrs)
             else:
                 _, error, output, branch, logged = message
-                child.join(5)
+                exited = _reap(pid)
                 return Outcome(error=error, output=output, branch=branch, logged=logged)
     finally:
         receiver.close()
-        if child.is_alive():
-            _kill(child)
+        if exited is None:  # the parent's own error, e.g. in a log handler
+            _kill(pid)
 
 
-def _kill(child: multiprocessing.process.BaseProcess) -> None:
-    if child.pid is not None and child.is_alive():
-        os.kill(child.pid, signal.SIGKILL)
-    child.join(5)
+def _child(
+    task: Task, ctx_fields: dict[str, Any], receiver: Connection, sender: Connection
+) -> NoReturn:
+    """The forked child: run the task, send the result, and leave at once (never returns)."""
+    code = 0
+    try:
+        receiver.close()
+        # As multiprocessing does: the task does not read the executor's stdin (which a
+        # daemon or a Dask worker may not even have).
+        with contextlib.suppress(Exception):
+            if sys.stdin is not None:
+                sys.stdin.close()
+            sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the child
+        _child_main(task, ctx_fields, sender)
+    except BaseException:
+        code = 70  # EX_SOFTWARE: the result could not be sent
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        # No atexit handlers, finalizers or threads of the parent's: just leave.
+        os._exit(code)
+
+
+def _reap(pid: int, timeout_s: float = 5.0) -> int:
+    """Wait for child ``pid`` to exit (killing it after ``timeout_s``); its exit code."""
+    deadline = monotonic() + timeout_s
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if monotonic() > deadline:
+            _kill(pid)
+            return -signal.SIGKILL
+        time.sleep(delay)  # a child that sent its result is exiting: a short wait
+        delay = min(0.05, delay * 2)
+
+
+def _kill(pid: int) -> None:
+    """Kill child ``pid`` and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

@@ -8,6 +8,8 @@ its task must not start before the scheduler has taken it. A report is
 retried with back-off while the scheduler cannot be reached; only the stop
 deadline (:meth:`Reporter.give_up`) ends the retries. A report the scheduler
 refuses (409: a stale lease, an illegal transition) is logged, not retried.
+While a final report waits, its lease is still heartbeated (:meth:`Reporter.pending_tokens`):
+the scheduler does not take the attempt back because its report is late.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Reporter:
         self._batch = True
         # An outage is logged once, when the first report fails (threads race benignly).
         self._failing = False
+        # Lease tokens of final reports queued and not delivered yet (counted).
+        self._pending: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the reporter thread (once)."""
@@ -56,7 +61,24 @@ class Reporter:
 
     def put(self, report: StatusReport) -> None:
         """Queue a final report; the reporter thread delivers it."""
+        if report.lease_token is not None:
+            with self._pending_lock:
+                self._pending[report.lease_token] = self._pending.get(report.lease_token, 0) + 1
         self._queue.put(report)
+
+    def pending_tokens(self) -> list[str]:
+        """Lease tokens of final reports not delivered yet (their leases still need heartbeats)."""
+        with self._pending_lock:
+            return list(self._pending)
+
+    def _settled(self, batch: list[StatusReport]) -> None:
+        with self._pending_lock:
+            for report in batch:
+                token = report.lease_token
+                if token is not None and token in self._pending:
+                    self._pending[token] -= 1
+                    if not self._pending[token]:
+                        del self._pending[token]
 
     def give_up(self) -> None:
         """Stop retrying: a report that fails from now on is logged and dropped."""
@@ -116,7 +138,10 @@ class Reporter:
                     stop = True
                     break
                 batch.append(item)
-            self._deliver(batch)
+            try:
+                self._deliver(batch)
+            finally:
+                self._settled(batch)
             if stop:
                 return
 

@@ -23,13 +23,27 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from ppacer.api.models import TaskToExec
 from ppacer.dag.task import Task, TaskContext
 from ppacer.executor.attempt import Attempt
 from ppacer.executor.isolation import run_in_child
 from ppacer.executor.outcome import Outcome, failure_of, outcome_of
 from ppacer.timeutils import monotonic, parse_ts
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "context_fields"]
+
+
+def context_fields(t: TaskToExec) -> dict[str, Any]:
+    """The :class:`TaskContext` fields of an attempt, but its logger."""
+    return {
+        "dag_id": t.dag_id,
+        "exec_ts": parse_ts(t.exec_ts),
+        "task_id": t.task_id,
+        "retry": t.retry,
+        "run_id": t.run_id,
+        "params": t.params,
+        "upstream": t.upstream,
+    }
 
 
 class _TaskExit(Exception):
@@ -64,16 +78,7 @@ class Runner:
         self, attempt: Attempt, task: Task, logger: logging.LoggerAdapter[logging.Logger]
     ) -> Outcome:
         """Run ``attempt`` of ``task`` until it ends, times out or is stopped (blocks)."""
-        t = attempt.task
-        fields: dict[str, Any] = {
-            "dag_id": t.dag_id,
-            "exec_ts": parse_ts(t.exec_ts),
-            "task_id": t.task_id,
-            "retry": t.retry,
-            "run_id": t.run_id,
-            "params": t.params,
-            "upstream": t.upstream,
-        }
+        fields = context_fields(attempt.task)
         if attempt.config.runs_in_process(task):
             return run_in_child(
                 task,

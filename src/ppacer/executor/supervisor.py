@@ -89,14 +89,26 @@ class Supervisor:
             )
             self._thread.start()
 
-    def watch(self, task: TaskToExec, config: TaskConfig, *, has_run_deadline: bool) -> Attempt:
-        """Start watching an attempt that is about to run; return its shared state."""
+    def watch(
+        self,
+        task: TaskToExec,
+        config: TaskConfig,
+        *,
+        has_run_deadline: bool,
+        grace_s: float = 0.0,
+    ) -> Attempt:
+        """Start watching an attempt that is about to run; return its shared state.
+
+        ``grace_s`` lengthens its deadline (and so its heartbeats) past the
+        timeout: for an attempt that may wait before it starts (on a Dask
+        cluster) and enforces its timeout where it runs.
+        """
         if task.lease_timeout_s:
             self._pace_s = max(0.05, task.lease_timeout_s / 3)
         heartbeat_s = self._pace_s
         if has_run_deadline:
             heartbeat_s = min(heartbeat_s, RUN_DEADLINE_HEARTBEAT_S)
-        attempt = Attempt(task, config, monotonic() + config.timeout_s, heartbeat_s)
+        attempt = Attempt(task, config, monotonic() + config.timeout_s + grace_s, heartbeat_s)
         with self._wake:
             self._attempts.add(attempt)
             if (
@@ -197,9 +209,14 @@ class Supervisor:
             for a in attempts
             if a.task.lease_token is not None and not a.done and now < a.deadline
         }
+        # Attempts that ended but whose final report waits keep their leases too.
+        waiting = [t for t in self._reporter.pending_tokens() if t not in tokens]
         try:
             lost = self._client.heartbeat(
-                self._name, list(tokens), running=self._running(), capacity=self._capacity
+                self._name,
+                [*tokens, *waiting],
+                running=self._running(),
+                capacity=self._capacity,
             )
         except SchedulerUnavailableError as exc:
             log.debug("heartbeat failed: %s", exc)  # the poll loop says it is unreachable

@@ -2,8 +2,9 @@
 
 A run becomes active when it is loaded (:meth:`ActiveRuns.load`): its state is
 rebuilt from its rows - a new run has none, a recovered one keeps its SUCCESS
-tasks, queues its SCHEDULED and RUNNING attempts again and resumes its pending
-retries, a restarted or cleared one gives the reset tasks a new attempt - and
+tasks, queues its SCHEDULED attempts again, gives its RUNNING attempts their
+leases back (their executors work on) and resumes its pending retries, a
+restarted or cleared one gives the reset tasks a new attempt - and
 whatever is ready is scheduled. A DAG's ``max_active_runs`` holds further runs
 back, in order, until an active one finishes (:meth:`ActiveRuns.submit`).
 
@@ -93,7 +94,6 @@ class ActiveRuns:
         row: runs_db.DagRunRow,
         *,
         reset: Collection[str] = (),
-        recover: bool = True,
     ) -> None:
         """Make a run active from its rows and schedule whatever is ready (see the module)."""
         dag = self.registry.get(row.dag_id)
@@ -119,20 +119,18 @@ class ActiveRuns:
         now = format_ts(progress.clock.now())
         attempts = [] if new else tasks_db.read_dag_run_tasks(conn, row.dag_id, row.exec_ts)
         requeue: list[tuple[RunState, str, int]] = []
+        rows = {(a.task_id, a.retry): a for a in attempts}
         for task_id, retry, status in state.restore(
             ((a.task_id, a.retry, a.status) for a in attempts), reset
         ):
             if status is TaskStatus.FAILED_PENDING_RETRY:
-                failed_at = next(
-                    parse_ts(a.status_update_ts)
-                    for a in attempts
-                    if a.task_id == task_id and a.retry == retry
+                progress.resume_retry(
+                    state, task_id, retry, parse_ts(rows[(task_id, retry)].status_update_ts)
                 )
-                progress.resume_retry(state, task_id, retry, failed_at)
-            elif recover:
+            elif self._still_running(state, rows[(task_id, retry)]):
+                continue  # its executor works on: it keeps (or gets back) its lease
+            else:
                 requeue.append((state, task_id, retry))
-                if status is TaskStatus.RUNNING:
-                    progress.set_status(conn, state, task_id, retry, TaskStatus.SCHEDULED, now)
         if not new:
             outputs = tasks_db.read_task_outputs(conn, row.dag_id, row.exec_ts)
             for (task_id, retry), value in outputs.items():
@@ -155,6 +153,28 @@ class ActiveRuns:
         else:
             progress.watch_deadline(state)
 
+    def _still_running(self, state: RunState, row: tasks_db.DagRunTaskRow) -> bool:
+        """Whether an open attempt is in an executor's hands: it keeps its lease.
+
+        A RUNNING attempt (an executor took it) gets its lease back with its
+        token (derived from the attempt), so its executor's heartbeats and report
+        are taken; if the executor is gone the lease expires and the attempt is
+        retried. A SCHEDULED attempt that holds a lease was handed out just before
+        its RUNNING row could be written: it is RUNNING.
+        """
+        leases = self.progress.leases
+        key = (state.dag.id, state.exec_ts, row.task_id, row.retry)
+        held = leases.for_attempt(key)
+        if row.status is TaskStatus.SCHEDULED:
+            if held is None:
+                return False
+            self.progress.mark_running(state, row.task_id, row.retry, held.executor, None)
+            return True
+        if held is None:
+            timeout_s = state.dag.tasks[row.task_id].config.timeout_s
+            leases.give_back(key, row.executor, timeout_s)
+        return True
+
     def unload(self, dag_id: str, exec_ts: str) -> RunState | None:
         """Stop scheduling a run (to rebuild it) and cancel its timers; its state, if active."""
         state = self._deactivate(dag_id, exec_ts)
@@ -170,7 +190,8 @@ class ActiveRuns:
     def reload(self, conn: Connection) -> None:
         """Forget every run and load the unfinished ones again (after a failed write).
 
-        SCHEDULED and RUNNING attempts are left as they are: executors work on.
+        Attempts in executors' hands keep their leases; the others are queued again
+        (the caller emptied the ready queue).
         """
         for key in self.by_key:
             self.timers.cancel_run(key)
@@ -182,7 +203,7 @@ class ActiveRuns:
             if row.status is DagRunStatus.READY_TO_SCHEDULE:
                 self.submit(conn, row)
             else:
-                self.load(conn, row, recover=False)
+                self.load(conn, row)
 
     def _start_queued(
         self, conn: Connection, dag_id: str, just_read: runs_db.DagRunRow | None = None

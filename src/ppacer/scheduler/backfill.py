@@ -22,6 +22,7 @@ from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.errors import InvalidInputError, NotFoundError
 from ppacer.scheduler.dagrun_watcher import NewDagRun
+from ppacer.scheduler.dbgate import DatabaseGate, is_unavailable
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
 __all__ = ["Backfiller"]
@@ -45,6 +46,8 @@ class Backfiller:
         self.clock = clock
         self.version = version
         self.queue = queue
+        #: Whether the database takes writes (the scheduler sets it): no step while not.
+        self.gate: DatabaseGate | None = None
         # Unfinished runs of each RUNNING backfill, and whether any of its runs failed.
         self._active: dict[int, set[int]] = {}
         self._failed: dict[int, bool] = {}
@@ -119,12 +122,16 @@ class Backfiller:
         while True:
             self._wake.clear()
             try:
-                await self._step()
+                if self.gate is None or self.gate.is_open:
+                    await self._step()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("backfill step failed; trying again")
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                if self.gate is not None and is_unavailable(exc):
+                    self.gate.failed(exc)  # logged once; woken when it is back
+                else:
+                    log.exception("backfill step failed; trying again")
+                    await asyncio.sleep(1.0)
                 continue
             await self._wake.wait()
 

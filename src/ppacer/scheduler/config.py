@@ -42,11 +42,37 @@ class Config:
     # serialised between schedulers). False: refuse an older schema and say which
     # command upgrades it (`ppacer db upgrade`); for deploys that migrate apart.
     upgrade_db: bool = True
+    # Longest a write waits for the database (a lock, a connection), in seconds. Past
+    # it the database counts as unavailable: the write is answered "retry" (503) and
+    # retried with back-off off the event loop, which never waits longer than this.
+    db_wait_s: float = 1.0
     # Longest task log message stored, in characters; a longer one is cut and says so.
     max_log_message_chars: int = 64 * 1024
+    # After a restart or a takeover, how long an attempt found RUNNING waits for its
+    # executor's heartbeat (the executor may be alive and still running it) before it is
+    # queued again, in seconds. None: a third of lease_timeout_s plus 2 s (executors
+    # heartbeat every third). `ppacer run`, whose executor dies with it, uses 0.
+    recovery_grace_s: float | None = None
+    # PostgreSQL, several schedulers: the leader's lease, in seconds (by the database's
+    # clock). The leader renews it every quarter of it; a standby takes over once it
+    # lapsed: a dead leader is replaced within about this plus ``standby_poll_s``.
+    leader_lease_s: float = 3.0
+    # How often a standby looks whether the leader's lease lapsed, in seconds.
+    standby_poll_s: float = 0.5
+    # This scheduler's API as others reach it (``http://host:port``): standbys forward
+    # calls to the leader's. ``ppacer scheduler`` sets it from --host/--port.
+    advertise_url: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_pop_wait_s", "max_watch_sleep_s", "lease_timeout_s", "timeout_grace_s"):
+        for name in (
+            "max_pop_wait_s",
+            "max_watch_sleep_s",
+            "lease_timeout_s",
+            "timeout_grace_s",
+            "db_wait_s",
+            "leader_lease_s",
+            "standby_poll_s",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"Config.{name} must be a finite number, got {value!r}")
@@ -60,6 +86,21 @@ class Config:
             raise ValueError(
                 f"Config.max_log_message_chars must be >= 100, got {self.max_log_message_chars}"
             )
+        if self.recovery_grace_s is not None and not (
+            math.isfinite(self.recovery_grace_s) and self.recovery_grace_s >= 0
+        ):
+            raise ValueError(
+                f"Config.recovery_grace_s must be >= 0 or None, got {self.recovery_grace_s}"
+            )
+        if not self.leader_lease_s >= 1:
+            raise ValueError(f"Config.leader_lease_s must be >= 1, got {self.leader_lease_s}")
+        if not 0 < self.standby_poll_s <= self.leader_lease_s:
+            raise ValueError(
+                "Config.standby_poll_s must be > 0 and <= leader_lease_s, "
+                f"got {self.standby_poll_s}"
+            )
+        if not self.db_wait_s > 0:
+            raise ValueError(f"Config.db_wait_s must be > 0, got {self.db_wait_s}")
         if self.max_pop_wait_s < 0:
             raise ValueError(f"Config.max_pop_wait_s must be >= 0, got {self.max_pop_wait_s}")
         if self.max_watch_sleep_s <= 0:

@@ -1,13 +1,15 @@
-"""The scheduler without its HTTP face: start-up sync and recovery, the loops, the operations.
+"""The scheduler without its HTTP face: leadership, start-up sync and recovery, the loops.
 
-``SchedulerCore.prepare(registry)`` syncs the registry with the database,
-recovers unfinished DAG runs and builds the parts; ``async with
+``SchedulerCore.prepare(registry)`` takes the database's leadership (or stands
+by: see :mod:`ppacer.scheduler.leadership`), syncs the registry with the
+database, recovers unfinished DAG runs and builds the parts; ``async with
 core.running():`` runs the DAG-run watcher, the task scheduler's consumer and
-the backfiller until the block ends. Everything the HTTP API, the web UI and
-the one-process runner do goes through the public methods here and the read
-layer (:attr:`SchedulerCore.reads`); the HTTP app itself is built by the
-composition root, :mod:`ppacer.app`, whose ``Scheduler`` is this class plus
-``start()``.
+the backfiller until the block ends, and a standby's wait for its turn.
+Everything the HTTP API, the web UI and the one-process runner do goes through
+the operations of :class:`~ppacer.scheduler.commands.SchedulerCommands`, which
+this class is, and the read layer (:attr:`SchedulerCore.reads`); the HTTP app
+itself is built by the composition root, :mod:`ppacer.app`, whose ``Scheduler``
+is this class plus ``start()``.
 
 Everything here runs on the scheduler's event loop unless said otherwise.
 """
@@ -17,39 +19,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
-from ppacer.api.models import (
-    ExecutorRegistration,
-    LogRecord,
-    StatusReport,
-    TaskToExec,
-)
 from ppacer.dag.dag import Registry
-from ppacer.dag.schedule import NEVER
-from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
+from ppacer.dag.status import SchedulerState
 from ppacer.db import controls as controls_db
-from ppacer.db import dagruns as runs_db
+from ppacer.db.dags import SyncResult
 from ppacer.db.engine import open_logs_db, open_scheduler_db
-from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.errors import PpacerError
 from ppacer.notify import LogNotifier, Notifier
-from ppacer.scheduler import executors
 from ppacer.scheduler.backfill import Backfiller
+from ppacer.scheduler.commands import SchedulerCommands, SchedulerStats
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
-from ppacer.scheduler.executors import LogsStored, Registered
-from ppacer.scheduler.leases import ExecutorInfo
+from ppacer.scheduler.dbgate import DatabaseGate
+from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
-from ppacer.scheduler.startup import consume_runs, recover_runs, sync_registry
+from ppacer.scheduler.startup import (
+    apply_default_timezone,
+    consume_runs,
+    recover_runs,
+    sync_registry,
+)
 from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
-from ppacer.timeutils import Clock, SystemClock, format_ts
+from ppacer.timeutils import Clock, SystemClock
 from ppacer.version import __version__
 
 __all__ = ["SchedulerCore", "SchedulerStats"]
@@ -57,26 +52,7 @@ __all__ = ["SchedulerCore", "SchedulerStats"]
 log = logging.getLogger("ppacer.scheduler")
 
 
-@dataclass(frozen=True, slots=True)
-class SchedulerStats:
-    """Queue lengths and counts of the scheduler's memory, for the UI and metrics."""
-
-    # Attempts ready, waiting for an executor.
-    ready: int = 0
-    # Runs being scheduled now.
-    active_runs: int = 0
-    # Runs waiting for a slot under their DAG's max_active_runs.
-    queued_runs: int = 0
-    # Executors' long polls waiting for work.
-    waiters: int = 0
-    # Attempts leased to executors.
-    leases: int = 0
-    # New runs queued for the task scheduler, and that queue's bound.
-    dag_run_queue: int = 0
-    dag_run_queue_max: int = 0
-
-
-class SchedulerCore:
+class SchedulerCore(SchedulerCommands):
     """Watches schedules, schedules tasks, takes reports; one per database.
 
     Any number of executors talk to it over HTTP (:mod:`ppacer.server`).
@@ -92,7 +68,11 @@ class SchedulerCore:
         notifier: Notifier | None = None,
     ) -> None:
         self.config = config
-        self.engine = open_scheduler_db(db, upgrade=config.upgrade_db)
+        self.engine = open_scheduler_db(
+            db, upgrade=config.upgrade_db, busy_timeout_s=config.db_wait_s
+        )
+        #: Whether the database takes writes now (see ppacer.scheduler.dbgate).
+        self.gate = DatabaseGate(self.engine)
         self.logs_engine = (
             open_logs_db(logs_db, upgrade=config.upgrade_db) if logs_db is not None else None
         )
@@ -105,6 +85,9 @@ class SchedulerCore:
         self.watcher: DagRunWatcher | None = None
         self.backfiller: Backfiller | None = None
         self.reads = Reads(self.engine, self.logs_engine, self.registry, self.is_active)
+        #: Who leads the database (set by :meth:`prepare`).
+        self.leadership: Leadership | None = None
+        self._observers: list[Callable[[TaskEvent], None]] = []
         self._queue: asyncio.Queue[NewDagRun] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,19 +100,47 @@ class SchedulerCore:
     @property
     def is_prepared(self) -> bool:
         """Whether :meth:`prepare` has run."""
-        return self.task_scheduler is not None
+        return self.leadership is not None
 
     # ------------------------------------------------------------------ start-up
 
     def prepare(self, registry: Registry) -> None:
-        """Sync ``registry`` with the database, recover unfinished runs, build the loops."""
+        """Take leadership (or stand by), sync the registry, recover runs, build the loops.
+
+        SQLite: a second scheduler on the same file is refused
+        (:class:`~ppacer.scheduler.leadership.SchedulerConflictError`).
+        PostgreSQL: when another scheduler leads, this one stands by
+        (:attr:`is_standby`) and takes over when the leader's lease lapses.
+        """
         if self.is_prepared:
             raise PpacerError("the scheduler was started already")
         if not isinstance(registry, Registry):
             registry = Registry(registry)
         self.registry = registry
+        apply_default_timezone(registry, self.config.timezone)
+        self.reads = Reads(self.engine, self.logs_engine, registry, self.is_active)
+        self.leadership = Leadership(
+            self.engine,
+            url=self.config.advertise_url,
+            code_hash=registry.fingerprint(),
+            ttl_s=self.config.leader_lease_s,
+            poll_s=self.config.standby_poll_s,
+        )
+        if self.leadership.acquire():
+            self._build()
+        else:
+            self._state = SchedulerState.STANDBY
+            log.info("standing by: %s leads", self.leader_url() or "another scheduler")
+
+    def _build(self) -> None:
+        """Lead: sync the registry, recover unfinished runs and build the parts."""
+        registry = self.registry
+        self.gate.reset()
         self._state = SchedulerState.SYNCHRONIZING
         sync_registry(self.engine, registry, self.clock, self.version, self.config.timezone)
+        with self.engine.connect() as conn:
+            secret = read_secret(conn)
+            paused = controls_db.read_paused_dags(conn)
         tasks = TaskScheduler(
             self.engine,
             registry,
@@ -138,8 +149,11 @@ class SchedulerCore:
             self.notifier,
             lease_timeout_s=self.config.lease_timeout_s,
             timeout_grace_s=self.config.timeout_grace_s,
+            secret=secret,
+            recovery_grace_s=self.config.recovery_grace_s,
         )
-        self.task_scheduler = tasks
+        tasks.gate = self.gate
+        tasks.observers.extend(self._observers)
         recover_runs(tasks)
         watcher = DagRunWatcher(
             self.engine,
@@ -149,25 +163,90 @@ class SchedulerCore:
             self.version,
             self.config.max_watch_sleep_s,
         )
-        with self.engine.connect() as conn:
-            paused = controls_db.read_paused_dags(conn)
         watcher.prepare(paused)
-        self.watcher = watcher
-        self._queue = watcher.queue
         backfiller = Backfiller(self.engine, registry, self.clock, self.version, watcher.queue)
         backfiller.load()
-        self.backfiller = backfiller
         tasks.on_run_finished = lambda run: backfiller.on_run_finished(run.run_id, run.status)
-        self.reads = Reads(self.engine, self.logs_engine, registry, self.is_active)
+        self.task_scheduler, self.watcher, self.backfiller = tasks, watcher, backfiller
+        self._queue = watcher.queue
         on_change = getattr(self.clock, "on_change", None)
         if callable(on_change):
             on_change(watcher.wake)
 
+    def reload(self, registry: Registry) -> SyncResult | None:
+        """Hot reload: DAGs in code changed; sync them and schedule from them from now on.
+
+        New task versions are recorded in ``dagtasks``; runs already started keep
+        the DAG version they started with (their attempts carry its code versions),
+        new runs use the new one; the watcher follows new, gone and rescheduled DAGs.
+        A standby only keeps ``registry`` for when it takes over. Call it on the
+        scheduler's loop; what was synced, or None on a standby.
+        """
+        if not isinstance(registry, Registry):
+            registry = Registry(registry)
+        apply_default_timezone(registry, self.config.timezone)
+        self.registry = self.reads.registry = registry
+        if self.leadership is not None:
+            self.leadership.use_code(registry.fingerprint())
+        if self.task_scheduler is None:
+            return None
+        tasks, watcher, backfiller = self._parts()
+        synced = sync_registry(
+            self.engine, registry, self.clock, self.version, self.config.timezone
+        )
+        tasks.use_registry(registry)
+        backfiller.registry = registry
+        watcher.reload(registry)
+        log.info("reloaded %d DAGs", len(registry))
+        return synced
+
+    def reload_from_thread(self, registry: Registry, timeout_s: float = 60.0) -> SyncResult | None:
+        """:meth:`reload` from another thread (a file watcher): done on the loop, waited for."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return self.reload(registry)
+
+        async def on_loop() -> SyncResult | None:
+            return self.reload(registry)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result(timeout_s)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Run the loops on the current event loop until the block ends, then stop them."""
-        tasks, watcher, backfiller = self._parts()
+        """Run the loops on the current event loop until the block ends, then stop them.
+
+        A standby waits for its turn meanwhile; a leader of a PostgreSQL database
+        keeps its lease (and steps down to standby if it loses it). At the end,
+        leadership is given up at once, for a standby to take over.
+        """
+        if self.leadership is None:
+            raise PpacerError("scheduler not started")
+        leadership = self.leadership
         self._loop = asyncio.get_running_loop()
+        self.gate.bind(self._loop)
+        self.gate.on_recovered = self._reconcile
+        if self.task_scheduler is not None:
+            self._start_loops()
+        role = None
+        if leadership.is_lease:
+            role = asyncio.create_task(self._keep_role(leadership), name="ppacer-leadership")
+        try:
+            yield
+        finally:
+            self.begin_stop()
+            if role is not None:
+                role.cancel()
+                await asyncio.gather(role, return_exceptions=True)
+            await self._stop_loops()
+            await asyncio.to_thread(leadership.release)
+            leadership.close()
+            self._state = SchedulerState.STOPPED
+            log.info("scheduler stopped")
+
+    def _start_loops(self) -> None:
+        tasks, watcher, backfiller = self._parts()
+        assert self._loop is not None
+        watcher.gate = backfiller.gate = self.gate
         tasks.start_timers(self._loop)
         self._loops = [
             asyncio.create_task(watcher.run(), name="ppacer-dagrun-watcher"),
@@ -176,16 +255,54 @@ class SchedulerCore:
         ]
         self._state = SchedulerState.RUNNING
         log.info("scheduler running")
-        try:
-            yield
-        finally:
-            self.begin_stop()
-            for loop_task in self._loops:
-                loop_task.cancel()
-            await asyncio.gather(*self._loops, return_exceptions=True)
-            tasks.stop()
-            self._state = SchedulerState.STOPPED
-            log.info("scheduler stopped")
+
+    async def _stop_loops(self) -> None:
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        self.gate.stop()
+        if self.task_scheduler is not None:
+            self.task_scheduler.stop()
+
+    async def _keep_role(self, leadership: Leadership) -> None:
+        """Lead while the lease holds; stand by (and take over) while it does not."""
+        while True:
+            if self.task_scheduler is None:
+                await leadership.wait_for_turn()
+                log.warning("taking over as the leader (epoch %s)", leadership.epoch)
+                try:
+                    self._build()
+                except Exception:
+                    log.exception("could not take over; standing by again")
+                    await asyncio.to_thread(leadership.release)
+                    leadership.step_down()
+                    self._drop_parts()
+                    await asyncio.sleep(leadership.poll_s)
+                    continue
+                self._start_loops()
+            reason = await leadership.hold()
+            log.error("stepping down to standby: %s", reason)
+            self._state = SchedulerState.STANDBY
+            if self.task_scheduler is not None:
+                self.task_scheduler.release_waiters()
+            await self._stop_loops()
+            leadership.step_down()
+            self._drop_parts()
+
+    def _drop_parts(self) -> None:
+        self.task_scheduler = self.watcher = self.backfiller = None
+        self._queue = None
+        self.gate.reset()
+        self._state = SchedulerState.STANDBY
+
+    async def _reconcile(self) -> None:
+        """The database is back: rebuild memory from it (called by the gate's prober)."""
+        tasks, watcher, backfiller = self._parts()
+        active = tasks.reconcile()
+        log.info("reconciled with the database: %d active DAG runs", active)
+        watcher.wake()
+        backfiller.wake()
 
     def loop_health(self) -> dict[str, str]:
         """Each loop by name: "ok", "stopped" or "crashed: ..."."""
@@ -208,7 +325,13 @@ class SchedulerCore:
             self.task_scheduler.release_waiters()
 
     def stop_soon(self) -> None:
-        """Thread-safe :meth:`begin_stop`, for code outside the scheduler's loop."""
+        """Thread-safe :meth:`begin_stop`, for code outside the scheduler's loop.
+
+        Leadership is given up first, at once (blocking): a standby takes over
+        while this one finishes its requests, whose writes are refused from now on.
+        """
+        if self.leadership is not None:
+            self.leadership.resign()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.begin_stop)
 
@@ -217,224 +340,3 @@ class SchedulerCore:
         self.engine.dispose()
         if self.logs_engine is not None:
             self.logs_engine.dispose()
-
-    def _parts(self) -> tuple[TaskScheduler, DagRunWatcher, Backfiller]:
-        if self.task_scheduler is None or self.watcher is None or self.backfiller is None:
-            raise PpacerError("scheduler not started")
-        return self.task_scheduler, self.watcher, self.backfiller
-
-    # ------------------------------------------------------------------ runs and DAGs
-
-    async def trigger(
-        self,
-        dag_id: str,
-        params: dict[str, Any] | None = None,
-        exec_ts: datetime | None = None,
-        actor: str = "api",
-    ) -> NewDagRun:
-        """Create a DAG run now, or for the logical time ``exec_ts``; returns it once queued.
-
-        A second run of a DAG for the same logical time is a :class:`ConflictError`.
-        """
-        if dag_id not in self.registry:
-            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
-        assert self._queue is not None
-        now = format_ts(self.clock.now())
-        logical = format_ts(exec_ts) if exec_ts is not None else now
-        try:
-            with self.engine.begin() as conn:
-                run_id = runs_db.insert_dag_run(
-                    conn, dag_id, logical, now, self.version, DagRunStatus.READY_TO_SCHEDULE, params
-                )
-                # NextScheduleTs holds the run's ExecTs, as the original writes it (NOT NULL
-                # in its schema), so its queries read our rows as they read its own.
-                runs_db.insert_schedule(
-                    conn, dag_id, ScheduleEvent.MANUALLY_TRIGGERED, logical, logical, now
-                )
-                controls_db.insert_run_event(
-                    conn, run_id, "TRIGGER", now, actor, detail={"params": params or {}}
-                )
-        except IntegrityError:
-            raise ConflictError(f"DAG {dag_id!r} already has a run at {logical}") from None
-        run = NewDagRun(run_id, dag_id, logical)
-        log.info("DAG run triggered dagId=%s execTs=%s runId=%d", dag_id, logical, run_id)
-        await self._queue.put(run)
-        return run
-
-    def set_paused(self, dag_id: str, paused: bool, actor: str = "api") -> None:
-        """Pause (no new scheduled runs) or unpause a DAG; persisted."""
-        if dag_id not in self.registry:
-            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
-        watcher = self._parts()[1]
-        pending = watcher.pending_point(dag_id)
-        with self.engine.begin() as conn:
-            controls_db.set_dag_paused(
-                conn,
-                dag_id,
-                paused,
-                format_ts(self.clock.now()),
-                actor,
-                format_ts(pending) if pending is not None else None,
-            )
-        if paused:
-            watcher.pause(dag_id)
-        else:
-            watcher.unpause(dag_id)
-        log.info("DAG %s %s by %s", dag_id, "paused" if paused else "unpaused", actor)
-
-    def next_run(self, dag_id: str) -> datetime | None:
-        """The DAG's next scheduled point (None: unscheduled, paused or past its end)."""
-        return self.watcher.pending_point(dag_id) if self.watcher is not None else None
-
-    def schedule_preview(
-        self, dag_id: str, n: int, after: datetime | None = None
-    ) -> list[dict[str, str]]:
-        """The next ``n`` schedule points of a DAG after ``after`` (default: now), UTC and local."""
-        dag = self.registry.get(dag_id)
-        if dag is None:
-            raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
-        if dag.schedule is None:
-            return []
-        zone = ZoneInfo(getattr(dag.schedule, "tz", None) or self.config.timezone)
-        point = self.clock.now() if after is None else after
-        out = []
-        for _ in range(n):
-            point = dag.schedule.next(point, None)
-            if point == NEVER:
-                break
-            out.append({"utc": format_ts(point), "local": point.astimezone(zone).isoformat()})
-        return out
-
-    def restart_run(self, dag_id: str, exec_ts: datetime, actor: str = "api") -> int:
-        """Restart a FAILED run; return the restart's number."""
-        return self._parts()[0].restart_run(dag_id, exec_ts, actor)
-
-    def clear_task(
-        self, dag_id: str, exec_ts: datetime, task_id: str, actor: str = "api"
-    ) -> list[str]:
-        """Run a task and its downstream again in a finished run; return their ids."""
-        return self._parts()[0].clear_task(dag_id, exec_ts, task_id, actor)
-
-    def mark_task(
-        self, dag_id: str, exec_ts: datetime, task_id: str, status: TaskStatus, actor: str = "api"
-    ) -> None:
-        """Set a task's latest attempt to SUCCESS or FAILED by hand."""
-        self._parts()[0].mark_task(dag_id, exec_ts, task_id, status, actor)
-
-    def create_backfill(
-        self, dag_id: str, start: datetime, end: datetime, max_active_runs: int, actor: str
-    ) -> controls_db.BackfillRow:
-        """Create the runs of ``dag_id``'s schedule points in ``[start, end]``, in order."""
-        return self._parts()[2].create(dag_id, start, end, max_active_runs, actor)
-
-    def is_active(self, dag_id: str, exec_ts: str) -> bool:
-        """Whether the run is being scheduled now."""
-        return self.task_scheduler is not None and self.task_scheduler.is_active(dag_id, exec_ts)
-
-    # ------------------------------------------------------------------ executors
-
-    async def pop_tasks(
-        self,
-        wait_s: float,
-        executor: str | None,
-        max_n: int,
-        gone: Callable[[], Awaitable[bool]] | None = None,
-    ) -> list[TaskToExec]:
-        """Up to ``max_n`` ready attempts, leased and RUNNING, waiting up to ``wait_s`` for one.
-
-        ``gone`` tells whether the poller hung up while it waited: then the
-        attempts go back to the front of the queue for the next poll.
-        """
-        if not 0 <= wait_s <= self.config.max_pop_wait_s:
-            raise InvalidInputError(f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
-        if self._state is not SchedulerState.RUNNING:
-            return []
-        tasks = self._parts()[0]
-        items = await tasks.pop_many(wait_s, executor, max_n)
-        if items and wait_s > 0 and gone is not None and await gone():
-            for item in reversed(items):
-                tasks.requeue_front(item)
-            return []
-        return [tasks.start_attempt(item, executor) for item in items]
-
-    def register_executor(self, registration: ExecutorRegistration) -> Registered:
-        """Record what an executor serves and has; say what of the registry it lacks."""
-        return executors.register(self._parts()[0], self.registry, registration, self.version)
-
-    def heartbeat(
-        self, executor: str, tokens: Sequence[str], running: int, capacity: int | None
-    ) -> list[str]:
-        """Renew ``executor``'s leases; return the tokens it no longer holds."""
-        return self._parts()[0].heartbeat(executor, tokens, running, capacity)
-
-    def apply_report(self, report: StatusReport) -> None:
-        """Apply one executor report; its error is raised."""
-        self._parts()[0].apply_report(report)
-
-    def apply_reports(self, reports: Sequence[StatusReport]) -> list[PpacerError | None]:
-        """Apply reports in order in one transaction; per report, None or its error."""
-        return self._parts()[0].update_statuses(reports)
-
-    def store_task_logs(self, records: Sequence[LogRecord]) -> LogsStored:
-        """Store log records shipped by an executor; each once, by attempt and ``seq``.
-
-        Blocking: call it off the event loop.
-        """
-        return executors.store_logs(
-            self.engine,
-            self.logs_engine,
-            self.registry,
-            records,
-            max_message_chars=self.config.max_log_message_chars,
-        )
-
-    def waiting_reasons(
-        self, dag_id: str | None = None, exec_ts: str | None = None
-    ) -> dict[tuple[str, int], str]:
-        """Why queued attempts (of one run, if given) wait: no connected executor may take them.
-
-        By ``(task_id, retry)``; attempts some connected executor may take are not listed.
-        """
-        tasks = self.task_scheduler
-        if tasks is None:
-            return {}
-        return {
-            (item.task_id, item.retry): reason
-            for item, reason in tasks.router.waiting(self.config.lease_timeout_s)
-            if dag_id is None or (item.dag_id == dag_id and item.exec_ts == exec_ts)
-        }
-
-    def waiting_by_queue(self) -> dict[str, int]:
-        """How many queued attempts no connected executor may take, by queue."""
-        tasks = self.task_scheduler
-        out: dict[str, int] = {}
-        if tasks is not None:
-            for item, _ in tasks.router.waiting(self.config.lease_timeout_s):
-                queue = tasks.router.requirement(item).queue
-                out[queue] = out.get(queue, 0) + 1
-        return out
-
-    def executors(self) -> list[ExecutorInfo]:
-        """Executors heard from, most recently seen first."""
-        return self.task_scheduler.executors_view() if self.task_scheduler is not None else []
-
-    def add_task_observer(self, observer: Callable[[TaskEvent], None]) -> None:
-        """Call ``observer`` (after the commit) with every task status change."""
-        self._parts()[0].observers.append(observer)
-
-    def stats(self) -> SchedulerStats:
-        """Queue lengths and counts, read from memory (cheap: no database)."""
-        tasks = self.task_scheduler
-        queue = self._queue
-        if tasks is None:
-            return SchedulerStats()
-        counts = tasks.stats()
-        return SchedulerStats(
-            ready=counts["ready"],
-            active_runs=counts["active_runs"],
-            queued_runs=counts["queued_runs"],
-            waiters=counts["waiters"],
-            leases=tasks.lease_count(),
-            dag_run_queue=queue.qsize() if queue is not None else 0,
-            dag_run_queue_max=queue.maxsize if queue is not None else 0,
-        )

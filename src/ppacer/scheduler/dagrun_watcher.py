@@ -24,6 +24,7 @@ from ppacer.dag.schedule import NEVER, first_point_at_or_after, last_point_befor
 from ppacer.dag.status import ScheduleEvent
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
+from ppacer.scheduler.dbgate import DatabaseGate, is_unavailable
 from ppacer.timeutils import Clock, format_ts, parse_ts
 
 __all__ = ["DagRunWatcher", "NewDagRun"]
@@ -61,6 +62,8 @@ class DagRunWatcher:
         self.queue = queue
         self.version = version
         self.max_sleep_s = max_sleep_s
+        #: Whether the database takes writes (the scheduler sets it): no iteration while not.
+        self.gate: DatabaseGate | None = None
         self._heap: list[tuple[datetime, str]] = []
         # Points of a DAG before this time were missed (downtime, pause): event CAUGHT_UP.
         self._catch_up_before: dict[str, datetime] = {}
@@ -125,6 +128,40 @@ class DagRunWatcher:
             )
         return last_missed
 
+    def reload(self, registry: Registry) -> None:
+        """Watch ``registry``'s DAGs from now on (a hot reload; call on the scheduler's loop).
+
+        DAGs gone are no longer scheduled; a new DAG starts as on start-up; a DAG
+        whose schedule changed goes on at the new schedule's first point from now.
+        """
+        old, self.registry = self.registry, registry
+        now = self.clock.now()
+        new = [d for d in registry if d not in old]
+        changed = [
+            d
+            for d in registry
+            if d in old
+            and (repr(old[d].schedule), old[d].start_ts())
+            != (repr(registry[d].schedule), registry[d].start_ts())
+        ]
+        drop = {*new, *changed, *(d for d in old if d not in registry)}
+        heap = [(t, d) for t, d in self._heap if d not in drop]
+        with self.engine.begin() as conn:
+            for dag_id in [*new, *changed]:
+                schedule = registry[dag_id].schedule
+                if schedule is None or dag_id in self.paused:
+                    continue
+                if dag_id in new:
+                    point = self._resume_point(conn, dag_id, now)
+                else:
+                    point = first_point_at_or_after(schedule, now)
+                if point != NEVER:
+                    heap.append((point, dag_id))
+        heapq.heapify(heap)
+        self._heap = heap
+        if self._wake is not None:
+            self._wake.set()
+
     def pending_point(self, dag_id: str) -> datetime | None:
         """The next point the watcher would create for ``dag_id``."""
         return next((t for t, d in self._heap if d == dag_id), None)
@@ -165,11 +202,15 @@ class DagRunWatcher:
         self._wake = asyncio.Event()
         while True:
             try:
-                await self.create_due_runs()
+                if self.gate is None or self.gate.is_open:
+                    await self.create_due_runs()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("DAG-run watcher iteration failed; retrying")
+            except Exception as exc:
+                if self.gate is not None and is_unavailable(exc):
+                    self.gate.failed(exc)  # logged once; the points are created when it is back
+                else:
+                    log.exception("DAG-run watcher iteration failed; retrying")
                 await asyncio.sleep(self.max_sleep_s)
                 continue
             due = self.next_due()

@@ -55,6 +55,10 @@ def register(
     capability = Capability(
         queues=frozenset(registration.queues),
         versions={dag: dict(tasks_) for dag, tasks_ in registration.versions.items()},
+        retained={
+            dag: {task: frozenset(held) for task, held in tasks_.items()}
+            for dag, tasks_ in registration.retained.items()
+        },
         labels=dict(registration.labels),
     )
     tasks.router.register(registration.executor, capability, registration.ppacerVersion)

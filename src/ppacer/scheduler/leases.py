@@ -9,6 +9,12 @@ Liveness is about progress: a lease is never renewed past the attempt's own
 timeout (plus a grace period), so a heartbeat from an executor whose task
 thread is stuck does not keep it alive.
 
+A lease's token is derived from its attempt and a secret (an HMAC): whoever
+knows the secret gives an attempt the same token again, so after a restart of
+the scheduler (or a takeover by another, sharing the secret) the attempts that
+were running keep their leases, and their executors' heartbeats and reports
+are accepted as before. A new attempt (the next retry) has another token.
+
 :class:`LeaseTable` is the bare bookkeeping: times are passed in, so it is
 tested with plain numbers. :class:`LeaseKeeper` is what the task scheduler
 uses: it reads the time from the scheduler's clock (``clock.monotonic()``, real
@@ -19,7 +25,9 @@ moves the clock) and knows which executor holds what.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import hmac
 import logging
 import secrets
 from collections.abc import Iterable
@@ -30,7 +38,7 @@ from ppacer.api.models import TaskToExec
 from ppacer.scheduler.routing import ANONYMOUS, Capability
 from ppacer.timeutils import Clock
 
-__all__ = ["AttemptKey", "ExecutorInfo", "Lease", "LeaseKeeper", "LeaseTable"]
+__all__ = ["AttemptKey", "ExecutorInfo", "Lease", "LeaseKeeper", "LeaseTable", "lease_token"]
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -49,6 +57,10 @@ class Lease:
     expires: float
     # The lease is never renewed past this instant (the attempt's timeout + grace).
     deadline: float
+    # Given back after a restart (or takeover) to an attempt found RUNNING, before its
+    # executor was heard from: if no heartbeat renews it, the attempt is queued
+    # again (its executor is gone with the old scheduler) rather than failed.
+    provisional: bool = False
 
     @property
     def describe(self) -> str:
@@ -76,10 +88,18 @@ class ExecutorInfo:
     ppacer_version: str | None = None
 
 
+def lease_token(secret: bytes, attempt: AttemptKey) -> str:
+    """The token of ``attempt``'s lease: an HMAC of the attempt with ``secret``."""
+    text = "\x1f".join(str(part) for part in attempt).encode()
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()[:24]
+
+
 class LeaseTable:
     """Leases by token and by attempt, with their expiries in a heap."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: bytes | None = None) -> None:
+        # Tokens are derived with it (random: tokens of this table only).
+        self.secret = secret if secret is not None else secrets.token_bytes(32)
         self.by_token: dict[str, Lease] = {}
         self.by_attempt: dict[AttemptKey, str] = {}
         self._heap: list[tuple[float, str]] = []
@@ -93,7 +113,7 @@ class LeaseTable:
         """A new lease on ``attempt`` (replacing any older one)."""
         self.release(attempt)
         lease = Lease(
-            token=secrets.token_hex(12),
+            token=lease_token(self.secret, attempt),
             attempt=attempt,
             executor=executor,
             granted=now,
@@ -105,15 +125,23 @@ class LeaseTable:
         heapq.heappush(self._heap, (lease.expires, lease.token))
         return lease
 
-    def renew(self, token: str, now: float, ttl_s: float) -> bool:
-        """Extend a live lease by ``ttl_s`` (never past its deadline); False if it is gone."""
+    def renew(self, token: str, now: float, ttl_s: float, *, force: bool = False) -> bool:
+        """Extend a live lease by ``ttl_s`` (never past its deadline); False if it is gone.
+
+        ``force`` renews a lease whose expiry passed (its clock was paused) and moves
+        its deadline to at least ``now + ttl_s``.
+        """
         lease = self.by_token.get(token)
-        if lease is None or lease.expires <= now:
+        if lease is None or (lease.expires <= now and not force):
             return False
+        if force:
+            lease.deadline = max(lease.deadline, now + ttl_s)
         expires = min(now + ttl_s, lease.deadline)
         if expires > lease.expires:
             lease.expires = expires
             heapq.heappush(self._heap, (expires, token))
+        if not force:  # its executor was heard from
+            lease.provisional = False
         return True
 
     def release(self, attempt: AttemptKey) -> Lease | None:
@@ -154,13 +182,28 @@ class LeaseTable:
 class LeaseKeeper:
     """The leases of one task scheduler and the executors holding them, on its clock."""
 
-    def __init__(self, clock: Clock, *, lease_timeout_s: float, timeout_grace_s: float) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        lease_timeout_s: float,
+        timeout_grace_s: float,
+        secret: bytes | None = None,
+        recovery_grace_s: float | None = None,
+    ) -> None:
         self.clock = clock
         # How long a lease lives without a heartbeat.
         self.lease_timeout_s = lease_timeout_s
+        # How long an attempt found RUNNING on start waits for its executor's heartbeat
+        # (executors heartbeat every third of the lease timeout).
+        self.recovery_grace_s = (
+            min(lease_timeout_s, lease_timeout_s / 3 + 2.0)
+            if recovery_grace_s is None
+            else recovery_grace_s
+        )
         # How long past an attempt's own timeout its lease may still be renewed.
         self.timeout_grace_s = timeout_grace_s
-        self.table = LeaseTable()
+        self.table = LeaseTable(secret)
         #: Executors heard from (pops and heartbeats), by name.
         self.executors: dict[str, ExecutorInfo] = {}
 
@@ -191,9 +234,34 @@ class LeaseKeeper:
         lease = self.table.grant(
             attempt, executor or "anonymous", now, ttl, now + timeout_s + self.timeout_grace_s
         )
+        return self._held(lease, executor)
+
+    def give_back(self, attempt: AttemptKey, executor: str | None, timeout_s: float) -> Lease:
+        """The lease of an attempt found RUNNING after a restart, provisionally.
+
+        Its token is the one its executor holds. The executor heartbeats within
+        a third of the lease timeout if it is alive; until then the lease is
+        provisional, and if it expires unrenewed the attempt is queued again.
+        """
+        now = self.clock.monotonic()
+        wait_s = self.recovery_grace_s
+        deadline = now + timeout_s + self.timeout_grace_s
+        lease = self.table.grant(attempt, executor or "anonymous", now, wait_s, deadline)
+        lease.provisional = True
+        return self._held(lease, executor)
+
+    def _held(self, lease: Lease, executor: str | None) -> Lease:
         if executor is not None:
-            self.executors[executor].leases.add(lease.token)
+            self.seen_once(executor).leases.add(lease.token)
         return lease
+
+    def seen_once(self, executor: str) -> ExecutorInfo:
+        """The executor's entry (made, not marked as heard from now, if it is new)."""
+        info = self.executors.get(executor)
+        if info is None:
+            now = self.clock.now()
+            info = self.executors[executor] = ExecutorInfo(executor, now, now)
+        return info
 
     def lease(self, item: TaskToExec, executor: str | None, timeout_s: float) -> TaskToExec:
         """Lease the attempt ``item`` to ``executor`` (see :meth:`grant`): ``item`` with a token."""
@@ -210,6 +278,7 @@ class LeaseKeeper:
             item.upstream,
             lease.token,
             self.lease_timeout_s,
+            code_version=item.code_version,
         )
 
     def take_back(self, item: TaskToExec) -> TaskToExec:
@@ -223,6 +292,7 @@ class LeaseKeeper:
             item.run_id,
             item.params,
             item.upstream,
+            code_version=item.code_version,
         )
 
     def renew(self, token: str) -> bool:
@@ -232,6 +302,20 @@ class LeaseKeeper:
     def for_attempt(self, attempt: AttemptKey) -> Lease | None:
         """The live lease on ``attempt``, if any."""
         return self.table.for_attempt(attempt)
+
+    def renew_all(self) -> None:
+        """Give every live lease its full timeout again (never past its deadline).
+
+        After an outage of the database: executors kept heartbeating, but the
+        scheduler could not take their reports; one whose attempt ended may be
+        retrying its report instead.
+        """
+        now = self.clock.monotonic()
+        for token, lease in list(self.table.by_token.items()):
+            self.table.renew(token, now, self.lease_timeout_s, force=True)
+            # Until its executor is heard from again: if it is not, the attempt is queued
+            # again (its report, if one comes, is still taken), not failed.
+            lease.provisional = True
 
     def release(self, attempt: AttemptKey) -> None:
         """Drop the lease on ``attempt`` (it finished, failed or was taken back)."""

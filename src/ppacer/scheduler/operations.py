@@ -60,7 +60,6 @@ class RunHost(Protocol):
         row: runs_db.DagRunRow,
         *,
         reset: Collection[str] = (),
-        recover: bool = True,
     ) -> None:
         """Make the run active from its rows (``reset`` tasks get a new attempt)."""
         ...
@@ -175,7 +174,7 @@ def mark_task(
         )
         fresh = runs_db.read_dag_run(conn, run.run_id)
         assert fresh is not None
-        host.load_run(conn, fresh, reset=reset, recover=False)
+        host.load_run(conn, fresh, reset=reset)
     log.info("task marked %s dagId=%s execTs=%s taskId=%s", status, dag_id, stored_ts, task_id)
 
 

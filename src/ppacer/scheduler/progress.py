@@ -91,6 +91,8 @@ class RunProgress:
         # with how they started: written by the next transaction (or with their final
         # status, when they finish first).
         self._running: dict[AttemptKey, tuple[RunState, tasks_db.Started]] = {}
+        # Starts of attempts to record with the current transaction.
+        self._starts: list[tuple[str, str, str, int, tasks_db.Started]] = []
 
     def record(self, state: RunState, task_id: str, retry: int, status: TaskStatus) -> None:
         """Note a status change for the observers (nothing is built when there are none)."""
@@ -121,17 +123,14 @@ class RunProgress:
             raise ConflictError(
                 f"task {task_id!r} of DAG {state.dag.id!r} run {state.exec_ts}: {why}"
             )
-        # A quick attempt finishes before its RUNNING row was written: one row says both.
-        pending = self._running.pop((state.dag.id, state.exec_ts, task_id, retry), None)
+        # A quick attempt finishes before its RUNNING row was written: its start is
+        # recorded with this transaction, its RUNNING status never needs writing.
+        key = (state.dag.id, state.exec_ts, task_id, retry)
+        pending = self._running.pop(key, None)
+        if pending is not None:
+            self._starts.append((*key, pending[1]))
         tasks_db.update_dag_run_task_status(
-            conn,
-            state.dag.id,
-            state.exec_ts,
-            task_id,
-            retry,
-            status,
-            now,
-            pending[1] if pending is not None else None,
+            conn, state.dag.id, state.exec_ts, task_id, retry, status, now
         )
         state.latest[task_id] = (retry, status)
         self.record(state, task_id, retry, status)
@@ -161,22 +160,25 @@ class RunProgress:
 
     @property
     def has_running(self) -> bool:
-        """Whether RUNNING rows wait to be written."""
-        return bool(self._running)
+        """Whether RUNNING rows (or starts) wait to be written."""
+        return bool(self._running or self._starts)
 
     def write_running(self, conn: Connection) -> None:
-        """Write the RUNNING rows of attempts handed out since the last transaction."""
-        if not self._running:
-            return
-        pending, self._running = self._running, {}
-        changes = []
-        for (dag_id, exec_ts, task_id, retry), (state, started) in pending.items():
-            if state.latest.get(task_id) != (retry, TaskStatus.RUNNING):
-                continue  # taken back (a lease lost, a run failed): its own row says it all
-            at = started.start_ts
-            changes.append((dag_id, exec_ts, task_id, retry, TaskStatus.RUNNING, at, started))
-            self.run_started(conn, state, at)
-        tasks_db.update_dag_run_tasks_started(conn, changes)
+        """Write the RUNNING rows and starts of attempts handed out since the last transaction."""
+        if self._running:
+            pending, self._running = self._running, {}
+            changes = []
+            for key, (state, started) in pending.items():
+                task_id, retry = key[2], key[3]
+                self._starts.append((*key, started))
+                if state.latest.get(task_id) != (retry, TaskStatus.RUNNING):
+                    continue  # taken back (a lease lost, a run failed): its own row says it
+                changes.append((*key, TaskStatus.RUNNING, started.start_ts))
+                self.run_started(conn, state, started.start_ts)
+            tasks_db.update_dag_run_task_statuses(conn, changes)
+        if self._starts:
+            starts, self._starts = self._starts, []
+            tasks_db.insert_task_starts(conn, starts)
 
     def apply_report(
         self, conn: Connection, state: RunState, report: StatusReport, accepted: Accepted
@@ -353,6 +355,9 @@ class RunProgress:
             (retry, TaskStatus.RUNNING),
         ):
             return  # finished, or taken back, meanwhile
+        if lease.provisional:
+            self._requeue_lost(state, task_id, retry, lease)
+            return
         reason = self.leases.lost_reason(lease, state.dag.tasks[task_id].config.timeout_s)
         log.warning("%s", reason)
         try:
@@ -360,6 +365,18 @@ class RunProgress:
                 self.fail(conn, state, task_id, retry, reason, format_ts(self.clock.now()))
         except Exception:
             log.exception("could not fail the lost attempt %s", lease.describe)
+
+    def _requeue_lost(self, state: RunState, task_id: str, retry: int, lease: Lease) -> None:
+        """An attempt given back after a restart whose executor never came back: queue it."""
+        log.warning("no heartbeat for %s since the scheduler started: queued again", lease.describe)
+        try:
+            with self._transaction() as conn:
+                now = format_ts(self.clock.now())
+                if state.latest.get(task_id) == (retry, TaskStatus.RUNNING):
+                    self.set_status(conn, state, task_id, retry, TaskStatus.SCHEDULED, now)
+                self.outbox.append((state, task_id, retry))
+        except Exception:
+            log.exception("could not queue %s again", lease.describe)
 
     def fail_run(self, conn: Connection, state: RunState, reason: str) -> None:
         """End an active run now: unfinished attempts FAILED with ``reason``, the rest

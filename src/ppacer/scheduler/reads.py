@@ -24,18 +24,24 @@ from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.db import dagruntasks as tasks_db
+from ppacer.db import dags as dags_db
+from ppacer.db import logsearch
 from ppacer.db.dags import TaskRow, read_task_source
 from ppacer.db.tasklogs import TaskLogLine, read_task_log_lines
-from ppacer.errors import NotFoundError
-from ppacer.timeutils import parse_ts
+from ppacer.errors import InvalidInputError, NotFoundError
+from ppacer.redact import MASK, redact_urls
+from ppacer.timeutils import format_ts, parse_ts
 
 __all__ = [
     "AttemptView",
+    "FoundLogLine",
     "LogPage",
+    "LogSearchResult",
     "Reads",
     "RunView",
     "TaskView",
     "attempt_over",
+    "redact_log_text",
     "seconds_between",
 ]
 
@@ -43,6 +49,19 @@ __all__ = [
 def attempt_over(status: TaskStatus) -> bool:
     """Whether an attempt has ended (a failed one waiting for a retry has: retries are new rows)."""
     return status.is_terminal or status is TaskStatus.FAILED_PENDING_RETRY
+
+
+def redact_log_text(text: str, secrets: Collection[str] = ()) -> str:
+    """Log text as it may be shown: URL passwords and each of ``secrets`` masked.
+
+    ``secrets`` are the scheduler's own (its API token): a task that logged one
+    must not hand it to whoever reads its logs.
+    """
+    shown = redact_urls(text)
+    for secret in secrets:
+        if secret and secret in shown:
+            shown = shown.replace(secret, MASK)
+    return shown
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -156,6 +175,34 @@ class LogPage:
     def next_offset(self) -> int:
         """The offset to ask from next."""
         return self.offset + len(self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundLogLine:
+    """A log line a search found, as it may be shown (message redacted)."""
+
+    # None: no run of this DAG at this logical time (its row was removed, or another DB's).
+    run_id: int | None
+    dag_id: str
+    # The run's logical time in stored form.
+    exec_ts: str
+    task_id: str
+    retry: int
+    # Its line number in the attempt's log, from 0 (the log view's ``#L<line>`` anchor).
+    line: int
+    insert_ts: str
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogSearchResult:
+    """A page of log search hits, newest first; ``has_more``: a next page has hits."""
+
+    lines: list[FoundLogLine]
+    has_more: bool
+    # False when the scheduler keeps no logs DB (nothing is ever found).
+    has_logs_db: bool = True
 
 
 class Reads:
@@ -372,6 +419,129 @@ class Reads:
             raise NotFoundError(f"backfillId: no backfill {backfill_id}")
         return row, run_ids
 
+    # ------------------------------------------------------------------ DAG page, search
+
+    def dag_runs(
+        self, dag_id: str, *, before: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[runs_db.DagRunRow]:
+        """A DAG's runs by logical time, newest first (keyset pages: ``before``/``after``)."""
+        with self.engine.connect() as conn:
+            return runs_db.read_dag_runs_window(
+                conn, dag_id, before=before, after=after, limit=limit
+            )
+
+    def run_attempts(
+        self, dag_id: str, exec_ts: Sequence[str]
+    ) -> dict[str, list[tasks_db.AttemptTimes]]:
+        """The times and status of every attempt of some runs of a DAG, by the run's
+        logical time (in task and retry order)."""
+        with self.engine.connect() as conn:
+            return tasks_db.read_attempts_of_runs(conn, dag_id, exec_ts)
+
+    def adjacent_runs(
+        self, run: runs_db.DagRunRow
+    ) -> tuple[runs_db.DagRunRow | None, runs_db.DagRunRow | None]:
+        """The runs of the same DAG just before and after ``run`` by logical time."""
+        with self.engine.connect() as conn:
+            return runs_db.read_adjacent_runs(conn, run.dag_id, run.exec_ts)
+
+    def runs_params(self, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The parameters of those of these runs that were given any."""
+        with self.engine.connect() as conn:
+            return runs_db.read_dag_runs_params(conn, run_ids)
+
+    def task_versions(self, dag_id: str, task_id: str, limit: int = 20) -> list[TaskRow]:
+        """A task's stored versions, newest first (the current one first)."""
+        with self.engine.connect() as conn:
+            return dags_db.read_task_versions(conn, dag_id, task_id, limit)
+
+    def task_version_counts(self, dag_id: str) -> dict[str, tuple[int, str]]:
+        """Per task of a DAG: versions stored and when the latest was stored."""
+        with self.engine.connect() as conn:
+            return dags_db.read_task_version_counts(conn, dag_id)
+
+    def known_dag_ids(self) -> list[str]:
+        """Every DAG id the database has seen (removed DAGs included), sorted."""
+        with self.engine.connect() as conn:
+            return dags_db.read_dag_ids(conn)
+
+    def search_runs_of_dag(
+        self,
+        dag_id: str,
+        *,
+        statuses: Collection[DagRunStatus] = (),
+        from_ts: str | None = None,
+        to_ts: str | None = None,
+        params_like: Sequence[Sequence[str]] = (),
+        limit: int = 50,
+    ) -> list[tuple[runs_db.DagRunRow, str | None]]:
+        """A DAG's runs in a logical-time range (and statuses), newest first, with the JSON
+        text of their parameters (see :func:`ppacer.db.dagruns.search_dag_runs`)."""
+        with self.engine.connect() as conn:
+            return runs_db.search_dag_runs(
+                conn,
+                dag_id,
+                statuses=statuses,
+                from_ts=from_ts,
+                to_ts=to_ts,
+                params_like=params_like,
+                limit=limit,
+            )
+
+    def search_logs(
+        self,
+        query: str,
+        *,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        min_level: str | None = None,
+        from_ts: str | None = None,
+        to_ts: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        secrets: Collection[str] = (),
+    ) -> LogSearchResult:
+        """Log lines matching ``query`` (see :mod:`ppacer.db.logsearch`), newest first, each
+        with its run and line number, messages redacted (URL passwords, ``secrets``).
+
+        Lines logged in ``[from_ts, to_ts)`` (stored timestamps) at ``min_level`` or
+        above, of a DAG and a task if given. A query without a word (letters or
+        digits) is an :class:`InvalidInputError`.
+        """
+        terms = logsearch.parse_query(query)
+        if not terms:
+            raise InvalidInputError(f"q: no words to search for in {query!r} (letters or digits)")
+        if min_level is not None and min_level.upper() not in logsearch.LEVEL_RANK:
+            raise InvalidInputError(
+                f"level: one of {', '.join(logsearch.LEVEL_RANK)}, got {min_level!r}"
+            )
+        filters = logsearch.LogFilters(dag_id, task_id, min_level, from_ts, to_ts)
+        if self.logs_engine is None:
+            return LogSearchResult([], False, has_logs_db=False)
+        with self.logs_engine.connect() as conn:
+            page = logsearch.search_logs(conn, terms, filters, limit=limit, offset=offset)
+            stored = {hit: _stored_ts(hit.exec_ts) for hit in page.hits}
+            lines = [logsearch.line_position(conn, hit, stored[hit]) for hit in page.hits]
+        with self.engine.connect() as conn:
+            run_ids = runs_db.read_run_ids_by_exec(
+                conn, {(hit.dag_id, ts) for hit, ts in stored.items()}
+            )
+        found = [
+            FoundLogLine(
+                run_ids.get((hit.dag_id, stored[hit])),
+                hit.dag_id,
+                stored[hit],
+                hit.task_id,
+                hit.retry,
+                line,
+                hit.insert_ts,
+                hit.level,
+                redact_log_text(hit.message, secrets),
+            )
+            for hit, line in zip(page.hits, lines, strict=True)
+        ]
+        return LogSearchResult(found, page.has_more)
+
 
 def _attempt(row: tasks_db.DagRunTaskRow, errors: dict[tuple[str, int], str]) -> AttemptView:
     return AttemptView(
@@ -385,3 +555,11 @@ def _attempt(row: tasks_db.DagRunTaskRow, errors: dict[tuple[str, int], str]) ->
         row.executor,
         row.code_version,
     )
+
+
+def _stored_ts(text: str) -> str:
+    """A timestamp as stored by this ppacer (rows of the original's executor trim it)."""
+    try:
+        return format_ts(parse_ts(text))
+    except ValueError:
+        return text

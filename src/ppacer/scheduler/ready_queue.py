@@ -160,6 +160,17 @@ class ReadyQueue(Generic[T]):
         self._size = 0
         return items
 
+    def remove_if(self, doomed: Callable[[T], bool]) -> int:
+        """Remove the queued items ``doomed`` says so of (a run being rebuilt); how many."""
+        removed = 0
+        for heap in self._heaps.values():
+            kept = [entry for entry in heap if not doomed(entry[2])]
+            removed += len(heap) - len(kept)
+            heap[:] = kept
+            heapq.heapify(heap)
+        self._size -= removed
+        return removed
+
     def peek_all(self) -> list[tuple[str, T]]:
         """Every queued item with its queue (for reports on what waits, and why)."""
         return [(name, e[2]) for name, heap in self._heaps.items() for e in heap]

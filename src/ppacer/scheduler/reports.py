@@ -67,8 +67,17 @@ def check_report_target(registry: Registry, report: StatusReport) -> None:
         raise NotFoundError(f"taskId: DAG {report.dag_id!r} has no task {report.task_id!r}")
 
 
-def check_report(state: RunState, report: StatusReport, lease: Lease | None) -> Accepted | None:
+def check_report(
+    state: RunState,
+    report: StatusReport,
+    lease: Lease | None,
+    attempt_token: str | None = None,
+) -> Accepted | None:
     """Check a report on an active run (``lease``: the attempt's live lease, if any).
+
+    ``attempt_token`` is the token this attempt's leases carry (derived from the
+    attempt): a report with it is taken even when the lease is gone - its
+    executor did the work while the scheduler could not take the report.
 
     Returns None for a repeated report (nothing to do), else what to apply;
     raises :class:`ConflictError` for a report on another attempt, with a
@@ -82,6 +91,7 @@ def check_report(state: RunState, report: StatusReport, lease: Lease | None) -> 
     token = report.lease_token
     if (
         token is not None
+        and token != attempt_token
         and (lease is None or lease.token != token)
         # The lease of an attempt reported final is closed, not gone: a repeat is fine.
         and state.closed_leases.get((task_id, retry)) != token

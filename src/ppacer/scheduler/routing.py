@@ -37,6 +37,8 @@ class Capability:
     queues: frozenset[str] = frozenset({DEFAULT_QUEUE})
     # DAG id -> task id -> code version; None: it announced none (takes any version).
     versions: Mapping[str, Mapping[str, str]] | None = None
+    # Older versions it still holds for runs started before a hot reload.
+    retained: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def can_run(self, need: Requirement) -> bool:
@@ -45,7 +47,9 @@ class Capability:
             return False
         if self.versions is None:
             return True
-        return self.versions.get(need.dag_id, {}).get(need.task_id) == need.code_version
+        if self.versions.get(need.dag_id, {}).get(need.task_id) == need.code_version:
+            return True
+        return need.code_version in self.retained.get(need.dag_id, {}).get(need.task_id, ())
 
     def code_version_of(self, need: Requirement) -> str | None:
         """The code version it will run for ``need`` (None: unknown, it announced none)."""

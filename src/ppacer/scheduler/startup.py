@@ -16,12 +16,12 @@ from sqlalchemy import Engine
 from ppacer.dag.dag import Registry
 from ppacer.dag.status import DagRunStatus
 from ppacer.db import dagruns as runs_db
-from ppacer.db.dags import sync_dags
+from ppacer.db.dags import SyncResult, sync_dags
 from ppacer.scheduler.dagrun_watcher import NewDagRun
 from ppacer.scheduler.task_scheduler import TaskScheduler
 from ppacer.timeutils import Clock, format_ts, monotonic
 
-__all__ = ["RUN_BATCH", "consume_runs", "recover_runs", "sync_registry"]
+__all__ = ["RUN_BATCH", "apply_default_timezone", "consume_runs", "recover_runs", "sync_registry"]
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -29,15 +29,19 @@ log = logging.getLogger("ppacer.scheduler")
 RUN_BATCH = 256
 
 
-def sync_registry(
-    engine: Engine, registry: Registry, clock: Clock, version: str, timezone: str
-) -> None:
-    """Store the registry's DAGs and task versions; zone-less crons take ``timezone``."""
+def apply_default_timezone(registry: Registry, timezone: str) -> None:
+    """Cron schedules without a zone of their own take the scheduler's ``timezone``."""
     for dag in registry.values():
-        # Cron schedules without a zone of their own use the scheduler's timezone.
         with_default_tz = getattr(dag.schedule, "with_default_tz", None)
         if callable(with_default_tz):
             dag.schedule = with_default_tz(timezone)
+
+
+def sync_registry(
+    engine: Engine, registry: Registry, clock: Clock, version: str, timezone: str
+) -> SyncResult:
+    """Store the registry's DAGs and task versions; zone-less crons take ``timezone``."""
+    apply_default_timezone(registry, timezone)
     started = monotonic()
     log.info("Start syncing DAG registry with dags and dagtasks tables")
     with engine.begin() as conn:
@@ -51,6 +55,7 @@ def sync_registry(
         result.tasks_inserted,
         result.tasks_retired,
     )
+    return result
 
 
 def recover_runs(tasks: TaskScheduler) -> int:

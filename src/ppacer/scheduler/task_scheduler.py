@@ -42,7 +42,8 @@ from ppacer.errors import PpacerError
 from ppacer.notify import Notifier
 from ppacer.scheduler import operations
 from ppacer.scheduler.active_runs import ActiveRuns
-from ppacer.scheduler.leases import ExecutorInfo, LeaseKeeper
+from ppacer.scheduler.dbgate import DatabaseGate, DatabaseUnavailableError, is_unavailable
+from ppacer.scheduler.leases import ExecutorInfo, LeaseKeeper, lease_token
 from ppacer.scheduler.progress import RunProgress, TaskEvent
 from ppacer.scheduler.ready_queue import ReadyQueue
 from ppacer.scheduler.reports import check_inactive_report, check_report, check_report_target
@@ -72,6 +73,8 @@ class TaskScheduler:
         *,
         lease_timeout_s: float = 30.0,
         timeout_grace_s: float = 10.0,
+        secret: bytes | None = None,
+        recovery_grace_s: float | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -85,8 +88,14 @@ class TaskScheduler:
         #: Ready attempts and the long polls waiting for them.
         self.ready: ReadyQueue[TaskToExec] = ReadyQueue(self._is_current)
         #: Leases on handed-out attempts, and the executors holding them.
+        # Lease tokens derive from the database's secret: the same after a restart or
+        # a takeover, so running attempts' executors keep reporting with theirs.
         self.leases = LeaseKeeper(
-            clock, lease_timeout_s=lease_timeout_s, timeout_grace_s=timeout_grace_s
+            clock,
+            lease_timeout_s=lease_timeout_s,
+            timeout_grace_s=timeout_grace_s,
+            secret=secret,
+            recovery_grace_s=recovery_grace_s,
         )
         #: Executors heard from (pops and heartbeats), by name.
         self.executors: dict[str, ExecutorInfo] = self.leases.executors
@@ -106,6 +115,11 @@ class TaskScheduler:
         self.router = Router(self.active, self.leases, self.ready, self._is_current)
         #: Called after a run finishes (the watcher uses it to learn about free slots).
         self.on_run_finished: Callable[[RunState], None] | None = None
+        #: Whether the database takes writes (see ppacer.scheduler.dbgate); the core sets it.
+        self.gate: DatabaseGate | None = None
+        # True after a write failed for want of the database: memory may hold what the
+        # database does not, so nothing is handed out or acknowledged until reconciled.
+        self.stale = False
 
     @property
     def observers(self) -> list[Callable[[TaskEvent], None]]:
@@ -180,9 +194,12 @@ class TaskScheduler:
             progress.outbox.clear()
             progress.events.clear()
             raise
-        except BaseException:
+        except BaseException as exc:
             progress.outbox.clear()
             progress.events.clear()
+            if is_unavailable(exc):
+                self._unavailable(exc)
+                raise DatabaseUnavailableError(str(exc)) from exc
             self._reload_active()
             raise
         outbox, progress.outbox = progress.outbox, []
@@ -206,20 +223,69 @@ class TaskScheduler:
         except Exception:
             log.exception("could not write RUNNING statuses")
 
+    def _unavailable(self, exc: BaseException) -> None:
+        """A write failed for want of the database: memory is stale until reconciled."""
+        self.stale = True
+        if self.gate is not None:
+            self.gate.failed(exc)
+
+    def use_registry(self, registry: Registry) -> None:
+        """Start new runs from ``registry`` (a hot reload); active runs keep their DAGs."""
+        self.registry = registry
+        self.runs.registry = registry
+
+    def writable(self) -> bool:
+        """Whether writes may be tried now (the database takes them, memory is current)."""
+        return not self.stale and (self.gate is None or self.gate.is_open)
+
+    def require_writable(self) -> None:
+        """Raise :class:`DatabaseUnavailableError` (HTTP 503: retry) unless :meth:`writable`."""
+        if self.gate is not None:
+            self.gate.require_open()
+        if self.stale:
+            raise DatabaseUnavailableError("the scheduler is reconciling with its database")
+
+    def reconcile(self) -> int:
+        """Rebuild memory from the database after an outage; return the active runs.
+
+        Leases of running attempts restart at their full timeout: their executors
+        could not report while the database was away. Raises if the database fails.
+        """
+        self._rebuild()
+        self.stale = False
+        self.leases.renew_all()
+        self._arm_lease_timer()
+        return len(self.active)
+
     def _reload_active(self) -> None:
         """Rebuild all active runs from the database after a failed write."""
-        queued = self.ready.drain()
         try:
-            with self.engine.begin() as conn:
-                self.runs.reload(conn)
-        except Exception:
+            self._rebuild()
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._unavailable(exc)
+                return
             log.exception("could not reload active DAG runs from the database")
-        self.progress.outbox.clear()
-        for item in queued:
-            if self._is_current(item):
-                self._push(self.active[(item.dag_id, item.exec_ts)], item.task_id, item.retry)
-        self.ready.dispatch()
         self._arm_lease_timer()
+
+    def _rebuild(self) -> None:
+        """Forget the runs in memory and load the unfinished ones from the database.
+
+        Attempts in executors' hands keep their leases; every other open attempt
+        is queued again (the queue starts empty, so nothing is queued twice).
+        """
+        progress = self.progress
+        self.ready.drain()
+        progress.outbox.clear()
+        progress.events.clear()
+        with self.engine.begin() as conn:
+            self.runs.reload(conn)
+            progress.write_running(conn)
+        outbox, progress.outbox = progress.outbox, []
+        progress.events.clear()
+        for state, task_id, retry in outbox:
+            self._push(state, task_id, retry)
+        self.ready.dispatch()
 
     # ------------------------------------------------------------------ runs
 
@@ -244,7 +310,6 @@ class TaskScheduler:
         row: runs_db.DagRunRow,
         *,
         reset: Collection[str] = (),
-        recover: bool = True,
     ) -> None:
         """Make a run active from its database rows and schedule whatever is ready.
 
@@ -253,7 +318,7 @@ class TaskScheduler:
         while executors work on) SCHEDULED and RUNNING attempts are left as
         they are. See :meth:`ActiveRuns.load`.
         """
-        self.runs.load(conn, row, reset=reset, recover=recover)
+        self.runs.load(conn, row, reset=reset)
 
     def unload_run(self, dag_id: str, exec_ts: str, task_id: str) -> None:
         """Stop scheduling a run to rebuild it: its timers stop, ``task_id``'s leases go.
@@ -263,6 +328,7 @@ class TaskScheduler:
         """
         if self.runs.unload(dag_id, exec_ts) is not None:
             self.leases.release_task(dag_id, exec_ts, task_id)
+            self.ready.remove_if(lambda item: (item.dag_id, item.exec_ts) == (dag_id, exec_ts))
 
     def fail_run(self, conn: Connection, state: RunState, reason: str) -> None:
         """End an active run now: unfinished attempts FAILED with ``reason``, the rest
@@ -292,6 +358,7 @@ class TaskScheduler:
             state.run_id,
             state.params,
             state.upstream_outputs(task_id),
+            code_version=state.dag.tasks[task_id].code_version,
         )
         config = state.dag.tasks[task_id].config
         self.ready.push(item, config.priority, config.queue)
@@ -305,9 +372,15 @@ class TaskScheduler:
         return items[0] if items else None
 
     async def pop_many(self, wait_s: float, executor: str | None, max_n: int) -> list[TaskToExec]:
-        """Up to ``max_n`` ready attempts (waiting up to ``wait_s`` for the first), leased."""
+        """Up to ``max_n`` ready attempts (waiting up to ``wait_s`` for the first), leased.
+
+        While the database is away nothing is handed out: the poll ends empty.
+        """
         if executor is not None:
             self.leases.seen(executor)
+        if not self.writable():
+            await asyncio.sleep(wait_s)
+            return []
         cap = self.router.capability(executor)
         requirement = self.router.requirement
         accepts = None if cap.versions is None else (lambda i: cap.can_run(requirement(i)))
@@ -363,6 +436,7 @@ class TaskScheduler:
             item.lease_token,
             item.lease_timeout_s,
             str(TaskStatus.RUNNING),
+            item.code_version,
         )
 
     # ------------------------------------------------------------------ leases
@@ -385,6 +459,8 @@ class TaskScheduler:
         The lease timer calls it at the earliest expiry; a test with a
         :class:`~ppacer.timeutils.ManualClock` calls it after moving the clock.
         """
+        if not self.writable():
+            return  # lease clocks pause: reconcile() restarts them at their full timeout
         for lease in self.leases.pop_expired():
             self.progress.lease_expired(lease)
         self._arm_lease_timer()
@@ -431,11 +507,13 @@ class TaskScheduler:
 
     def apply_report(self, report: StatusReport) -> None:
         """Apply one report; its error is raised."""
+        self.require_writable()
         with self.transaction() as conn:
             self._apply_report(conn, report)
 
     def update_statuses(self, reports: Sequence[StatusReport]) -> list[PpacerError | None]:
         """Apply many reports in one transaction, in order; per report, the error or None."""
+        self.require_writable()
         results: list[PpacerError | None] = []
         with self.transaction() as conn:
             for report in reports:
@@ -454,11 +532,12 @@ class TaskScheduler:
             with self.engine.connect() as read_conn:
                 check_inactive_report(read_conn, report)
             return
-        lease = None
+        lease = expected = None
         if report.lease_token is not None:
             attempt = (report.dag_id, report.exec_ts, report.task_id, report.retry)
             lease = self.leases.for_attempt(attempt)
-        accepted = check_report(state, report, lease)
+            expected = lease_token(self.leases.table.secret, attempt)
+        accepted = check_report(state, report, lease, expected)
         if accepted is not None:  # None: a repeated report (a pending RUNNING row is written)
             self.progress.apply_report(conn, state, report, accepted)
 
@@ -466,12 +545,14 @@ class TaskScheduler:
 
     def restart_run(self, dag_id: str, exec_ts: datetime, actor: str = "api") -> int:
         """Restart a FAILED run (failed and upstream-failed tasks run again); return its number."""
+        self.require_writable()
         return operations.restart_run(self, dag_id, exec_ts, actor)
 
     def clear_task(
         self, dag_id: str, exec_ts: datetime, task_id: str, actor: str = "api"
     ) -> list[str]:
         """Run a task and everything downstream of it again in a finished run; return their ids."""
+        self.require_writable()
         return operations.clear_task(self, dag_id, exec_ts, task_id, actor)
 
     def mark_task(
@@ -481,4 +562,5 @@ class TaskScheduler:
 
         See :func:`ppacer.scheduler.operations.mark_task`.
         """
+        self.require_writable()
         operations.mark_task(self, dag_id, exec_ts, task_id, status, actor)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
@@ -28,9 +28,11 @@ from ppacer.api.models import describe_validation_error, validation_detail
 from ppacer.api.routes import ROUTES, Route
 from ppacer.api.strictjson import JsonInputError, loads_strict
 from ppacer.errors import InvalidInputError, PpacerError
+from ppacer.scheduler.dbgate import describe, is_unavailable
 
 __all__ = [
     "Call",
+    "Forwarder",
     "Handler",
     "RequestTooLargeError",
     "api_routes",
@@ -69,6 +71,20 @@ class Call(Generic[_B, _Q, _P]):
 Handler = Callable[[Call[Any, Any, Any]], Awaitable[Any]]
 
 
+class Forwarder(Protocol):
+    """Where calls go while this scheduler does not answer them itself (a standby)."""
+
+    def applies(self) -> bool:
+        """Whether calls are forwarded now."""
+
+    async def forward(self, request: Request) -> Response | None:
+        """The answer to ``request`` from elsewhere (None: answer it here after all)."""
+
+
+#: Routes a standby answers itself (its own health and metrics).
+_OWN_ROUTES = frozenset({"healthz", "metrics"})
+
+
 class RequestTooLargeError(PpacerError):
     """The request body is larger than the scheduler accepts."""
 
@@ -86,8 +102,12 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.detail)
 
 
-def api_routes(handlers: Mapping[str, Handler], max_request_bytes: int) -> list[StarletteRoute]:
+def api_routes(
+    handlers: Mapping[str, Handler], max_request_bytes: int, forwarder: Forwarder | None = None
+) -> list[StarletteRoute]:
     """A Starlette route per route of the table, each calling its handler through the adapter.
+
+    While ``forwarder`` applies, calls (but health and metrics) go to it instead.
 
     Raises ``LookupError`` when a route of the table has no handler (or a
     handler no route), so an incomplete app never starts.
@@ -99,7 +119,12 @@ def api_routes(handlers: Mapping[str, Handler], max_request_bytes: int) -> list[
     return [
         StarletteRoute(
             route.path,
-            _endpoint(route, handlers[route.name], max_request_bytes),
+            _endpoint(
+                route,
+                handlers[route.name],
+                max_request_bytes,
+                None if route.name in _OWN_ROUTES else forwarder,
+            ),
             methods=[route.method],
             name=route.name,
         )
@@ -108,9 +133,13 @@ def api_routes(handlers: Mapping[str, Handler], max_request_bytes: int) -> list[
 
 
 def _endpoint(
-    route: Route, handler: Handler, max_request_bytes: int
+    route: Route, handler: Handler, max_request_bytes: int, forwarder: Forwarder | None
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        if forwarder is not None and forwarder.applies():
+            forwarded = await forwarder.forward(request)
+            if forwarded is not None:
+                return forwarded
         try:
             body = await _body(request, route.body, max_request_bytes) if route.body else None
             query = _params(route.query, request.query_params) if route.query else None
@@ -118,7 +147,11 @@ def _endpoint(
             result = await handler(Call(body, query, path, request))
         except PpacerError as exc:
             return error_response(exc.http_status, str(exc), getattr(exc, "detail", None))
-        except Exception:
+        except Exception as exc:
+            if is_unavailable(exc):  # a read while the database is away: ask again later
+                return error_response(
+                    503, f"the scheduler's database is unavailable: {describe(exc)}"
+                )
             log.exception("%s %s failed", request.method, request.url.path)
             return error_response(500, "internal error; see the scheduler's log")
         return _serialise(result)

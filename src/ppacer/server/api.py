@@ -1,5 +1,8 @@
 """The API's handlers: one per route of the table, each a thin call into the scheduler.
 
+Reads of the database run in worker threads (``asyncio.to_thread``): the event
+loop, which hands out tasks and takes reports, never waits for a read.
+
 Inputs arrive validated (:class:`~ppacer.server.adapter.Call`); each handler
 calls the scheduler's public methods or its read layer and returns an answer
 model of :mod:`ppacer.api.schemas` (or, on the executor's hot path, a wire
@@ -229,7 +232,8 @@ class ApiHandlers:
     ) -> s.DagRunListOut:
         """``GET /dag/run/list``: runs newest first, by DAG and status if asked."""
         q = call.query
-        rows, total = self.scheduler.reads.runs_page(
+        rows, total = await asyncio.to_thread(
+            self.scheduler.reads.runs_page,
             dag_id=q.dagId,
             statuses=[q.status] if q.status is not None else [],
             limit=q.limit,
@@ -241,7 +245,7 @@ class ApiHandlers:
 
     async def get_dag_run(self, call: Call[None, None, params.RunIdPath]) -> s.DagRunDetailsOut:
         """``GET /dag/run/details/{runId}``: the run, its parameters and every attempt."""
-        view = self.scheduler.reads.run_view(call.path.runId)
+        view = await asyncio.to_thread(self.scheduler.reads.run_view, call.path.runId)
         waiting = self.scheduler.waiting_reasons(view.run.dag_id, view.run.exec_ts)
         tasks = [
             s.TaskAttemptOut(
@@ -278,8 +282,13 @@ class ApiHandlers:
     ) -> s.TaskLogsOut:
         """``GET /dag/run/task/logs/{runId}/{taskId}``: one attempt's log records, paged."""
         q, where = call.query, call.path
-        page = self.scheduler.reads.log_page(
-            where.runId, where.taskId, q.retry, offset=q.offset, limit=q.limit
+        page = await asyncio.to_thread(
+            self.scheduler.reads.log_page,
+            where.runId,
+            where.taskId,
+            q.retry,
+            offset=q.offset,
+            limit=q.limit,
         )
         return s.TaskLogsOut(
             runId=page.run.run_id,
@@ -301,11 +310,49 @@ class ApiHandlers:
             ],
         )
 
+    async def search_task_logs(
+        self, call: Call[None, params.LogSearchQuery, None]
+    ) -> s.LogSearchOut:
+        """``GET /dag/run/task/logs/search``: log lines by their words, newest first."""
+        q = call.query
+        token = self.scheduler.config.api_token
+        found = await asyncio.to_thread(
+            self.scheduler.reads.search_logs,
+            q.q,
+            dag_id=q.dagId,
+            task_id=q.taskId,
+            min_level=q.level,
+            from_ts=parse_exec_ts(q.from_, "from") if q.from_ is not None else None,
+            to_ts=parse_exec_ts(q.to, "to") if q.to is not None else None,
+            limit=q.limit,
+            offset=q.offset,
+            secrets=[token] if token else [],
+        )
+        return s.LogSearchOut(
+            items=[
+                s.FoundLogLineOut(
+                    runId=f.run_id,
+                    dagId=f.dag_id,
+                    execTs=f.exec_ts,
+                    taskId=f.task_id,
+                    retry=f.retry,
+                    line=f.line,
+                    insertTs=f.insert_ts,
+                    level=f.level,
+                    message=f.message,
+                )
+                for f in found.lines
+            ],
+            limit=q.limit,
+            offset=q.offset,
+            hasMore=found.has_more,
+        )
+
     async def dag_run_history(
         self, call: Call[None, params.PageQuery, params.RunIdPath]
     ) -> s.RunEventListOut:
         """``GET /dag/run/history/{runId}``: a page of who did what, oldest first."""
-        events = self.scheduler.reads.run_events(call.path.runId)
+        events = await asyncio.to_thread(self.scheduler.reads.run_events, call.path.runId)
         page = call.query
         return s.RunEventListOut(
             items=[
@@ -353,8 +400,10 @@ class ApiHandlers:
         ids = sorted(self.scheduler.registry)
         chosen = ids[page.offset : page.offset + page.limit]
         reads = self.scheduler.reads
-        paused = reads.paused_dags()
-        latest = reads.recent_runs(chosen, 1)
+        paused = await asyncio.to_thread(
+            reads.paused_dags,
+        )
+        latest = await asyncio.to_thread(reads.recent_runs, chosen, 1)
         items = [
             s.DagSummaryOut.model_validate(
                 self._summary(self.scheduler.registry[d], paused, next(iter(latest[d]), None))
@@ -367,8 +416,10 @@ class ApiHandlers:
         """``GET /dag/details/{dagId}``: the DAG with its tasks and latest runs."""
         dag = self._dag(call.path.dagId)
         reads = self.scheduler.reads
-        paused = reads.paused_dags()
-        recent = reads.recent_runs([dag.id], _RECENT_RUNS)[dag.id]
+        paused = await asyncio.to_thread(
+            reads.paused_dags,
+        )
+        recent = (await asyncio.to_thread(reads.recent_runs, [dag.id], _RECENT_RUNS))[dag.id]
         tasks = [
             s.TaskInfoOut(
                 taskId=info.task_id,
@@ -420,30 +471,32 @@ class ApiHandlers:
 
     async def get_backfill(self, call: Call[None, None, params.BackfillIdPath]) -> s.BackfillOut:
         """``GET /dag/backfill/{backfillId}``: its progress and the runs it created."""
-        row, run_ids = self.scheduler.reads.backfill(call.path.backfillId)
+        row, run_ids = await asyncio.to_thread(self.scheduler.reads.backfill, call.path.backfillId)
         return _backfill_out(row, run_ids)
 
     # ------------------------------------------------------------------ the original's UI data
 
     async def ui_dagrun_stats(self, _call: Call[None, None, None]) -> ui.UiStatsOut:
         """``GET /ui/dagrun/stats``."""
-        return original.dagrun_stats(self.scheduler)
+        return await asyncio.to_thread(original.dagrun_stats, self.scheduler)
 
     async def ui_dagrun_latest(
         self, call: Call[None, None, params.LatestRunsPath]
     ) -> list[ui.UiLatestRunOut]:
         """``GET /ui/dagrun/latest/{n}``."""
-        return original.dagrun_latest(self.scheduler, call.path.n)
+        return await asyncio.to_thread(original.dagrun_latest, self.scheduler, call.path.n)
 
     async def ui_dagrun_details(
         self, call: Call[None, None, params.RunIdPath]
     ) -> ui.UiRunDetailsOut:
         """``GET /ui/dagrun/{runId}``."""
-        return original.dagrun_details(self.scheduler, call.path.runId)
+        return await asyncio.to_thread(original.dagrun_details, self.scheduler, call.path.runId)
 
     async def ui_dagrun_task_details(
         self, call: Call[None, None, params.TaskAttemptPath]
     ) -> ui.UiTaskDetailsOut:
         """``GET /ui/dagrun/task/{runId}/{taskId}/{retry}``."""
         p = call.path
-        return original.dagrun_task_details(self.scheduler, p.runId, p.taskId, p.retry)
+        return await asyncio.to_thread(
+            original.dagrun_task_details, self.scheduler, p.runId, p.taskId, p.retry
+        )

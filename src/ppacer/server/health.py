@@ -1,6 +1,8 @@
 """``GET /healthz``: 200 when the databases answer, the loops run and the event loop ticks.
 
-Otherwise 503 naming the failed check. It needs no token (orchestrators' probes).
+Otherwise 503 naming the failed check. A standby scheduler answers 200 with
+status "standby" and its leader (503 if it would not take over). It needs no
+token (orchestrators' probes).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.responses import Response
 from ppacer.api.schemas import HealthOut
 from ppacer.dag.status import SchedulerState
 from ppacer.scheduler.core import SchedulerCore
+from ppacer.scheduler.dbgate import describe
 from ppacer.server.adapter import Call
 from ppacer.server.metrics import SchedulerMetrics
 
@@ -34,10 +37,25 @@ async def _check_db(engine: Engine) -> str:
     try:
         await asyncio.wait_for(asyncio.to_thread(ping), _DB_CHECK_TIMEOUT_S)
     except TimeoutError:
-        return f"no answer within {_DB_CHECK_TIMEOUT_S:g}s"
+        return f"unavailable: no answer within {_DB_CHECK_TIMEOUT_S:g}s"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"unavailable: {describe(exc)}"
     return "ok"
+
+
+def _standby(scheduler: SchedulerCore, checks: dict[str, Any]) -> Response:
+    """A standby is healthy when its database answers and it would take over."""
+    leadership = scheduler.leadership
+    checks["role"] = "standby"
+    checks["leader"] = scheduler.leader_url() or "none known now"
+    refusal = leadership.refusal if leadership is not None else None
+    if refusal:
+        checks["takeover"] = f"refused: {refusal}"
+    healthy = checks["db"] == "ok" and checks["eventLoop"] == "ok" and not refusal
+    answer = HealthOut(status="standby" if healthy else "unhealthy", checks=checks)
+    return Response(
+        answer.model_dump_json(), status_code=200 if healthy else 503, media_type="application/json"
+    )
 
 
 class HealthCheck:
@@ -50,7 +68,11 @@ class HealthCheck:
     async def endpoint(self, _call: Call[None, None, None]) -> Response:
         """``GET /healthz``: every check by name; 503 if one failed."""
         scheduler = self.scheduler
-        checks: dict[str, Any] = {"db": await _check_db(scheduler.engine)}
+        gate = scheduler.gate
+        if gate.is_open:
+            checks: dict[str, Any] = {"db": await _check_db(scheduler.engine)}
+        else:
+            checks = {"db": f"unavailable for {gate.closed_for_s:.1f}s: {gate.reason}"}
         if scheduler.logs_engine is not None:
             checks["logsDb"] = await _check_db(scheduler.logs_engine)
         loops = scheduler.loop_health()
@@ -61,6 +83,9 @@ class HealthCheck:
         )
         checks["eventLoopLagS"] = round(self.metrics.last_lag_s, 6)
         checks["state"] = str(scheduler.state)
+        if scheduler.is_standby:
+            return _standby(scheduler, checks)
+        checks["role"] = "leader"
         healthy = (
             checks["db"] == "ok"
             and checks.get("logsDb", "ok") == "ok"

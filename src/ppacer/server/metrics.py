@@ -148,6 +148,10 @@ class SchedulerMetrics(Collector):
                 stats.dag_run_queue,
             ),
             "ppacer_task_leases": ("Task attempts leased to executors", stats.leases),
+            "ppacer_scheduler_leader": (
+                "1 while this scheduler leads its database, 0 while it stands by",
+                0 if self.scheduler.is_standby else 1,
+            ),
         }
         for name, (doc, value) in gauges.items():
             yield GaugeMetricFamily(name, doc, value=value)

@@ -17,8 +17,10 @@ __all__ = [
     "describe_schedule",
     "format_duration_s",
     "progress_bar",
+    "relative_time",
     "status_class",
     "time_tag",
+    "when_tag",
 ]
 
 _MACROS = {
@@ -211,4 +213,47 @@ def time_tag(value: str | datetime | None, zone: ZoneInfo, *, precise: bool = Fa
     return Markup(
         f'<time datetime="{iso}" title="{utc[:23]} UTC">'
         f"{local[:23] if precise else local[:19]}</time>"
+    )
+
+
+def relative_time(seconds: float) -> str:
+    """How long ago (``seconds`` > 0) or ahead: ``just now``, ``3 min ago``, ``in 2 h``.
+
+    ``static/ui.js`` words it the same way when it refreshes the text later.
+    """
+    ahead = seconds < 0
+    s = abs(seconds)
+    if s < 10:
+        return "just now"
+    if s < 60:
+        text = f"{int(s)} s"
+    elif s < 3600:
+        text = f"{int(s // 60)} min"
+    elif s < 86400:
+        text = f"{int(s // 3600)} h"
+    else:
+        days = int(s // 86400)
+        text = f"{days} day{'' if days == 1 else 's'}"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def when_tag(value: str | datetime | None, zone: ZoneInfo, now: datetime) -> Markup:
+    """A time in ``zone`` with the zone's name, UTC on hover, and how long ago beside it.
+
+    ``<time datetime=... title="... UTC">2024-03-11 13:00:00 CET</time>
+    <span class="rel" data-ts="...">3 min ago</span>``; the script refreshes the
+    relative part while the page stays open.
+    """
+    if value is None or value == "":
+        return Markup("")
+    at = value.astimezone(UTC) if isinstance(value, datetime) else parse_ts(value)
+    local = at.astimezone(zone)
+    iso = at.isoformat()
+    utc = at.replace(tzinfo=None).isoformat(" ", "milliseconds")
+    shown = local.replace(tzinfo=None).isoformat(" ", "seconds")
+    rel = relative_time((now - at).total_seconds())
+    # Every part is datetime's own formatting or a zone name (letters, digits, +, -).
+    return Markup(
+        f'<time datetime="{iso}" title="{utc} UTC">{shown} {local.tzname()}</time> '
+        f'<span class="rel" data-ts="{iso}">{rel}</span>'
     )

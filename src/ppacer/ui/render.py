@@ -14,7 +14,8 @@ from pygments import highlight  # type: ignore[import-untyped]
 from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 from pygments.lexers import PythonLexer  # type: ignore[import-untyped]
 
-from ppacer.ui.display import badge, format_duration_s, status_class, time_tag
+from ppacer.timeutils import Clock, SystemClock
+from ppacer.ui.display import badge, format_duration_s, status_class, time_tag, when_tag
 
 __all__ = ["HERE", "Templates", "highlight_python", "pygments_css"]
 
@@ -57,10 +58,11 @@ def _json_text(value: str | None) -> str:
 
 
 class Templates:
-    """Renders the UI's templates with times shown in ``timezone``."""
+    """Renders the UI's templates with times shown in ``timezone`` (``clock``: "ago" times)."""
 
-    def __init__(self, timezone: str) -> None:
+    def __init__(self, timezone: str, clock: Clock | None = None) -> None:
         self.zone = ZoneInfo(timezone)
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -70,6 +72,7 @@ class Templates:
         )
         self.env.filters["ts"] = lambda v: time_tag(v, self.zone)
         self.env.filters["ts_ms"] = lambda v: time_tag(v, self.zone, precise=True)
+        self.env.filters["when"] = lambda v: when_tag(v, self.zone, self.clock.now())
         self.env.filters["duration"] = format_duration_s
         self.env.filters["status_class"] = status_class
         self.env.filters["badge"] = badge

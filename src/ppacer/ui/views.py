@@ -1,39 +1,35 @@
-"""What each UI page shows: the scheduler's read layer, shaped for the templates.
+"""What the overview, DAGs and runs pages show: the read layer, shaped for the templates.
 
 Functions here take data only from the scheduler's public methods and its
 read layer (:mod:`ppacer.scheduler.reads`) and return plain data for the
-templates; each does a bounded number of indexed queries.
+templates; each does a bounded number of indexed queries. The other pages:
+:mod:`ppacer.ui.view_run` (a run), :mod:`ppacer.ui.view_logs` (an attempt's
+log), :mod:`ppacer.ui.view_dag` (a DAG), :mod:`ppacer.ui.view_search` (search).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
 
 from ppacer.dag.status import DagRunStatus, TaskStatus
-from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.reads import seconds_between
 from ppacer.timeutils import parse_ts
 from ppacer.ui.display import BarSegment, describe_schedule, progress_bar
-from ppacer.ui.graph import Attempt, GanttRow, Graph, TaskShape, gantt_rows, layout_graph
 
 __all__ = [
+    "BAR_ORDER",
+    "RUN_FILTERS",
     "DagView",
-    "RunView",
-    "TaskPanel",
     "dags_view",
-    "logs_view",
     "overview",
-    "read_run",
-    "run_view",
+    "run_progress",
     "runs_view",
-    "task_panel",
 ]
 
 #: Run statuses offered by the runs filter, with their labels.
@@ -53,7 +49,6 @@ BAR_ORDER = (
     TaskStatus.FAILED_PENDING_RETRY,
     TaskStatus.SCHEDULED,
 )
-MAX_LOG_LINES = 5000
 #: Task statuses that count as finished in a run's "done/total" (as stored strings).
 _TERMINAL_TASK_STATUSES = frozenset(str(s) for s in TaskStatus if s.is_terminal)
 
@@ -158,7 +153,7 @@ def dags_view(scheduler: SchedulerCore, recent: int = 12) -> list[DagView]:
 # ---------------------------------------------------------------------- runs
 
 
-def _progress(by_status: dict[str, int], task_count: int) -> tuple[Markup, int]:
+def run_progress(by_status: dict[str, int], task_count: int) -> tuple[Markup, int]:
     """A run's completion bar and how many of its ``task_count`` tasks are finished."""
     segments: list[BarSegment] = []
     x = 0.0
@@ -193,7 +188,7 @@ def runs_view(
         key = (task_count, tuple(by_status.items()))
         bar_done = progress.get(key)
         if bar_done is None:
-            bar_done = progress[key] = _progress(by_status, task_count)
+            bar_done = progress[key] = run_progress(by_status, task_count)
         if run.status.is_finished:
             duration_s = seconds_between(run.insert_ts, run.status_update_ts)
         else:
@@ -209,198 +204,3 @@ def runs_view(
         )
     pages = max(1, -(-total // size))
     return {"items": items, "total": total, "page": page, "pages": pages, "size": size}
-
-
-# ---------------------------------------------------------------------- one run
-
-
-@dataclass(slots=True)
-class TaskRow:
-    """A task of a run as the run page lists it (its latest attempt)."""
-
-    task_id: str
-    status: str
-    retry: int
-    attempts: int
-    duration_s: float | None
-    error: str | None
-    depth: int
-    width: int
-
-
-@dataclass(slots=True)
-class RunView:
-    """Everything the run page shows."""
-
-    run: runs_db.DagRunRow
-    is_active: bool
-    params: dict[str, Any]
-    tasks: list[TaskRow]
-    graph: Graph
-    gantt: list[GanttRow]
-    gantt_start: datetime | None
-    gantt_end: datetime | None
-    events: list[controls_db.RunEventRow]
-    restarts: int
-    duration_s: float | None
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-def read_run(scheduler: SchedulerCore, run_id: int) -> runs_db.DagRunRow:
-    """The run, or :class:`~ppacer.errors.NotFoundError`."""
-    return scheduler.reads.run(run_id)
-
-
-def run_view(scheduler: SchedulerCore, run_id: int) -> RunView:
-    """A run: its graph, Gantt chart, tasks, parameters and history."""
-    view = scheduler.reads.run_view(run_id)
-    events = scheduler.reads.run_events(run_id)
-    run, attempts, is_active = view.run, view.attempts, view.is_active
-    latest = view.latest()
-    errors = {(a.task_id, a.retry): a.error for a in attempts if a.error is not None}
-    count: dict[str, int] = {}
-    for a in attempts:
-        count[a.task_id] = count.get(a.task_id, 0) + 1
-    dag = view.dag
-    shapes: list[TaskShape] = []
-    if dag is not None:
-        shapes = [
-            TaskShape(info.task_id, info.depth, info.width, info.children)
-            for info in dag.tasks.values()
-        ]
-    known = {s.task_id for s in shapes}
-    # Tasks that ran but are no longer in the DAG: a column of their own, at the end.
-    extra_depth = max((s.depth for s in shapes), default=0) + 1
-    for i, tid in enumerate(t for t in latest if t not in known):
-        shapes.append(TaskShape(tid, extra_depth, i + 1, ()))
-    tasks = []
-    for shape in sorted(shapes, key=lambda s: (s.depth, s.width)):
-        last = latest.get(shape.task_id)
-        error = None
-        if last is not None:
-            error = errors.get((last.task_id, last.retry))
-            if error is None and last.retry > 0 and last.status is not TaskStatus.SUCCESS:
-                # A retry is waiting or running: the previous attempt's error explains why.
-                error = errors.get((last.task_id, last.retry - 1))
-        tasks.append(
-            TaskRow(
-                shape.task_id,
-                str(last.status) if last is not None else str(TaskStatus.NO_STATUS),
-                last.retry if last is not None else 0,
-                count.get(shape.task_id, 0),
-                last.duration_s if last is not None else None,
-                error,
-                shape.depth,
-                shape.width,
-            )
-        )
-    statuses = {t.task_id: t.status for t in tasks}
-    now = scheduler.clock.now()
-    # A finished run's leftover unfinished attempts end with the run, not now.
-    chart_end = parse_ts(run.status_update_ts) if run.status.is_finished and not is_active else now
-    chart, start, end = gantt_rows(
-        (
-            Attempt(
-                a.task_id,
-                a.retry,
-                str(a.status),
-                parse_ts(a.insert_ts),
-                parse_ts(a.status_update_ts),
-                a.is_over,
-            )
-            for a in attempts
-        ),
-        [t.task_id for t in tasks],
-        chart_end,
-    )
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.status] = counts.get(t.status, 0) + 1
-    return RunView(
-        run=run,
-        is_active=is_active,
-        params=view.params,
-        tasks=tasks,
-        graph=layout_graph(shapes, statuses),
-        gantt=chart,
-        gantt_start=start,
-        gantt_end=end,
-        events=events,
-        restarts=view.restarts,
-        duration_s=seconds_between(run.insert_ts, run.status_update_ts)
-        if run.status.is_finished
-        else (now - parse_ts(run.insert_ts)).total_seconds(),
-        counts=counts,
-    )
-
-
-@dataclass(slots=True)
-class TaskPanel:
-    """One task of a run: its attempts, errors, outputs and the source that ran."""
-
-    run: runs_db.DagRunRow
-    task_id: str
-    attempts: list[dict[str, Any]]
-    source: str
-    type_name: str
-    config: dict[str, Any]
-    code_version: str
-    in_dag: bool
-    is_active: bool
-
-
-def task_panel(scheduler: SchedulerCore, run_id: int, task_id: str) -> TaskPanel:
-    """A task of a run with every attempt and its source at the version the run used."""
-    view = scheduler.reads.task_view(run_id, task_id)
-    src = view.source
-    rows = [
-        {
-            "retry": a.retry,
-            "status": str(a.status),
-            "insert_ts": a.insert_ts,
-            "status_update_ts": a.status_update_ts,
-            "duration_s": a.duration_s,
-            "error": a.error,
-            "output": view.outputs.get(a.retry),
-        }
-        for a in view.attempts
-    ]
-    config: dict[str, Any] = {}
-    if src is not None:
-        try:
-            config = json.loads(src.config)
-        except ValueError:
-            config = {"raw": src.config}
-    return TaskPanel(
-        run=view.run,
-        task_id=task_id,
-        attempts=rows,
-        source=src.body_source if src is not None else "",
-        type_name=src.type_name if src is not None else "",
-        config=config,
-        code_version=src.insert_ts if src is not None else "",
-        in_dag=view.in_dag,
-        is_active=view.is_active,
-    )
-
-
-# ---------------------------------------------------------------------- logs
-
-
-def logs_view(
-    scheduler: SchedulerCore, run_id: int, task_id: str, retry: int | None, offset: int
-) -> dict[str, Any]:
-    """Log lines of one attempt (the latest unless ``retry``) from ``offset`` on."""
-    page = scheduler.reads.log_page(run_id, task_id, retry, offset=offset, limit=MAX_LOG_LINES)
-    return {
-        "run": page.run,
-        "retry": page.retry,
-        "retries": list(page.retries),
-        "lines": page.lines,
-        "offset": page.offset,
-        "next_offset": page.next_offset,
-        "status": str(page.status),
-        "live": page.status is not TaskStatus.NO_STATUS and not page.finished,
-        "has_logs_db": page.has_logs_db,
-        "truncated": len(page.lines) >= MAX_LOG_LINES,
-    }

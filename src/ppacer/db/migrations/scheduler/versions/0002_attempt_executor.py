@@ -1,10 +1,11 @@
 """Which executor ran an attempt, when it really started, and the code it ran.
 
-Adds ``dagruntasks.StartTs`` (``InsertTs`` stays the time it was queued, so a
-duration splits into queue wait and run time), ``dagruntasks.Executor``,
-``dagruntasks.CodeVersion`` and ``dagtasks.CodeVersion``. Existing rows keep
-NULL in them (not recorded then). Plain ``ADD COLUMN``s: no table is copied, on
-SQLite either.
+Adds the table ``dagruntaskstarts`` - per attempt an executor took: when
+(``dagruntasks.InsertTs`` stays the time it was queued, so a duration splits
+into queue wait and run time), which executor, and the code version it ran -
+and ``dagtasks.CodeVersion``. ``dagruntasks`` keeps the original ppacer's
+columns, so its documented queries read as they did. Attempts from before have
+no start row (not recorded then). No table is copied, on SQLite either.
 
 Revision ID: 0002_attempt_executor
 Revises: 0001_baseline
@@ -33,35 +34,32 @@ def upgrade() -> None:
             "explicit task and DAG versions (NULL for rows stored before ppacer recorded it)",
         ),
     )
-    op.add_column(
-        "dagruntasks",
+    op.create_table(
+        "dagruntaskstarts",
+        sa.Column("DagId", sa.Text(), nullable=False, comment="DAG id"),
+        sa.Column("ExecTs", sa.Text(), nullable=False, comment="the run's ExecTs"),
+        sa.Column("TaskId", sa.Text(), nullable=False, comment="task id"),
+        sa.Column("Retry", sa.Integer(), nullable=False, comment="attempt number"),
         sa.Column(
             "StartTs",
             sa.Text(),
-            nullable=True,
-            comment="when an executor took the attempt (InsertTs: when it was queued); NULL: "
-            "never handed out",
+            nullable=False,
+            comment="when an executor took the attempt (dagruntasks.InsertTs: when it was queued)",
         ),
-    )
-    op.add_column(
-        "dagruntasks",
         sa.Column(
             "Executor",
             sa.Text(),
             nullable=True,
-            comment="the executor that ran the attempt (NULL: not handed out, or a client that "
-            "did not name itself)",
+            comment="the executor that took it (NULL: a client that did not name itself)",
         ),
-    )
-    op.add_column(
-        "dagruntasks",
         sa.Column(
             "CodeVersion",
             sa.Text(),
             nullable=True,
-            comment="the task's code version the attempt ran (NULL: unknown, an executor that "
-            "announced no versions)",
+            comment="the task's code version it ran (NULL: unknown, an executor that announced "
+            "no versions)",
         ),
+        sa.PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskstarts"),
     )
 
 
