@@ -230,12 +230,14 @@ class Proc:
         *,
         py_spy: Path | None = None,
         py_spy_rate: int = 250,
+        script: Path = PROCS,
+        pythonpath: Path | None = None,
         **options: Any,
     ) -> None:
         self.role = role
         self.label = label
         self.stderr_path = logs / f"{label}.stderr"
-        cmd = [sys.executable, str(PROCS), role, "--spec", json.dumps(spec)]
+        cmd = [sys.executable, str(script), role, "--spec", json.dumps(spec)]
         for key, value in options.items():
             if value is not None:
                 cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -256,9 +258,18 @@ class Proc:
                 *("-o", str(out), "--"),
                 *cmd,
             ]
+        env = None
+        if pythonpath is not None:
+            # Another tree's ppacer (an A/B): its src/ first on the path.
+            env = {**os.environ, "PYTHONPATH": str(pythonpath)}
         self.stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True, start_new_session=True
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            start_new_session=True,
+            env=env,
         )
         self.info: dict[str, Any] = {}
         self.pid = -1
@@ -342,10 +353,19 @@ class Deployment:
         py_spy: Path | None = None,
         py_spy_rate: int = 250,
         start_timeout_s: float = 120.0,
+        script: Path = PROCS,
+        pythonpath: Path | None = None,
+        executors: int = 1,
     ) -> None:
         self.mode = mode
         self.procs: dict[str, Proc] = {}
-        common = {"log_level": log_level, "py_spy": py_spy, "py_spy_rate": py_spy_rate}
+        common = {
+            "log_level": log_level,
+            "py_spy": py_spy,
+            "py_spy_rate": py_spy_rate,
+            "script": script,
+            "pythonpath": pythonpath,
+        }
         try:
             if mode == "one-process":
                 proc = Proc(
@@ -374,18 +394,20 @@ class Deployment:
                 self.url = sched.wait_ready(start_timeout_s)["url"]
                 self.client = ppacer.Client(self.url)
                 self.wait_running(start_timeout_s)
-                ex = Proc(
-                    "executor",
-                    spec,
-                    logs,
-                    f"{label}-executor",
-                    url=self.url,
-                    logs_db=db.logs_url,
-                    concurrency=concurrency,
-                    **common,
-                )
-                self.procs["executor"] = ex
-                ex.wait_ready(start_timeout_s)
+                for i in range(executors):
+                    role = "executor" if i == 0 else f"executor{i + 1}"
+                    ex = Proc(
+                        "executor",
+                        spec,
+                        logs,
+                        f"{label}-{role}",
+                        url=self.url,
+                        logs_db=db.logs_url,
+                        concurrency=concurrency,
+                        **common,
+                    )
+                    self.procs[role] = ex
+                    ex.wait_ready(start_timeout_s)
             self.client = ppacer.Client(self.url)
             self.wait_running(start_timeout_s)
         except BaseException:
@@ -416,6 +438,11 @@ class Deployment:
     def stderr_tails(self) -> str:
         """What the processes wrote to stderr lately (for a failure message)."""
         return "\n".join(f"--- {r}:\n{p.stderr_tail()}" for r, p in self.procs.items())
+
+    def signal_all(self, signum: int) -> None:
+        """Send ``signum`` to every process (SIGSTOP / SIGCONT: freeze and thaw in an A/B)."""
+        for proc in self.procs.values():
+            proc.signal(signum)
 
     def stop(self) -> None:
         """Stop the processes (SIGTERM, then SIGKILL after 2 s)."""

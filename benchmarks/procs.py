@@ -27,12 +27,17 @@ import threading
 import time
 from typing import Any
 
+import sampler
 import uvicorn
 from workloads import build_registry
 
 import ppacer
 from ppacer.local import LocalRunner
-from ppacer.logconfig import configure_logging
+
+try:
+    from ppacer.logconfig import configure_logging
+except ImportError:  # an older tree (profile_hop.py --src): it was in ppacer.local
+    from ppacer.local import configure_logging  # type: ignore[attr-defined,no-redef]
 
 
 def _ready(**fields: Any) -> None:
@@ -97,6 +102,8 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     configure_logging(args.log_level)
+    sampler.start_from_env(args.role)
+    sampler.profile_from_env(args.role)
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
     {
         "local": run_local,

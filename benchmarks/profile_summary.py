@@ -1,4 +1,5 @@
-"""Summarise py-spy profiles recorded by ``run.py --py-spy DIR`` (raw, collapsed stacks).
+"""Summarise py-spy profiles recorded by ``run.py --py-spy DIR`` (raw, collapsed stacks),
+or ``sampler.py``'s (``profile_hop.py``; ``--busy`` leaves out waiting threads).
 
     python benchmarks/run.py --only chain50 --modes separate --runs 40 --py-spy /tmp/prof
     python benchmarks/profile_summary.py /tmp/prof/*.txt
@@ -48,8 +49,21 @@ _STARTUP = re.compile(
 _FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$")
 
 
-def read(path: Path, keep_startup: bool) -> list[tuple[list[str], int]]:
-    """(frames outermost first, samples) per line of a py-spy raw file."""
+# Innermost frames of a thread waiting for work (``--busy`` drops them): the event
+# loop's select, a lock, a condition, a queue, a sleep in an idle loop.
+_WAITING = re.compile(
+    r"^(select \(.*selectors\.py|wait \(.*threading\.py|_wait_for_tstate_lock|"
+    r"get \(.*queue\.py|_run \(.*sampler\.py|run_executor \(.*procs\.py|"
+    # uvloop's loop is C: in it (epoll, or uvloop's and httptools' own C) shows as this.
+    r"run \(.*asyncio/runners\.py|_loop \(.*executor/workers\.py)"
+)
+
+
+def read(
+    path: Path, keep_startup: bool, busy: bool = False, thread: str | None = None
+) -> list[tuple[list[str], int]]:
+    """(frames outermost first, samples) per line of a py-spy raw file (or ``sampler.py``'s);
+    ``busy``: without waiting threads; ``thread``: only threads whose name has that text."""
     out = []
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -57,6 +71,10 @@ def read(path: Path, keep_startup: bool) -> list[tuple[list[str], int]]:
             continue
         frames = stack.split(";")
         if not keep_startup and _STARTUP.search(stack):
+            continue
+        if busy and _WAITING.search(frames[-1]):
+            continue
+        if thread is not None and thread not in frames[0]:
             continue
         out.append((frames, int(count)))
     return out
@@ -80,9 +98,11 @@ def short(frame: str) -> str:
     return f"{func} ({file})"
 
 
-def summarise(path: Path, top: int, keep_startup: bool) -> str:
+def summarise(
+    path: Path, top: int, keep_startup: bool, busy: bool = False, thread: str | None = None
+) -> str:
     """The report for one file."""
-    stacks = read(path, keep_startup)
+    stacks = read(path, keep_startup, busy, thread)
     total = sum(n for _, n in stacks) or 1
     threads: Counter[str] = Counter()
     layers: Counter[str] = Counter()
@@ -111,9 +131,13 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--keep-startup", action="store_true")
+    parser.add_argument(
+        "--busy", action="store_true", help="leave out threads waiting (sampler.py's files)"
+    )
+    parser.add_argument("--thread", default=None, help="only threads whose name has this text")
     args = parser.parse_args()
     for path in args.files:
-        print(summarise(path, args.top, args.keep_startup))
+        print(summarise(path, args.top, args.keep_startup, args.busy, args.thread))
         print()
 
 

@@ -6,7 +6,8 @@ The driver (``run.py``) hands the spec to the scheduler and executor processes
 Spec kinds:
 
 - ``{"kind": "latency", "names": ["single", "chain50", ...]}``: the manually
-  triggered workload DAGs (no schedule), one per name.
+  triggered workload DAGs (no schedule), one per name (``wideN``: a root, ``N``
+  tasks, a join, e.g. ``wide10000``).
 - ``{"kind": "scheduled", "n": 1000, "tasks": 1, "start": ISO, "interval_s": 10,
   "end": ISO | null, "prefix": "md"}``: ``n`` DAGs of a chain of ``tasks`` tasks,
   all on one fixed schedule (``many_dags``, ``idle``, ``startup``).
@@ -66,9 +67,19 @@ LATENCY: dict[str, Callable[[], ppacer.Node]] = {
 }
 
 
+def latency_root(name: str) -> ppacer.Node:
+    """The root of a latency workload: one of :data:`LATENCY`, or ``wideN`` (a root,
+    ``N`` independent tasks, a join: ``wide10000`` is the scale workload)."""
+    if name in LATENCY:
+        return LATENCY[name]()
+    if name.startswith("wide") and name[4:].isdigit():
+        return fanout(int(name[4:]))
+    raise KeyError(f"no latency workload {name!r}")
+
+
 def latency_dags(names: list[str]) -> list[ppacer.Dag]:
     """One manually triggered DAG per latency workload name (the DAG id is the name)."""
-    return [ppacer.Dag(name).add_root(LATENCY[name]()).done() for name in names]
+    return [ppacer.Dag(name).add_root(latency_root(name)).done() for name in names]
 
 
 def scheduled_dags(spec: dict[str, Any]) -> list[ppacer.Dag]:

@@ -8,9 +8,11 @@ databases stay consistent).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -32,9 +34,11 @@ from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.timeutils import Clock
 
 __all__ = [
+    "KEEP_ALIVE_S",
     "LocalRunner",
     "check_tls_files",
     "configure_logging",
+    "connection_limits",
     "default_started",
     "pinned_context",
     "run",
@@ -108,6 +112,8 @@ class LocalRunner:
                 timeout_graceful_shutdown=5,
                 ssl_certfile=tls_cert,
                 ssl_keyfile=tls_key,
+                # Slow and idle clients: see connection_limits().
+                **connection_limits(config),
             )
         )
         #: A client of this scheduler, for triggering runs and reading state.
@@ -165,8 +171,12 @@ class LocalRunner:
         self.sock.close()
         self.scheduler.close()
 
-    def serve_forever(self) -> None:
-        """Start, print the URL and block until SIGINT/SIGTERM, then stop cleanly."""
+    def serve_forever(self, *, announce: bool = True) -> None:
+        """Start, log the URL and block until SIGINT/SIGTERM, then stop cleanly.
+
+        ``announce=False``: the URLs are not logged, as a caller that printed
+        them already (``ppacer run``'s banner) would have them twice.
+        """
         stop = threading.Event()
         signals = 0
 
@@ -184,8 +194,9 @@ class LocalRunner:
             previous[signum] = signal.signal(signum, on_signal)
         try:
             self.start()
-            log.info("ppacer scheduler listening on %s", self.url)
-            log.info("web UI: open %s/ui in a browser", self.url)
+            if announce:
+                log.info("ppacer scheduler listening on %s", self.url)
+                log.info("web UI: open %s/ui in a browser", self.url)
             while not stop.wait(0.5):
                 if self._server_thread is not None and not self._server_thread.is_alive():
                     log.error("scheduler HTTP server stopped unexpectedly")
@@ -195,6 +206,87 @@ class LocalRunner:
             for number, handler in previous.items():
                 signal.signal(number, handler)
         log.info("ppacer stopped")
+
+
+#: Seconds a kept-alive connection may stay idle between requests before the server
+#: closes it (uvicorn's default; the client, ppacer.api.transport, reuses one idle for
+#: at most 4 s, so it never sends on a connection the server is closing).
+KEEP_ALIVE_S = 5
+# Open files kept for the process itself (databases, logs, pipes) below its limit.
+_RESERVED_FILES = 64
+
+
+def connection_limits(config: Config) -> dict[str, Any]:
+    """uvicorn settings that keep slow or idle clients from exhausting the server.
+
+    - ``limit_concurrency``: at most ``config.max_connections`` open connections
+      (and requests in progress), kept below the process's open-file limit;
+      a request past it is answered 503 at once.
+    - ``timeout_keep_alive``: an idle kept-alive connection is closed after
+      :data:`KEEP_ALIVE_S`.
+    - ``http``: the HTTP protocol with a request deadline: a client has
+      ``config.request_timeout_s`` to send a whole request (headers and body) from
+      when it connected or began the request, else its connection is closed.
+      uvicorn itself never closes a connection that sends nothing, or sends its
+      headers a byte at a time (it arms the keep-alive timer only after an answer).
+    """
+    limit = config.max_connections
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        limit = max(16, min(limit, soft - _RESERVED_FILES))
+    settings: dict[str, Any] = {"limit_concurrency": limit, "timeout_keep_alive": KEEP_ALIVE_S}
+    protocol = _deadline_protocol(config.request_timeout_s)
+    if protocol is not None:
+        settings["http"] = protocol
+    return settings
+
+
+def _deadline_protocol(timeout_s: float) -> type[asyncio.Protocol] | None:
+    """uvicorn's httptools protocol, closing connections whose request is not in after
+    ``timeout_s`` (None: httptools is not installed, uvicorn picks its own)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        log.warning("httptools is not installed: slow clients are not timed out")
+        return None
+
+    class RequestDeadlineProtocol(HttpToolsProtocol):
+        """Closes the connection when a request is not complete ``timeout_s`` after it
+        began (or after the connection was made, for the first one)."""
+
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._deadline is None:
+                self._arm()
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._deadline = self.loop.call_later(timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return RequestDeadlineProtocol
 
 
 def _url_host(host: str) -> str:

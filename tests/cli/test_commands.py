@@ -140,7 +140,8 @@ def test_dags_list_show_pause_unpause(start_local, ppacer_cli):
     result = ppacer_cli("dags", "list", env=env)
     assert result.exit_code == 0, result.output
     assert "hello" in result.output and "flaky" in result.output
-    assert "FixedSchedule" in result.output and "(manual)" in result.output
+    # The schedule in words, as the UI says it (tests/cli/test_first_hour_schedule.py).
+    assert "every 6 hours" in result.output and "manual only" in result.output
     listed = json.loads(ppacer_cli("dags", "list", "--json", env=env).output)
     assert [d["dagId"] for d in listed] == ["flaky", "hello"]
     assert listed[1]["nextScheduleTs"].startswith("2024-03-12T18:00:00")
@@ -229,7 +230,7 @@ def test_backfill_waits_with_progress_and_reports(start_local, ppacer_cli):
         "backfill", "hello", "--from", "2024-03-12T00:00:00Z", "--to", "2024-03-12T18:00:00Z", *url
     )
     assert result.exit_code == 0, result.output
-    assert "backfill 1 of hello: SUCCESS (4 runs created)" in result.output
+    assert "backfill 1 of hello: SUCCESS (4 runs created, 0 already existed)" in result.output
     assert "runs finished" in result.output  # the progress bar's last state
     answer = ppacer_cli(
         "backfill", "hello", "--from", "2024-03-13T00:00:00Z", "--to", "2024-03-13T06:00:00Z",

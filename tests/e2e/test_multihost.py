@@ -205,8 +205,10 @@ def test_a_100_task_dag_runs_on_executors_in_two_namespaces_with_every_log_line_
     scheduler_dir.mkdir()
     shutil.copy(DAG_FILE, scheduler_dir / DAG_FILE.name)
     scheduler = Proc(
-        ["scheduler", DAG_FILE.name, "--db", pg_url, "--host", network.scheduler_address]
-        + ["--port", "0"],
+        [
+            *("scheduler", DAG_FILE.name, "--db", pg_url),
+            *("--host", network.scheduler_address, "--port", "0"),
+        ],
         cwd=scheduler_dir,
         env=clean_env(),
     )
@@ -277,7 +279,7 @@ def test_a_100_task_dag_runs_on_executors_in_two_namespaces_with_every_log_line_
         stored = _pg_rows(
             pg_url,
             'SELECT "TaskId", "Retry", "Seq", "Message" FROM tasklogs '
-            "WHERE \"DagId\" = 'spread' ORDER BY \"TaskId\", \"Seq\"",
+            'WHERE "DagId" = \'spread\' ORDER BY "TaskId", "Seq"',
         )
         stored_messages = [r["Message"] for r in stored]
         assert len(stored_messages) == len(set(stored_messages)) == 100 * multihost_dags.LINES
@@ -285,11 +287,13 @@ def test_a_100_task_dag_runs_on_executors_in_two_namespaces_with_every_log_line_
         for name, lines in written.items():
             assert all(line.endswith(f" on {name}") for line in lines)
             assert len(lines) == per_executor[name] * multihost_dags.LINES
+        attempt_seqs = {(r["TaskId"], r["Retry"], r["Seq"]) for r in stored}
+        assert len(attempt_seqs) == len(stored)
         print(
             f"\nmultihost: tasks per executor {dict(per_executor)}; log lines written "
             f"{ {n: len(lines) for n, lines in written.items()} } = "
             f"{sum(len(lines) for lines in written.values())}, stored {len(stored)} "
-            f"(distinct (attempt, seq) {len({(r['TaskId'], r['Retry'], r['Seq']) for r in stored})})"
+            f"(distinct (attempt, seq) {len(attempt_seqs)})"
         )
     finally:
         stack.close()

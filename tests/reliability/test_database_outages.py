@@ -25,6 +25,8 @@ from ppacer.local import LocalRunner
 from ppacer.scheduler.config import Config
 from tests.conftest import PG_ADMIN_URL, wait_for
 
+pytestmark = pytest.mark.reliability
+
 # A short database wait and lease: the outage below outlasts both.
 CONFIG = Config(db_wait_s=0.2, lease_timeout_s=4.0)
 TASKS = 12

@@ -236,10 +236,18 @@ def test_sigkill_of_the_leader_twice_loses_no_task_and_clients_follow(
     cluster.scheduler("b")
     cluster.wait_role("b", "standby")
     through_standby = cluster.client(cluster.url("b"))
-    third = through_standby.trigger_dag_run("wide")["execTs"]
+    run = through_standby.trigger_dag_run("wide")
+    third = run["execTs"]
     assert cluster.wait_finished(third) == "SUCCESS"
-    assert through_standby.get_dag_run(through_standby.trigger_dag_run("wide")["runId"])
-    assert [r["execTs"] for r in through_standby.list_dag_runs()["items"]][-3:] != []
+    assert through_standby.get_dag_run(run["runId"])["status"] == "SUCCESS"
+    listed = [r["execTs"] for r in through_standby.list_dag_runs()["items"]]
+    assert {first, second, third} <= set(listed)
+    # Its UI is read-only and names the leader; its pages work.
+    for page in ("/ui", "/ui/dags", "/ui/runs", "/ui/dag/wide", f"/ui/runs/{run['runId']}"):
+        answer = httpx2.get(cluster.url("b") + page, timeout=10)
+        assert answer.status_code == 200, (page, answer.text[:300])
+        assert "This scheduler stands by" in answer.text
+        assert f'href="{cluster.url("a")}/ui"' in answer.text
     standby_log = "\n".join(cluster.schedulers["b"].err.all() + cluster.schedulers["b"].out.all())
     assert "Traceback" not in standby_log
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ppacer
+from ppacer.dag.describe import describe_schedule
 from ppacer.timeutils import parse_ts
 from ppacer.ui.display import (
     badge,
-    describe_schedule,
     format_duration_s,
     progress_bar,
     time_tag,
@@ -39,7 +39,10 @@ T0 = datetime(2024, 3, 11, 12, tzinfo=UTC)
         (ppacer.CronSchedule("5 * * * *"), "every hour at :05 (UTC)"),
         (ppacer.CronSchedule("0 6 1 * *"), "on day 1 of every month at 06:00 (UTC)"),
         (ppacer.CronSchedule("@daily"), "every day at midnight (UTC)"),
-        (ppacer.CronSchedule("*/15 9-17 * * MON-FRI"), "cron */15 9-17 * * MON-FRI (UTC)"),
+        (
+            ppacer.CronSchedule("*/15 9-17 * * MON-FRI"),
+            "every 15 minutes from 09:00 to 17:45, on weekdays (UTC)",
+        ),
     ],
 )
 def test_schedules_in_words(schedule, words):

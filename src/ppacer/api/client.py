@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ppacer.api import schemas as s
 from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
+from ppacer.api.params import ACTOR_HEADER
 from ppacer.api.routes import ROUTES
 from ppacer.api.transport import HttpAnswer, Transport
 from ppacer.dag.status import SchedulerState, TaskStatus
@@ -44,6 +45,11 @@ class Client:
     file ``ca_file`` (or the PEM text ``ca_data``) when given - a private CA or
     a self-signed certificate; ``ssl_context`` replaces all of that with a
     context of the caller's own.
+
+    ``actor`` names who the scheduler records as having done the operator
+    actions this client asks for (trigger, restart, clear, mark, pause,
+    backfill): it is sent as the ``X-Ppacer-Actor`` header on every request
+    (the scheduler's default is ``api``; the original scheduler ignores it).
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class Client:
         ca_file: str | None = None,
         ca_data: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        actor: str | None = None,
     ) -> None:
         urls = tuple(u.strip().rstrip("/") for u in url.split(",") if u.strip())
         if not urls:
@@ -67,7 +74,11 @@ class Client:
         #: The CA file trusted for https:// (None: the system's CAs).
         self.ca_file = ca_file
         self.ca_data = ca_data
+        #: Who the scheduler records as doing this client's operator actions (None: "api").
+        self.actor = actor
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if actor:
+            headers[ACTOR_HEADER] = actor
         context = ssl_context
         tls = any(u.startswith("https:") for u in urls)
         if context is None and tls and (ca_file or ca_data):
@@ -157,6 +168,25 @@ class Client:
             else ERROR_BY_STATUS.get(result["status"], PpacerError)(result.get("error", ""))
             for result in results
         ]
+
+    def report_and_pop(
+        self, reports: list[StatusReport], executor: str, max_n: int = 1
+    ) -> tuple[list[PpacerError | None], list[TaskToExec]]:
+        """Deliver reports and take up to ``max_n`` ready attempts at once, in one request.
+
+        Per report None or the error answered, then the attempts (leased to
+        ``executor``, RUNNING). A scheduler without this endpoint answers 404
+        (:class:`NotFoundError`). Not sent twice: an answer lost may have held attempts.
+        """
+        body = {"updates": [r.to_json() for r in reports], "executor": executor, "max": max_n}
+        data = self._call("report_and_pop", json=body).json()
+        errors = [
+            None
+            if result["status"] == 200
+            else ERROR_BY_STATUS.get(result["status"], PpacerError)(result.get("error", ""))
+            for result in data["results"]
+        ]
+        return errors, [TaskToExec.from_json(item) for item in data["tasks"]]
 
     def upsert_task_status(
         self,

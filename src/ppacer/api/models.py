@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from ppacer.api.schemas import Answer, TaskToExecOut, UpdateResultOut
 from ppacer.dag.status import TaskStatus
 from ppacer.errors import InvalidInputError
 from ppacer.timeutils import format_ts, parse_ts
@@ -25,6 +26,9 @@ __all__ = [
     "HeartbeatInput",
     "LogRecord",
     "LogRecordInput",
+    "ReportAndPop",
+    "ReportAndPopInput",
+    "ReportAndPopOut",
     "StatusReport",
     "TaskActionInput",
     "TaskBatch",
@@ -213,8 +217,33 @@ class LogRecord:
         }
 
 
+# Fields holding free text a task wrote (its error, a log line): a NUL character there is
+# kept visible as U+FFFD; PostgreSQL's text cannot hold NUL.
+_FREE_TEXT = frozenset({"taskError", "message"})
+# Fields whose JSON is stored encoded (escaped): any character may be inside.
+_JSON_VALUES = frozenset({"params", "output", "attributes", "versions", "retained"})
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        """No NUL character in names and ids (a 400 naming the field): a database's text
+        (PostgreSQL's) cannot hold one. In free text it becomes U+FFFD."""
+        if isinstance(value, str):
+            if "\x00" not in value:
+                return value
+            if info.field_name in _FREE_TEXT:
+                return value.replace("\x00", "\ufffd")
+        elif isinstance(value, list | dict) and info.field_name not in _JSON_VALUES:
+            texts = value if isinstance(value, list) else [*value, *value.values()]
+            if not any(isinstance(t, str) and "\x00" in t for t in texts):
+                return value
+        else:
+            return value
+        raise ValueError("a NUL character (\\u0000) is not allowed here")
 
 
 class TaskStatusUpdate(_Input):
@@ -290,6 +319,41 @@ class TaskStatusUpdates(_Input):
     """``POST /dag/task/update/batch``: several reports, applied in order in one transaction."""
 
     updates: list[TaskStatusUpdate] = Field(max_length=1000)
+
+
+class ReportAndPopInput(_Input):
+    """``POST /dag/task/update/pop``: reports (as the batch), then up to ``max`` attempts now.
+
+    One round trip per hop: an executor's worker reports the attempt it ran and
+    takes its next one, first of all an attempt its report made ready.
+    """
+
+    updates: list[TaskStatusUpdate] = Field(max_length=1000)
+    executor: str = Field(min_length=1, max_length=200)
+    max: int = Field(default=1, ge=0, le=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAndPop:
+    """The answer of ``POST /dag/task/update/pop``: per report its HTTP status and error
+    (as the batch's), then the attempts taken (leased and RUNNING, as a pop's)."""
+
+    results: list[tuple[int, str | None]]
+    tasks: list[TaskToExec]
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form, ``{"results": [{"status", "error"}...], "tasks": [...]}``."""
+        return {
+            "results": [{"status": status, "error": error} for status, error in self.results],
+            "tasks": [task.to_json() for task in self.tasks],
+        }
+
+
+class ReportAndPopOut(Answer):
+    """``POST /dag/task/update/pop``: one result per report, in order, and the attempts taken."""
+
+    results: list[UpdateResultOut]
+    tasks: list[TaskToExecOut]
 
 
 class HeartbeatInput(_Input):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ppacer.dag.status import DagRunStatus
 
 __all__ = [
+    "ACTOR_HEADER",
     "MAX_DB_INT",
     "BackfillIdPath",
     "DagIdPath",
@@ -28,6 +29,10 @@ __all__ = [
     "TaskLogsPath",
     "TaskLogsQuery",
 ]
+
+#: The request header naming who asks for an operator action, when the body has no
+#: ``actor`` (our command line sends ``cli``; optional: without either it is ``api``).
+ACTOR_HEADER = "X-Ppacer-Actor"
 
 #: Largest integer the databases store (SQLite and PostgreSQL BIGINT).
 MAX_DB_INT = 2**63 - 1

@@ -154,6 +154,20 @@ _ALL = (
         body=m.TaskStatusUpdates,
     ),
     Route(
+        "report_and_pop",
+        "POST",
+        "/dag/task/update/pop",
+        "Report task attempts and take up to `max` ready attempts, in one round trip",
+        "executor",
+        answer=m.ReportAndPopOut,
+        body=m.ReportAndPopInput,
+        description=(
+            "The reports as `/dag/task/update/batch` takes them, then up to `max` attempts "
+            "as `/dag/task/pop/batch` hands them out, without waiting: an attempt a report "
+            "made ready goes to this call before any waiting long poll."
+        ),
+    ),
+    Route(
         "pause_dag",
         "POST",
         "/dag/pause",

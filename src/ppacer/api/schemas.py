@@ -208,6 +208,11 @@ class BackfillOut(Answer):
     updateTs: str
     actor: str
     runIds: list[int] | None = None
+    existingRuns: int | None = Field(
+        default=None,
+        description="points of the range that had a run when the backfill was created (skipped); "
+        "only in the answer to POST /dag/backfill",
+    )
 
 
 class TaskClearedOut(Answer):
@@ -272,7 +277,7 @@ class RunEventListOut(PageOut):
 
 
 class DagRunListOut(PageOut):
-    """``GET /dag/run/list``: a page of runs, newest first."""
+    """``GET /dag/run/list``: a page of runs, newest logical time first (as ``recentRuns``)."""
 
     items: list[DagRunOut]
 
@@ -320,6 +325,11 @@ class DagSummaryOut(Answer):
         description="the next schedule point (UTC); null when unscheduled or paused"
     )
     lastRun: DagRunOut | None
+    timezone: str | None = Field(
+        default=None,
+        description="the scheduler's zone (IANA name) for local times, and for a cron "
+        "schedule given without one",
+    )
 
 
 class DagListOut(PageOut):

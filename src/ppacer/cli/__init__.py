@@ -26,6 +26,7 @@ from ppacer.cli.admin import ADMIN_COMMANDS
 from ppacer.cli.common import EXIT_FAILURE, State, describe_error
 from ppacer.cli.dags import DAG_COMMANDS
 from ppacer.cli.loader import load_registry
+from ppacer.cli.prune import PRUNE_COMMANDS
 from ppacer.cli.runs import RUN_COMMANDS
 from ppacer.cli.serve import SERVE_COMMANDS
 
@@ -81,5 +82,5 @@ def main(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     ctx.obj = State(config_file=config_file)
 
 
-for _command in [*SERVE_COMMANDS, *DAG_COMMANDS, *RUN_COMMANDS, *ADMIN_COMMANDS]:
+for _command in [*SERVE_COMMANDS, *DAG_COMMANDS, *RUN_COMMANDS, *ADMIN_COMMANDS, *PRUNE_COMMANDS]:
     main.add_command(_command)

@@ -108,7 +108,10 @@ def db_upgrade(state: State, db: str | None, logs_db: str | None, as_json: bool)
     settings = state.settings(db=db, logs_db=logs_db)
     results = []
     for history, target in ((SCHEDULER_DB, settings.db), (LOGS_DB, settings.logs_db)):
-        engine = create_engine(database_url(target))
+        try:
+            engine = create_engine(database_url(target))
+        except PpacerError as exc:
+            fail(f"{history.name} DB {redact_url(target)}: {exc}")
         try:
             before, after = upgrade(engine, history)
         except PpacerError as exc:
@@ -154,6 +157,8 @@ def db_check(state: State, db: str | None, logs_db: str | None, as_json: bool) -
             finally:
                 if engine is not None:
                     engine.dispose()
+        except PpacerError as exc:
+            fail(f"cannot read the {history.name} DB {redact_url(target)}: {exc}")
         except Exception as exc:
             fail(
                 f"cannot read the {history.name} DB {redact_url(target)}: "
@@ -162,7 +167,26 @@ def db_check(state: State, db: str | None, logs_db: str | None, as_json: bool) -
         results.append(_state_json(history, target, found, drift))
     _print_states(results, as_json)
     if not all(r["ok"] for r in results):
+        if not as_json:
+            click.echo(f"error: {_check_advice(results, db, logs_db)}", err=True)
         raise SystemExit(1)
+
+
+def _check_advice(results: list[dict[str, Any]], db: str | None, logs_db: str | None) -> str:
+    """What to do about the databases ``db check`` found wanting, as one line."""
+    wanting = [r for r in results if not r["ok"]]
+    names = " and ".join(f"the {r['db']} DB" for r in wanting)
+    has, needs = ("have", "need") if len(wanting) > 1 else ("has", "needs")
+    if any(r["state"] in ("newer", "unknown") for r in results):
+        return f"{names}: see above (a database of a newer ppacer needs a newer ppacer)"
+    flags = "".join(
+        f" {flag} {redact_url(value)}"
+        for flag, value in (("--db", db), ("--logs-db", logs_db))
+        if value is not None
+    )
+    if all(r["state"] in ("missing", "empty") for r in results if not r["ok"]):
+        return f"{names} {has} no tables yet: run ppacer db upgrade{flags} to create them"
+    return f"{names} {needs} an upgrade: run ppacer db upgrade{flags}"
 
 
 @click.command()

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -26,6 +29,7 @@ from ppacer.settings import Setting, Settings, SettingsError, load_settings
 from ppacer.timeutils import parse_ts
 
 __all__ = [
+    "CLI_ACTOR",
     "EXIT_FAILURE",
     "EXIT_USAGE",
     "RUN_COLUMNS",
@@ -36,9 +40,11 @@ __all__ = [
     "describe_error",
     "echo_json",
     "fail",
+    "local_scheduler_url",
     "parse_json_object",
     "parse_time",
     "print_table",
+    "resolve_url",
     "run_row",
     "short_ts",
 ]
@@ -47,6 +53,8 @@ EXIT_FAILURE = 1
 # Width of tables when stdout is not a terminal, in characters.
 _PIPE_WIDTH = 160
 EXIT_USAGE = 2
+#: Who the scheduler records as having done what a command asked (a trigger, a backfill).
+CLI_ACTOR = "cli"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -130,13 +138,35 @@ def short_ts(value: str | None) -> str:
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
-    """A user-given time (ISO 8601 with zone, or the stored form); usage error if bad."""
+    """A user-given time: ISO 8601 with its zone (seconds optional), or the stored form.
+
+    ``2024-03-11T12:00Z``, ``2024-03-11 13:00+01:00`` and ppacer's stored
+    ``2024-03-11T12:00:00.000000UTC+00:00`` are all the same instant. A time
+    without a zone is a usage error saying so, with the same time in UTC as
+    the hint: ppacer never guesses a zone.
+    """
     if value is None:
         return None
+    text = value.strip()
     try:
-        return parse_ts(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return parse_ts(text)  # the stored form, and the original's
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not a time: give an ISO 8601 time with its zone, "
+                "e.g. 2024-03-11T12:00Z (UTC) or 2024-03-11T13:00+01:00",
+                param_hint=option,
+            ) from None
+    if parsed.tzinfo is None:
+        shown = text if "T" in text or " " in text else f"{text}T00:00"
+        raise click.BadParameter(
+            f"{value!r} has no time zone (ppacer never guesses one): "
+            f"add it, e.g. {shown}Z for UTC or {shown}+01:00",
+            param_hint=option,
+        )
+    return parsed.astimezone(UTC)
 
 
 def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
@@ -181,17 +211,64 @@ def client_options(fn: _F) -> _F:
     )(fn)
 
 
+# What a scheduler on SQLite writes in ``<db>.lock`` while it runs (scheduler/leadership.py).
+_LOCK_TEXT = re.compile(r"pid (\d+) on (\S+) since \S+, (https?://\S+)")
+
+
+def local_scheduler_url(db: str) -> str | None:
+    """The URL of the scheduler running on the SQLite file ``db`` on this host, if one runs.
+
+    A scheduler holds ``<db>.lock`` while it runs and writes there its pid,
+    host and URL; a file left by one that stopped names a process that is gone.
+    """
+    if "://" in db or db == ":memory:":
+        return None
+    try:
+        text = Path(f"{db}.lock").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _LOCK_TEXT.fullmatch(text)
+    if match is None or match.group(2) != socket.gethostname():
+        return None
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return match.group(3)
+
+
+def resolve_url(rows: Sequence[Setting], settings: Settings) -> str:
+    """Where a command finds the scheduler.
+
+    ``url`` when set anywhere (flag, env, file), or ``host``/``port`` when
+    set; else the scheduler running on this directory's database (so
+    `ppacer run --port N` is found from another terminal in the same
+    directory), else the default ``http://127.0.0.1:9321``.
+    """
+    where = {row.key: row.source for row in rows}
+    if all(where[key] == "default" for key in ("url", "host", "port")):
+        found = local_scheduler_url(settings.db)
+        if found is not None:
+            return found
+    return settings.scheduler_url
+
+
 @contextmanager
 def connect(state: State, url: str | None, token: str | None) -> Iterator[Client]:
-    """A client of the scheduler; the scheduler's refusals exit with code 1.
+    """A client of the scheduler, acting as :data:`CLI_ACTOR`; refusals exit with code 1.
 
     An answer that is not a ppacer scheduler's is one line too, unless
     ``--debug`` asks for its traceback.
     """
-    settings = state.settings(url=url, token=token)
+    settings, rows = state.settings_with_sources(url=url, token=token)
     try:
         with Client(
-            settings.scheduler_url, token=settings.token, ca_file=settings.ca_file
+            resolve_url(rows, settings),
+            token=settings.token,
+            ca_file=settings.ca_file,
+            actor=CLI_ACTOR,
         ) as client:
             yield client
     except PpacerError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -21,13 +22,16 @@ from ppacer.cli.common import (
     connect,
     console,
     echo_json,
+    fail,
     parse_json_object,
     parse_time,
     print_table,
     run_row,
     short_ts,
 )
+from ppacer.cli.outcome import backfill_outcome, failed_tasks, run_outcome
 from ppacer.dag.status import DagRunStatus, TaskStatus
+from ppacer.timeutils import parse_ts
 
 __all__ = ["RUN_COMMANDS"]
 
@@ -68,7 +72,10 @@ def runs_list(
     token: str | None,
     as_json: bool,
 ) -> None:
-    """List DAG runs, newest first.
+    """List DAG runs, newest logical time (exec time) first.
+
+    The order of `ppacer dags show`'s latest runs: a run triggered --at an
+    earlier time is listed by that time, not by when it was created.
 
     Example: ppacer runs list --dag hello --status FAILED
     """
@@ -90,6 +97,10 @@ def runs_list(
 def runs_show(state: State, run_id: int, url: str | None, token: str | None, as_json: bool) -> None:
     """Show run RUN_ID: status, parameters and every task attempt.
 
+    Each attempt shows its queue wait (scheduled until an executor took it)
+    and its run time (taken until it ended) apart, the executor that ran it,
+    and its error or why it still waits.
+
     Example: ppacer runs show 1
     """
     with connect(state, url, token) as client:
@@ -104,20 +115,75 @@ def runs_show(state: State, run_id: int, url: str | None, token: str | None, as_
     )
     if run["params"]:
         out.print(f"params: {json.dumps(run['params'])}")
-    print_table(
-        ("task", "retry", "status", "scheduled", "updated", "error"),
-        [
-            [
-                t["taskId"],
-                t["retry"],
-                t["status"],
-                short_ts(t["insertTs"]),
-                short_ts(t["statusUpdateTs"]),
-                t["error"],
-            ]
-            for t in run["tasks"]
-        ],
-    )
+    print_table(ATTEMPT_COLUMNS, [attempt_row(t) for t in run["tasks"]])
+
+
+#: The columns of ``runs show``'s table of attempts: the queue wait and the run time apart.
+ATTEMPT_COLUMNS = (
+    "task",
+    "retry",
+    "status",
+    "scheduled",
+    "queue wait",
+    "run time",
+    "executor",
+    "error / waiting for",
+)
+
+# Statuses whose attempt has stopped running: its last status change ends its run time.
+_RUN_OVER = frozenset(
+    str(s) for s in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.FAILED_PENDING_RETRY)
+)
+
+
+def attempt_row(attempt: Mapping[str, Any]) -> list[Any]:
+    """An attempt of ``GET /dag/run/details`` as a row of :data:`ATTEMPT_COLUMNS`.
+
+    The queue wait runs from when the attempt was scheduled (``insertTs``) to
+    when an executor took it (``startTs``); the run time from then to its final
+    status (``statusUpdateTs``). "waiting" and "running" mark the one still
+    going; empty: not known (never taken by an executor, e.g. marked by hand or
+    upstream failed, or a scheduler that does not record starts).
+    """
+    started = attempt.get("startTs")
+    status = attempt["status"]
+    wait = ran = ""
+    if status == str(TaskStatus.SCHEDULED):  # queued (again, after a recovery: started once)
+        wait = "waiting"
+    elif started:
+        wait = format_duration(_seconds(attempt["insertTs"], started))
+        if status in _RUN_OVER:
+            ran = format_duration(_seconds(started, attempt["statusUpdateTs"]))
+        elif status == str(TaskStatus.RUNNING):
+            ran = "running"
+    reason = attempt.get("waitingReason")
+    return [
+        attempt["taskId"],
+        attempt["retry"],
+        status,
+        short_ts(attempt["insertTs"]),
+        wait,
+        ran,
+        attempt.get("executor"),
+        attempt["error"] or reason,
+    ]
+
+
+def _seconds(start: str, end: str) -> float:
+    return max(0.0, (parse_ts(end) - parse_ts(start)).total_seconds())
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for tables: ``850ms``, ``12.34s``, ``2m05.3s``, ``1h02m03s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}m{rest:04.1f}s"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s"
 
 
 # ---------------------------------------------------------------------------- actions
@@ -150,19 +216,31 @@ def trigger(
 ) -> None:
     """Start a run of DAG_ID now (or for the logical time --at).
 
+    With --wait, a run that FAILED names each failed task with its error and
+    the `ppacer logs` command showing its log, and the command exits 1
+    (--json: the answer has `status` and `failedTasks`).
+
     Example: ppacer trigger hello --params '{"name": "ppacer"}' --wait
     """
     parsed = parse_json_object(params, "--params")
     when = parse_time(at, "--at")
     with connect(state, url, token) as client:
         answer = dict(client.trigger_dag_run(dag_id, parsed, when).to_json())
-        if not as_json:
+        if answer["runId"] is None:
+            # The original scheduler answers an empty 200: the run exists, unnamed.
+            if not as_json:
+                click.echo(f"run of {dag_id} triggered (the scheduler did not say its run id)")
+            if wait:
+                fail("--wait: the scheduler did not say which run it made; look in its UI")
+        elif not as_json:
             click.echo(f"run {answer['runId']} of {dag_id} at {answer['execTs']}")
         if wait:
             run = _wait_for_run(client, answer["runId"])
             answer["status"] = run["status"]
+            answer["failedTasks"] = failed_tasks(run)
             if not as_json:
-                click.echo(f"run {answer['runId']} {run['status']}")
+                for line in run_outcome(run):
+                    click.echo(line)
     if as_json:
         click.echo(json.dumps(answer))
     if wait and answer["status"] != str(DagRunStatus.SUCCESS):
@@ -269,6 +347,7 @@ def backfill(
 ) -> None:
     """Run DAG_ID's schedule points from --from to --to, in order, with a progress bar.
 
+    Points that have a run already are skipped: the last line says how many.
     Exits 1 if any of its runs FAILED.
 
     Example: ppacer backfill hello --from 2024-03-01T00:00:00Z --to 2024-03-01T00:09:00Z
@@ -286,13 +365,12 @@ def backfill(
             )
             return
         final = _follow_backfill(client, backfill_id, quiet=as_json)
+    # Counted when the backfill was made: only the answer to its creation says it.
+    final["existingRuns"] = answer.get("existingRuns")
     if as_json:
         echo_json(final)
     else:
-        click.echo(
-            f"backfill {backfill_id} of {dag_id}: {final['status']} "
-            f"({len(final['runIds'])} runs created)"
-        )
+        click.echo(backfill_outcome(answer, final))
     if final["status"] != "SUCCESS":
         raise SystemExit(1)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -12,15 +15,17 @@ from typing import Any
 import click
 
 from ppacer.api.client import Client
-from ppacer.cli.common import EXIT_USAGE, State, fail
+from ppacer.cli.common import EXIT_USAGE, State, fail, resolve_url
 from ppacer.cli.loader import LoadError, describe_load_error, load_registry
+from ppacer.cli.reloader import reload_option, watch_executor, watch_runner, watched_dir
 from ppacer.dag.dag import Registry
+from ppacer.db.engine import database_url
 from ppacer.errors import InvalidInputError, PpacerError
 from ppacer.executor.executor import Executor
 from ppacer.local import LocalRunner
 from ppacer.logconfig import configure_logging
 from ppacer.redact import redact_url
-from ppacer.settings import Settings
+from ppacer.settings import CONFIG_ENV, Setting, Settings, load_settings
 
 __all__ = ["SERVE_COMMANDS"]
 
@@ -54,7 +59,18 @@ def _server_options(fn: Any) -> Any:
             ),
             click.option("--logs-db", default=None, help="Task logs DB: path or URL."),
             click.option("--host", default=None, help="Address to listen on [127.0.0.1]."),
-            click.option("--port", default=None, type=int, help="Port to listen on [9321]."),
+            click.option(
+                "--port",
+                default=None,
+                type=click.IntRange(0, 65535),
+                help="Port to listen on [9321]; 0: any free port.",
+            ),
+            click.option(
+                "--token",
+                default=None,
+                help="API token every request must bring (default: PPACER_TOKEN or `token` "
+                "in ppacer.toml; none: no token asked).",
+            ),
             click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR."),
             click.option(
                 "--log-format",
@@ -86,7 +102,96 @@ def _server_options(fn: Any) -> Any:
     return fn
 
 
-def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> None:
+# Ports tried after a busy one, for the hint.
+_PORTS_TRIED = 20
+# Connections waiting to be accepted (uvicorn's own default).
+_BACKLOG = 2048
+
+
+def _bind_problem(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on now (None: it can), as the scheduler binds it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """The one line for a port that cannot be listened on, with the flag that fixes it."""
+    where = f"cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        free = next(
+            (
+                p
+                for p in range(port + 1, min(port + 1 + _PORTS_TRIED, 65536))
+                if _bind_problem(host, p) is None
+            ),
+            0,
+        )
+        return (
+            f"{where}: the port is in use (another `ppacer run` or `ppacer scheduler`?); "
+            f"stop that, or start on another port: --port {free}"
+        )
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need root); use e.g. --port 9321"
+    return f"{where}: {exc.strerror or exc}; check --host"
+
+
+def _check_port(settings: Settings) -> None:
+    """Exit with the --port hint if the port is taken, before a DAG is loaded or a file made."""
+    if settings.port == 0:
+        return
+    problem = _bind_problem(settings.host, settings.port)
+    if problem is not None:
+        fail(_listen_error(settings.host, settings.port, problem))
+
+
+def _elsewhere(state: State, settings: Settings, rows: list[Setting], base: str) -> str | None:
+    """What another terminal must export to reach this scheduler; None if it finds it anyway.
+
+    A command run elsewhere reads ppacer.toml but not this terminal's
+    environment or flags. In this directory it also finds a scheduler on
+    this SQLite database by itself (see ``resolve_url``).
+    """
+    env = {CONFIG_ENV: os.environ[CONFIG_ENV]} if CONFIG_ENV in os.environ else {}
+    try:
+        plain, plain_rows = load_settings(state.config_file, env=env)
+    except PpacerError:
+        return f"Other terminals: export PPACER_URL={base}"
+    where = {row.key: row.source for row in rows}
+    needs_token = bool(settings.token) and not where["token"].startswith(("file", "default"))
+    exports = []
+    if plain.scheduler_url != base:
+        exports.append(f"PPACER_URL={base}")
+    if needs_token:
+        exports.append("PPACER_TOKEN=<the token given to this command>")
+    if not exports:
+        return None
+    # Where a command finds a scheduler by itself (common.resolve_url).
+    plain_where = {row.key: row.source for row in plain_rows}
+    found_here = (
+        "://" not in settings.db
+        and plain.db == settings.db
+        and all(plain_where[key] == "default" for key in ("url", "host", "port"))
+        and not needs_token
+    )
+    prefix = "commands run in this directory find it; elsewhere: " if found_here else ""
+    return f"Other terminals: {prefix}export {' '.join(exports)}"
+
+
+def _serve(
+    state: State,
+    settings: Settings,
+    rows: list[Setting],
+    registry: Registry,
+    *,
+    with_executor: bool,
+    reload: str | None = None,
+) -> None:
     config = settings.scheduler_config
     if with_executor and config.recovery_grace_s is None:
         # Attempts left RUNNING by the executor of this command, which died with it.
@@ -104,7 +209,7 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
             tls_key=settings.tls_key,
         )
     except OSError as exc:
-        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+        fail(_listen_error(settings.host, settings.port, exc))
     except InvalidInputError as exc:
         fail(str(exc), EXIT_USAGE)
     except PpacerError as exc:
@@ -120,6 +225,9 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
             queues=settings.executor.queue_list,
             labels=settings.executor.label_map,
         )
+    # Listening from now on: a client that reads the banner and connects at once
+    # waits in the backlog until the server accepts, instead of being refused.
+    runner.sock.listen(_BACKLOG)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     scheme = "https" if settings.tls_cert else "http"
     base = f"{scheme}://{f'[{host}]' if ':' in host else host}:{runner.port}"
@@ -127,13 +235,24 @@ def _serve(settings: Settings, registry: Registry, *, with_executor: bool) -> No
     click.echo(f"ppacer {what}: {_dags(registry)}, database {redact_url(settings.db)}")
     click.echo(f"UI:       {base}/ui")
     click.echo(f"API docs: {base}/docs")
+    elsewhere = _elsewhere(state, settings, rows, base)
+    if elsewhere is not None:
+        click.echo(elsewhere)
+    if reload is not None:
+        click.echo(f"Reloading on changes in {watched_dir(reload)}")
     click.echo("Stop with Ctrl-C.")
-    runner.serve_forever()
+    reloader = watch_runner(reload, runner) if reload is not None else None
+    try:
+        runner.serve_forever(announce=False)  # the banner above said where
+    finally:
+        if reloader is not None:
+            reloader.stop()
 
 
 @click.command()
 @click.argument("target")
 @_server_options
+@reload_option
 @click.option("--concurrency", default=None, type=int, help="Tasks run at once [8].")
 @pass_state
 def run(
@@ -149,6 +268,8 @@ def run(
     tls_cert: str | None,
     tls_key: str | None,
     advertise_url: str | None,
+    token: str | None,
+    reload: bool,
     concurrency: int | None,
 ) -> None:
     """Run a scheduler and an executor in one process for the DAGs in TARGET.
@@ -159,7 +280,7 @@ def run(
 
     Example: ppacer run ppacer.examples.hello --port 9321
     """
-    settings = state.settings(
+    settings, rows = state.settings_with_sources(
         db=db,
         logs_db=logs_db,
         host=host,
@@ -171,14 +292,19 @@ def run(
         tls_cert=tls_cert,
         tls_key=tls_key,
         scheduler__advertise_url=advertise_url,
+        token=token,
     )
+    _check_port(settings)
     _logging(settings)
-    _serve(settings, _load(target), with_executor=True)
+    _serve(
+        state, settings, rows, _load(target), with_executor=True, reload=target if reload else None
+    )
 
 
 @click.command()
 @click.argument("target")
 @_server_options
+@reload_option
 @pass_state
 def scheduler(
     state: State,
@@ -193,6 +319,8 @@ def scheduler(
     tls_cert: str | None,
     tls_key: str | None,
     advertise_url: str | None,
+    token: str | None,
+    reload: bool,
 ) -> None:
     """Run only the scheduler (its API and UI) for the DAGs in TARGET.
 
@@ -202,7 +330,7 @@ def scheduler(
 
     Example: ppacer scheduler ppacer.examples.hello --host 0.0.0.0
     """
-    settings = state.settings(
+    settings, rows = state.settings_with_sources(
         db=db,
         logs_db=logs_db,
         host=host,
@@ -213,9 +341,13 @@ def scheduler(
         tls_cert=tls_cert,
         tls_key=tls_key,
         scheduler__advertise_url=advertise_url,
+        token=token,
     )
+    _check_port(settings)
     _logging(settings)
-    _serve(settings, _load(target), with_executor=False)
+    _serve(
+        state, settings, rows, _load(target), with_executor=False, reload=target if reload else None
+    )
 
 
 @click.command()
@@ -247,6 +379,7 @@ def scheduler(
 @click.option("--spool-dir", default=None, help="Where undelivered task logs spill to disk.")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-format", default=None, type=click.Choice(["text", "json"]))
+@reload_option
 @pass_state
 def executor(
     state: State,
@@ -263,6 +396,7 @@ def executor(
     spool_dir: str | None,
     log_level: str | None,
     log_format: str | None,
+    reload: bool,
 ) -> None:
     """Run an executor for the DAGs in TARGET against a running scheduler.
 
@@ -293,8 +427,14 @@ def executor(
     # A logs DB the user named (not the default, nor one derived from --db) is written to.
     source = next(r.source for r in rows if r.key == "logs_db")
     named_logs_db = settings.logs_db if source.startswith(("file", "env", "flag")) else None
+    if named_logs_db is not None:
+        try:
+            database_url(named_logs_db)  # a missing driver said now, with what to install
+        except PpacerError as exc:
+            fail(str(exc))
+    scheduler_url = resolve_url(rows, settings)
     try:
-        client = Client(settings.scheduler_url, token=settings.token, ca_file=settings.ca_file)
+        client = Client(scheduler_url, token=settings.token, ca_file=settings.ca_file)
     except PpacerError as exc:
         fail(str(exc), EXIT_USAGE)
     ex = settings.executor
@@ -326,11 +466,14 @@ def executor(
         signal.signal(signum, on_signal)
     where = f", Dask {ex.dask}" if ex.dask else ""
     click.echo(
-        f"ppacer executor {worker.name}: {_dags(registry)}, scheduler {settings.scheduler_url}, "
+        f"ppacer executor {worker.name}: {_dags(registry)}, scheduler {scheduler_url}, "
         f"queues {','.join(ex.queue_list)}{where}"
     )
+    reloader = watch_executor(target, worker) if reload else None
     worker.start()
     worker.wait()
+    if reloader is not None:
+        reloader.stop()
     if worker.error is not None:
         # The one line saying what to fix is logged already.
         worker.stop(5.0)

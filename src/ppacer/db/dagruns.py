@@ -1,8 +1,9 @@
 """DAG runs: ``dagruns``, their parameters, restarts and the ``schedules`` decisions.
 
 Every read is bounded (a ``LIMIT``, or a list of ids) and served by an index:
-``RunId`` (the key), ``Status`` (``ix_dagruns_status``) or ``(DagId, ExecTs)``
-(``uq_dagruns_dag_exec``). So a page costs the same with 1,000 runs or 1,000,000.
+``RunId`` (the key), ``(DagId, ExecTs)`` (``uq_dagruns_dag_exec``), ``(Status,
+ExecTs)`` (``ix_dagruns_status_exec``) or ``ExecTs`` (``ix_dagruns_exec``). So a
+page costs the same with 1,000 runs or 1,000,000.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "read_dag_runs",
     "read_dag_runs_params",
     "read_dag_runs_window",
+    "read_exec_ts_between",
     "read_latest_dag_runs",
     "read_latest_schedule",
     "read_recent_runs_by_dag",
@@ -288,14 +290,25 @@ def read_runs_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[DagRunRow], int]:
-    """One page of runs, newest first, optionally of one DAG and some statuses; and the total."""
+    """One page of runs, newest logical time first (then newest run id), optionally of one
+    DAG and some statuses; and the total.
+
+    The order of a DAG's recent runs (:func:`read_recent_runs_by_dag`) too, so
+    ``ppacer runs list`` and ``ppacer dags show`` list runs alike; of one DAG it
+    is a backwards range of ``uq_dagruns_dag_exec``.
+    """
     where = []
     if dag_id is not None:
         where.append(dagruns.c.DagId == dag_id)
     if statuses:
         where.append(dagruns.c.Status.in_([str(s) for s in statuses]))
     cond = and_(*where) if where else None
-    page = select(dagruns).order_by(dagruns.c.RunId.desc()).limit(limit).offset(offset)
+    page = (
+        select(dagruns)
+        .order_by(dagruns.c.ExecTs.desc(), dagruns.c.RunId.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     count = select(func.count()).select_from(dagruns)
     if cond is not None:
         page = page.where(cond)
@@ -303,6 +316,25 @@ def read_runs_page(
     rows = [_run(r) for r in conn.execute(page)]
     total = int(conn.execute(count).scalar() or 0)
     return rows, total
+
+
+def read_exec_ts_between(conn: Connection, dag_id: str, from_ts: str, to_ts: str) -> list[str]:
+    """Logical times of a DAG's runs in ``[from_ts, to_ts]``, oldest first.
+
+    One range of ``uq_dagruns_dag_exec``.
+    """
+    rows = conn.execute(
+        select(dagruns.c.ExecTs)
+        .where(
+            and_(
+                dagruns.c.DagId == dag_id,
+                dagruns.c.ExecTs >= from_ts,
+                dagruns.c.ExecTs <= to_ts,
+            )
+        )
+        .order_by(dagruns.c.ExecTs)
+    )
+    return [r.ExecTs for r in rows]
 
 
 def read_recent_runs_by_dag(

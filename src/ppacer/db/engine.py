@@ -9,22 +9,40 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from ppacer.db.migrate import LOGS_DB, SCHEDULER_DB, History, ensure_schema
+from ppacer.errors import PpacerError
 from ppacer.redact import redact_url
 
-__all__ = ["database_url", "open_logs_db", "open_scheduler_db"]
+__all__ = ["MissingDriverError", "database_url", "open_logs_db", "open_scheduler_db"]
 
 log = logging.getLogger(__name__)
+
+
+class MissingDriverError(PpacerError):
+    """The database's driver is not installed (PostgreSQL without ``ppacer[postgres]``)."""
+
+
+def _require_psycopg() -> None:
+    """Raise :class:`MissingDriverError`, saying what to install, unless psycopg imports."""
+    try:
+        import psycopg  # noqa: F401 - SQLAlchemy imports it again, from the module cache
+    except ImportError as exc:
+        raise MissingDriverError(
+            f"a PostgreSQL database needs the psycopg driver, which cannot be imported ({exc}): "
+            "pip install 'ppacer[postgres]'"
+        ) from None
 
 
 def database_url(target: str) -> str:
     """Turn a file path or URL into a SQLAlchemy URL.
 
     ``scheduler.db`` (any string without ``://``) is a SQLite file;
-    ``postgresql://...`` uses the psycopg 3 driver.
+    ``postgresql://...`` uses the psycopg 3 driver, and without it installed
+    raises :class:`MissingDriverError` naming the extra that brings it.
     """
     if "://" not in target:
         return f"sqlite+pysqlite:///{target}"
-    if target.startswith(("postgresql://", "postgres://")):
+    if target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        _require_psycopg()
         return "postgresql+psycopg://" + target.split("://", 1)[1]
     return target
 
@@ -32,6 +50,9 @@ def database_url(target: str) -> str:
 def _sqlite_pragmas(busy_timeout_s: float) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
+        # A new file gives pages freed by retention back to the file system (an existing
+        # one keeps its mode: `ppacer prune --vacuum` changes it). Before WAL, or it is lost.
+        cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
         # WAL: readers never block the writer; NORMAL sync is durable across app crashes.
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")

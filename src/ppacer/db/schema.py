@@ -115,7 +115,9 @@ dagruns = Table(
     Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
     Column("Version", Text, nullable=False, comment="ppacer version that created the run"),
     UniqueConstraint("DagId", "ExecTs", name="uq_dagruns_dag_exec"),
-    Index("ix_dagruns_status", "Status"),
+    # Runs by status; and of every DAG by logical time, newest first (GET /dag/run/list).
+    Index("ix_dagruns_status_exec", "Status", "ExecTs"),
+    Index("ix_dagruns_exec", "ExecTs"),
     sqlite_autoincrement=True,
 )
 

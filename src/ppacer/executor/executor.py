@@ -342,17 +342,18 @@ class Executor:
                 return kept
         return dag, info
 
-    def _execute(self, task: TaskToExec) -> None:
-        """Run one attempt in this worker thread and report how it ended."""
+    def _execute(self, task: TaskToExec) -> TaskToExec | None:
+        """Run one attempt in this worker thread and report how it ended; return the
+        attempt taken with the report, which this worker runs next."""
         dag, info = self._task(task)
         if dag is None or info is None:
             self._lacks(task, f"DAG {task.dag_id!r}" if dag is None else f"task {task.task_id!r}")
-            return
+            return None
         # A scheduler that marks attempts RUNNING as it hands them out saves a round trip.
         if task.status != TaskStatus.RUNNING and not self._reporter.send(
             StatusReport.for_task(task, TaskStatus.RUNNING)
         ):
-            return
+            return None
         attempt = self._supervisor.watch(
             task,
             info.config,
@@ -371,7 +372,7 @@ class Executor:
                 self._logs.continue_at(task, next_seq)
             else:
                 outcome = self._runner.run(attempt, info.task, logger)
-            self._finish(attempt, outcome, logger, started)
+            return self._finish(attempt, outcome, logger, started, _readies_a_child(dag, info))
         finally:
             # Once its report is queued: stop() waits for stopped attempts to get this far.
             self._supervisor.forget(attempt)
@@ -401,8 +402,13 @@ class Executor:
         outcome: Outcome,
         logger: logging.LoggerAdapter[logging.Logger],
         started: float,
-    ) -> None:
-        """Queue the final report of an attempt that ended (unless its status was claimed)."""
+        readies_a_child: bool = False,
+    ) -> TaskToExec | None:
+        """Report how an attempt ended (unless its status was claimed); return the attempt
+        taken with the report (one round trip a hop), if any.
+
+        ``readies_a_child``: a success of this task alone makes a child ready (see
+        :func:`_readies_a_child`)."""
         task = attempt.task
         if outcome.error is not None and not outcome.logged:
             logger.error("task failed: %s", outcome.error)
@@ -412,7 +418,7 @@ class Executor:
                 describe(task),
                 extra=log_ids(task),
             )
-            return
+            return None
         log.info(
             "Finished executing task %s duration=%.1fms",
             describe(task),
@@ -422,11 +428,33 @@ class Executor:
         # Every line is stored before the attempt shows as finished (bounded wait).
         self._logs.finish(task)
         status = TaskStatus.SUCCESS if outcome.is_success else TaskStatus.FAILED
-        self._reporter.put(
-            StatusReport.for_task(
-                task, status, outcome.error, output=outcome.output, branch=outcome.branch
-            )
+        report = StatusReport.for_task(
+            task, status, outcome.error, output=outcome.output, branch=outcome.branch
         )
+        if (
+            outcome.is_success
+            and readies_a_child
+            and self._workers.running == 1
+            and not self._stop.is_set()
+        ):
+            # The only attempt running, whose success makes a child ready (a chain of
+            # tasks): ask for the next with its report, one round trip a hop. Other reports
+            # go in batches (the reporter thread's, and the poll loop's pops): fewer
+            # requests and transactions where many attempts finish side by side, or where
+            # a report readies nothing (the tasks of a wide run before its join).
+            taken = self._reporter.deliver_and_take(report, self.name)
+            if taken is not None:
+                return taken[0] if taken else None
+        self._reporter.put(report)
+        return None
+
+
+def _readies_a_child(dag: Dag, info: TaskInfo) -> bool:
+    """Whether the task is a link of a chain: its one child has no other parent, so its
+    success makes that child ready (unless a trigger rule says otherwise) and the report
+    may as well ask for it. A task with several children (a fan-out) reports as any other:
+    the poll loop takes its children in one batch."""
+    return len(info.children) == 1 and dag.tasks[info.children[0]].parents == (info.task_id,)
 
 
 def _asks_to_register(exc: Exception) -> bool:

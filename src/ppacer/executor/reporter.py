@@ -19,9 +19,9 @@ import queue
 import threading
 
 from ppacer.api.client import Client
-from ppacer.api.models import StatusReport
+from ppacer.api.models import StatusReport, TaskToExec
 from ppacer.backoff import Backoff
-from ppacer.errors import ConflictError, InvalidInputError, NotFoundError
+from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, ProtocolError
 from ppacer.executor.attempt import describe, log_ids
 from ppacer.timeutils import monotonic
 
@@ -45,6 +45,8 @@ class Reporter:
         self._give_up = threading.Event()
         # Batches until the scheduler says it has no batch endpoint (the original's).
         self._batch = True
+        # Reports with a pop (deliver_and_take) until the scheduler says it has none.
+        self._chain = True
         # An outage is logged once, when the first report fails (threads race benignly).
         self._failing = False
         # Lease tokens of final reports queued and not delivered yet (counted).
@@ -94,6 +96,31 @@ class Reporter:
         if self._thread.is_alive():
             self.give_up()
             self._thread.join(5.0)
+
+    def deliver_and_take(
+        self, report: StatusReport, executor: str, max_n: int = 1
+    ) -> list[TaskToExec] | None:
+        """Deliver a final report and take up to ``max_n`` attempts, in one request.
+
+        Returns the attempts taken, or None when the report was not delivered
+        this way (the scheduler lacks the endpoint, or could not be reached):
+        then queue it with :meth:`put`, which retries. A report the scheduler
+        refused is logged, as :meth:`send` does.
+        """
+        if not self._chain:
+            return None
+        try:
+            errors, tasks = self._client.report_and_pop([report], executor, max_n)
+        except (NotFoundError, ProtocolError):
+            log.info("the scheduler takes no report with a pop; reporting and polling apart")
+            self._chain = False
+            return None
+        except Exception:
+            return None
+        if errors[0] is not None:
+            _log_refused(report, errors[0])
+        self._note_success()
+        return tasks
 
     def send(self, report: StatusReport) -> bool:
         """Deliver ``report`` now, retrying while the scheduler is unreachable (blocks).

@@ -23,9 +23,15 @@ log = logging.getLogger("ppacer.executor")
 
 
 class WorkerPool:
-    """Up to ``size`` worker threads calling ``work`` on the attempts handed to them."""
+    """Up to ``size`` worker threads calling ``work`` on the attempts handed to them.
 
-    def __init__(self, size: int, name: str, work: Callable[[TaskToExec], None]) -> None:
+    ``work`` may return the worker's next attempt (taken with its report): the
+    worker runs it on the same slot, with no hand-over to another thread.
+    """
+
+    def __init__(
+        self, size: int, name: str, work: Callable[[TaskToExec], TaskToExec | None]
+    ) -> None:
         self.size = size
         self._name = name
         self._work = work
@@ -87,14 +93,17 @@ class WorkerPool:
 
     def _loop(self) -> None:
         """A worker thread: run attempts until told to stop (None)."""
-        while (task := self._queue.get()) is not None:
+        while (first := self._queue.get()) is not None:
+            task: TaskToExec | None = first
             try:
-                self._work(task)
+                while task is not None:
+                    current, task = task, None
+                    task = self._work(current)
             except BaseException:
                 # An executor bug, not the task's (the runner turns those into outcomes):
                 # log it and keep the thread for the next attempt.
                 log.exception(
-                    "executor error while running %s", describe(task), extra=log_ids(task)
+                    "executor error while running %s", describe(current), extra=log_ids(current)
                 )
             finally:
                 with self._idle:

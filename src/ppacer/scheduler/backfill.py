@@ -3,7 +3,8 @@
 A backfill's progress (the next point to create) is written in the same
 transaction as each run it creates, so a backfill interrupted by a stop
 resumes where it was and creates every run exactly once. Points that already
-have a run (a regular one, or an earlier backfill's) are skipped.
+have a run (a regular one, or an earlier backfill's) are skipped; how many
+there were when the backfill was created is part of the answer to its request.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ppacer.dag.dag import Registry
-from ppacer.dag.schedule import NEVER, first_point_at_or_after
+from ppacer.dag.schedule import NEVER, Schedule, first_point_at_or_after
 from ppacer.dag.status import DagRunStatus, ScheduleEvent
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
@@ -75,8 +76,12 @@ class Backfiller:
         end: datetime,
         max_active_runs: int = 4,
         actor: str = "api",
-    ) -> controls_db.BackfillRow:
-        """Record a backfill of ``dag_id``'s points in ``[start, end]`` and start it."""
+    ) -> tuple[controls_db.BackfillRow, int]:
+        """Record a backfill of ``dag_id``'s points in ``[start, end]`` and start it.
+
+        Returns the backfill and how many of its points have a run already
+        (those it will skip), counted in the transaction that records it.
+        """
         dag = self.registry.get(dag_id)
         if dag is None:
             raise NotFoundError(f"dagId: unknown DAG {dag_id!r}")
@@ -90,16 +95,25 @@ class Backfiller:
         next_ts = format_ts(first) if first <= end and first != NEVER else None
         now = format_ts(self.clock.now())
         with self.engine.begin() as conn:
+            runs_at = runs_db.read_exec_ts_between(conn, dag_id, format_ts(start), format_ts(end))
             backfill_id = controls_db.insert_backfill(
                 conn, dag_id, format_ts(start), format_ts(end), max_active_runs, next_ts, now, actor
             )
             row = controls_db.read_backfill(conn, backfill_id)
         assert row is not None
+        existing = sum(1 for ts in runs_at if _is_point(dag.schedule, parse_ts(ts)))
         self._active[backfill_id] = set()
         self._failed[backfill_id] = False
-        log.info("backfill %d of %s from %s to %s", backfill_id, dag_id, start, end)
+        log.info(
+            "backfill %d of %s from %s to %s (%d points have a run already)",
+            backfill_id,
+            dag_id,
+            start,
+            end,
+            existing,
+        )
         self.wake()
-        return row
+        return row, existing
 
     def on_run_finished(self, run_id: int, status: DagRunStatus) -> None:
         """Called by the task scheduler when any run finishes."""
@@ -193,3 +207,8 @@ class Backfiller:
             log.info("backfill %d: %s %s has a run already", bf.backfill_id, bf.dag_id, exec_ts)
             return next_ts, None
         return next_ts, NewDagRun(run_id, bf.dag_id, exec_ts)
+
+
+def _is_point(schedule: Schedule, when: datetime) -> bool:
+    """Whether ``when`` is a point of ``schedule`` (a run there is one a backfill would make)."""
+    return first_point_at_or_after(schedule, when) == when

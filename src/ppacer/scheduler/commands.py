@@ -36,7 +36,13 @@ from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
 from ppacer.db import controls as controls_db
 from ppacer.db import dagruns as runs_db
-from ppacer.errors import ConflictError, InvalidInputError, NotFoundError, PpacerError
+from ppacer.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PpacerError,
+    SchedulerUnavailableError,
+)
 from ppacer.scheduler import executors
 from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import Config
@@ -89,6 +95,8 @@ class SchedulerCommands:
     _state: SchedulerState
     _queue: asyncio.Queue[NewDagRun] | None
     _observers: list[Callable[[TaskEvent], None]]
+    # Executors' long polls waiting now (at most Config.max_long_polls).
+    _long_polls: int = 0
 
     @property
     def is_standby(self) -> bool:
@@ -215,8 +223,11 @@ class SchedulerCommands:
 
     def create_backfill(
         self, dag_id: str, start: datetime, end: datetime, max_active_runs: int, actor: str
-    ) -> controls_db.BackfillRow:
-        """Create the runs of ``dag_id``'s schedule points in ``[start, end]``, in order."""
+    ) -> tuple[controls_db.BackfillRow, int]:
+        """Create the runs of ``dag_id``'s schedule points in ``[start, end]``, in order.
+
+        Returns the backfill and how many of those points have a run already (skipped).
+        """
         self.gate.require_open()
         return self._parts()[2].create(dag_id, start, end, max_active_runs, actor)
 
@@ -237,6 +248,11 @@ class SchedulerCommands:
 
         ``gone`` tells whether the poller hung up while it waited: then the
         attempts go back to the front of the queue for the next poll.
+
+        At most ``Config.max_long_polls`` long polls (``wait_s > 0``) wait at once;
+        one more is refused at once with
+        :class:`~ppacer.errors.SchedulerUnavailableError` (503), which executors
+        take as "unavailable" and poll again later with back-off.
         """
         if not 0 <= wait_s <= self.config.max_pop_wait_s:
             raise InvalidInputError(f"wait_s: must be between 0 and {self.config.max_pop_wait_s}")
@@ -245,7 +261,20 @@ class SchedulerCommands:
                 self._parts()  # raises StandbyError: the executor goes to the leader
             return []
         tasks = self._parts()[0]
-        items = await tasks.pop_many(wait_s, executor, max_n)
+        polls = self._long_polls
+        if wait_s > 0:
+            limit = self.config.max_long_polls
+            if polls >= limit:
+                raise SchedulerUnavailableError(
+                    f"too many long polls: {polls} wait already (max_long_polls is {limit}); "
+                    "poll again later"
+                )
+            self._long_polls = polls + 1
+        try:
+            items = await tasks.pop_many(wait_s, executor, max_n)
+        finally:
+            if wait_s > 0:
+                self._long_polls -= 1
         leads = self.leadership is None or self.leadership.is_valid()
         if items and (not leads or (wait_s > 0 and gone is not None and await gone())):
             for item in reversed(items):

@@ -62,6 +62,27 @@ class Config:
     # This scheduler's API as others reach it (``http://host:port``): standbys forward
     # calls to the leader's. ``ppacer scheduler`` sets it from --host/--port.
     advertise_url: str | None = None
+    # Executors' long polls (``GET /dag/task/pop?wait_s=`` with wait_s > 0) waiting at
+    # once, at most (a count). One past it is answered 503 "too many long polls" at
+    # once; executors treat that as "unavailable" and poll again with back-off.
+    max_long_polls: int = 512
+    # HTTP connections the server keeps open at once, at most (a count; capped below
+    # the process's open-file limit). Requests on connections past it are answered 503.
+    max_connections: int = 1024
+    # Longest a client may take to send one whole request, headers and body, in
+    # seconds, counted from when it connected or began the request; past it the
+    # connection is closed. An idle kept-alive connection is closed after 5 s.
+    request_timeout_s: float = 30.0
+    # Finished DAG runs (SUCCESS, FAILED) whose status last changed more than this many
+    # days ago are deleted, with their task attempts, errors, outputs, events and task
+    # logs, by a loop of the leading scheduler (``ppacer prune`` does it by hand).
+    # None: keep everything. Unfinished runs are never deleted.
+    retention_days: float | None = None
+    # How often the retention loop looks for runs to delete, in seconds.
+    retention_interval_s: float = 3600.0
+    # Runs deleted per transaction by retention (a count): bounds how long one
+    # transaction holds the database's write lock.
+    retention_batch: int = 100
 
     def __post_init__(self) -> None:
         for name in (
@@ -72,6 +93,8 @@ class Config:
             "db_wait_s",
             "leader_lease_s",
             "standby_poll_s",
+            "request_timeout_s",
+            "retention_interval_s",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value):
@@ -109,6 +132,26 @@ class Config:
             raise ValueError(f"Config.lease_timeout_s must be > 0, got {self.lease_timeout_s}")
         if self.timeout_grace_s < 0:
             raise ValueError(f"Config.timeout_grace_s must be >= 0, got {self.timeout_grace_s}")
+        if self.max_long_polls < 1:
+            raise ValueError(f"Config.max_long_polls must be >= 1, got {self.max_long_polls}")
+        if self.max_connections < 16:
+            raise ValueError(f"Config.max_connections must be >= 16, got {self.max_connections}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"Config.request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if self.retention_days is not None and not (
+            isinstance(self.retention_days, int | float)
+            and math.isfinite(self.retention_days)
+            and self.retention_days > 0
+        ):
+            raise ValueError(
+                f"Config.retention_days must be > 0 or None, got {self.retention_days}"
+            )
+        if not self.retention_interval_s > 0:
+            raise ValueError(
+                f"Config.retention_interval_s must be > 0, got {self.retention_interval_s}"
+            )
+        if self.retention_batch < 1:
+            raise ValueError(f"Config.retention_batch must be >= 1, got {self.retention_batch}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -37,6 +37,7 @@ from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.dbgate import DatabaseGate
 from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
+from ppacer.scheduler.retention import retention_loop
 from ppacer.scheduler.startup import (
     apply_default_timezone,
     consume_runs,
@@ -91,6 +92,9 @@ class SchedulerCore(SchedulerCommands):
         self._queue: asyncio.Queue[NewDagRun] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Why the DAG files could not be reloaded (a hot reload that failed: the
+        #: last good DAGs stay in use), until a reload succeeds. Shown by the UI.
+        self.reload_error: str | None = None
 
     @property
     def state(self) -> SchedulerState:
@@ -186,6 +190,7 @@ class SchedulerCore(SchedulerCommands):
             registry = Registry(registry)
         apply_default_timezone(registry, self.config.timezone)
         self.registry = self.reads.registry = registry
+        self.reload_error = None
         if self.leadership is not None:
             self.leadership.use_code(registry.fingerprint())
         if self.task_scheduler is None:
@@ -199,6 +204,14 @@ class SchedulerCore(SchedulerCommands):
         watcher.reload(registry)
         log.info("reloaded %d DAGs", len(registry))
         return synced
+
+    def reload_failed(self, error: str) -> None:
+        """The DAG files changed but cannot be loaded: keep the last good DAGs, say why.
+
+        Thread-safe (a file watcher calls it); cleared by the next successful :meth:`reload`.
+        """
+        self.reload_error = error
+        log.error("hot reload failed, the DAGs loaded before stay in use: %s", error)
 
     def reload_from_thread(self, registry: Registry, timeout_s: float = 60.0) -> SyncResult | None:
         """:meth:`reload` from another thread (a file watcher): done on the loop, waited for."""
@@ -253,6 +266,9 @@ class SchedulerCore(SchedulerCommands):
             asyncio.create_task(consume_runs(watcher.queue, tasks), name="ppacer-task-scheduler"),
             asyncio.create_task(backfiller.run(), name="ppacer-backfiller"),
         ]
+        if self.config.retention_days is not None:
+            # Deletes finished runs past their age, in batches, off the event loop.
+            self._loops.append(asyncio.create_task(retention_loop(self), name="ppacer-retention"))
         self._state = SchedulerState.RUNNING
         log.info("scheduler running")
 

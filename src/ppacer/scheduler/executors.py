@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ppacer.api.models import PROTOCOL_VERSION, ExecutorRegistration, LogRecord
 from ppacer.dag.dag import Registry
 from ppacer.db import dagruns as runs_db
 from ppacer.db.tasklogs import insert_shipped_logs
 from ppacer.errors import ConflictError
+from ppacer.scheduler.dbgate import describe
 from ppacer.scheduler.routing import Capability
 from ppacer.scheduler.task_scheduler import TaskScheduler
 
-__all__ = ["LogsStored", "Registered", "register", "store_logs"]
+__all__ = ["LogsStored", "Registered", "is_full", "log_lines_dropped", "register", "store_logs"]
 
 log = logging.getLogger("ppacer.scheduler")
+
+# SQLite's names of a full file system (see is_full).
+_SQLITE_FULL = frozenset({"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,89 @@ def store_logs(
                     "Seq": r.seq,
                 }
             )
-    with logs_engine.begin() as conn:
-        stored = insert_shipped_logs(conn, rows)
+    if not rows:
+        return LogsStored(0, 0, rejected)
+    drops = _drops_of(logs_engine)
+    try:
+        with logs_engine.begin() as conn:
+            stored = insert_shipped_logs(conn, rows)
+    except DBAPIError as exc:
+        if not is_full(exc):
+            raise  # locked, connections away: 503, the executor keeps the lines and resends
+        why = drops.dropped(len(rows), exc)
+        kept = {i for i, _ in rejected}
+        dropped = [i for i in range(len(records)) if i not in kept]
+        return LogsStored(0, 0, sorted([*rejected, *((i, why) for i in dropped)]))
+    drops.stored()
     return LogsStored(stored, len(rows) - stored, rejected)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether a database error says its disk (or file system) is full.
+
+    SQLite: ``SQLITE_FULL`` ("database or disk is full"), or its shared-memory file
+    could not grow (``SQLITE_IOERR_SHMSIZE``, "disk I/O error": what a full file system
+    gives in WAL mode); PostgreSQL: SQLSTATE class 53, insufficient resources ("could
+    not extend file ...: No space left on device").
+    """
+    orig = getattr(exc, "orig", exc)
+    if "sqlite" in type(orig).__module__:
+        name = getattr(orig, "sqlite_errorname", "")
+        return name in _SQLITE_FULL or "disk is full" in str(orig).lower()
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(state, str) and state.startswith("53")
+
+
+class _Drops:
+    """Log lines a logs DB could not store (it was full), and whether it is failing now."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total = 0
+        self.since: int | None = None  # the total when the current spell began
+
+    def dropped(self, n: int, exc: BaseException) -> str:
+        reason = describe(exc)
+        with self.lock:
+            self.total += n
+            first = self.since is None
+            if first:
+                self.since = self.total - n
+        if first:
+            log.error(
+                "task logs DB full (%s): log lines it cannot store are dropped and counted "
+                "(ppacer_task_log_lines_dropped_total); the tasks go on",
+                reason,
+            )
+        return f"not stored: the task logs DB is full ({reason}); the line was dropped"
+
+    def stored(self) -> None:
+        if self.since is None:
+            return
+        with self.lock:
+            since, self.since = self.since, None
+            if since is None:
+                return
+            lost = self.total - since
+        log.warning("task logs DB stores lines again; %d line(s) were dropped while full", lost)
+
+
+_DROPS: weakref.WeakKeyDictionary[Engine, _Drops] = weakref.WeakKeyDictionary()
+_DROPS_LOCK = threading.Lock()
+
+
+def _drops_of(engine: Engine) -> _Drops:
+    with _DROPS_LOCK:
+        found = _DROPS.get(engine)
+        if found is None:
+            found = _DROPS[engine] = _Drops()
+        return found
+
+
+def log_lines_dropped(logs_engine: Engine | None) -> int:
+    """Task log lines this process could not store in ``logs_engine``'s database (it was
+    full) since it started."""
+    if logs_engine is None:
+        return 0
+    found = _DROPS.get(logs_engine)
+    return found.total if found is not None else 0

@@ -56,6 +56,10 @@ __all__ = ["RunState", "TaskEvent", "TaskScheduler"]
 
 # Longest a handed-out attempt's RUNNING row waits to be written (batched with others).
 _RUNNING_FLUSH_S = 0.02
+# The lease timer firing this late (seconds, and this share of the lease timeout) means
+# the scheduler was not running: its leases are renewed, not expired (expire_leases).
+_STALL_MIN_S = 0.5
+_STALL_SHARE = 0.25
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -120,6 +124,8 @@ class TaskScheduler:
         # True after a write failed for want of the database: memory may hold what the
         # database does not, so nothing is handed out or acknowledged until reconciled.
         self.stale = False
+        # > 0 while a report's sender takes the attempts it made ready (holding_dispatch).
+        self._holds = 0
 
     @property
     def observers(self) -> list[Callable[[TaskEvent], None]]:
@@ -205,7 +211,8 @@ class TaskScheduler:
         outbox, progress.outbox = progress.outbox, []
         for state, task_id, retry in outbox:
             self._push(state, task_id, retry)
-        self.ready.dispatch()
+        if not self._holds:
+            self.ready.dispatch()
         events, progress.events = progress.events, []
         for event in events:
             for observer in progress.observers:
@@ -213,6 +220,22 @@ class TaskScheduler:
                     observer(event)
                 except Exception:
                     log.exception("task event observer %r failed", observer)
+
+    @contextmanager
+    def holding_dispatch(self) -> Iterator[None]:
+        """Within the block, attempts made ready wait in the queue instead of going to the
+        long polls waiting; they go to them at its end.
+
+        For one round trip per hop: a report's sender takes what its report made
+        ready (``POST /dag/task/update/pop``) before any waiting poll does.
+        """
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self.ready.dispatch()
 
     def _flush_running(self) -> None:
         if not self.progress.has_running:
@@ -461,6 +484,20 @@ class TaskScheduler:
         """
         if not self.writable():
             return  # lease clocks pause: reconcile() restarts them at their full timeout
+        late = self.timers.lease_late_s
+        if late > max(_STALL_MIN_S, self.leases.lease_timeout_s * _STALL_SHARE):
+            # The scheduler itself did not run (SIGSTOP, a blocked loop): the executors'
+            # heartbeats of that time wait unread in its sockets. Its lease clocks were
+            # not counting: every lease gets its full timeout again instead of expiring.
+            log.warning(
+                "the scheduler did not run for %.1f s (paused or blocked): %d lease(s) "
+                "get their full timeout again instead of expiring",
+                late,
+                len(self.leases),
+            )
+            self.leases.renew_all()
+            self._arm_lease_timer()
+            return
         for lease in self.leases.pop_expired():
             self.progress.lease_expired(lease)
         self._arm_lease_timer()

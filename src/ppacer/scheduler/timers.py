@@ -50,6 +50,9 @@ class Timers:
         self._pending: list[tuple[RunKey, str | None, datetime, Callback]] = []
         self._lease: asyncio.TimerHandle | None = None
         self._lease_due = 0.0
+        #: How late (seconds) the lease timer fired last: the event loop did not run
+        #: for about that long (the process was paused, or the loop was blocked).
+        self.lease_late_s = 0.0
         self._flush: asyncio.TimerHandle | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -134,7 +137,11 @@ class Timers:
 
     def _lease_fired(self, callback: Callback) -> None:
         self._lease = None
-        callback()
+        self.lease_late_s = max(0.0, self.clock.monotonic() - self._lease_due)
+        try:
+            callback()
+        finally:
+            self.lease_late_s = 0.0
 
     def flush_soon(self, delay_s: float, callback: Callback) -> None:
         """Call ``callback`` in ``delay_s`` seconds, unless a flush is already due."""

@@ -20,11 +20,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from ppacer.api.models import describe_validation_error, validation_detail
+from ppacer.api.params import ACTOR_HEADER
 from ppacer.api.routes import ROUTES, Route
 from ppacer.api.strictjson import JsonInputError, loads_strict
 from ppacer.errors import InvalidInputError, PpacerError
@@ -61,7 +62,7 @@ class Call(Generic[_B, _Q, _P]):
     def actor(self) -> str:
         """Who asks: the body's ``actor``, else the ``X-Ppacer-Actor`` header, else "api"."""
         given = getattr(self.body, "actor", None)
-        return given or self.request.headers.get("x-ppacer-actor") or "api"
+        return given or self.request.headers.get(ACTOR_HEADER) or "api"
 
     async def is_gone(self) -> bool:
         """Whether the client hung up (a long poll that gave up while it waited)."""
@@ -147,6 +148,11 @@ def _endpoint(
             result = await handler(Call(body, query, path, request))
         except PpacerError as exc:
             return error_response(exc.http_status, str(exc), getattr(exc, "detail", None))
+        except ClientDisconnect:
+            # The client hung up before its whole request came (or was cut off as too
+            # slow): nothing was done, and nobody is there to answer.
+            log.debug("%s %s: the client disconnected", request.method, request.url.path)
+            return error_response(400, "the client disconnected before its request was complete")
         except Exception as exc:
             if is_unavailable(exc):  # a read while the database is away: ask again later
                 return error_response(

@@ -13,6 +13,7 @@ presented by :mod:`ppacer.server.original`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -52,7 +53,9 @@ def run_out(run: DagRunRow) -> s.DagRunOut:
     )
 
 
-def _backfill_out(row: BackfillRow, run_ids: list[int] | None = None) -> s.BackfillOut:
+def _backfill_out(
+    row: BackfillRow, run_ids: list[int] | None = None, existing_runs: int | None = None
+) -> s.BackfillOut:
     return s.BackfillOut.model_validate(
         {
             "backfillId": row.backfill_id,
@@ -66,6 +69,7 @@ def _backfill_out(row: BackfillRow, run_ids: list[int] | None = None) -> s.Backf
             "updateTs": row.update_ts,
             "actor": row.actor,
             "runIds": run_ids,
+            "existingRuns": existing_runs,
         }
     )
 
@@ -109,23 +113,42 @@ class ApiHandlers:
         self, call: Call[m.TaskStatusUpdates, None, None]
     ) -> s.BatchUpdateOut:
         """``POST /dag/task/update/batch``: one result per report, in order."""
+        return s.BatchUpdateOut(
+            results=[
+                s.UpdateResultOut(status=status, error=error)
+                for status, error in self._apply_updates(call.body.updates)
+            ]
+        )
+
+    async def report_and_pop(self, call: Call[m.ReportAndPopInput, None, None]) -> m.ReportAndPop:
+        """``POST /dag/task/update/pop``: the reports, then up to ``max`` attempts at once.
+
+        What the reports made ready is held back from waiting long polls until
+        this call took its share: the hop from a task to its child is one round trip.
+        """
+        b = call.body
+        tasks = self.scheduler.task_scheduler
+        with tasks.holding_dispatch() if tasks is not None else contextlib.nullcontext():
+            results = self._apply_updates(b.updates)
+            # With no wait, the pop takes from the queue at once (it does not suspend).
+            items = await self.scheduler.pop_tasks(0.0, b.executor, b.max) if b.max else []
+        return m.ReportAndPop(results, items)
+
+    def _apply_updates(self, updates: list[m.TaskStatusUpdate]) -> list[tuple[int, str | None]]:
+        """Apply reports in one transaction; per report its HTTP status and error."""
         reports: list[StatusReport | PpacerError] = []
-        for i, update in enumerate(call.body.updates):
+        for i, update in enumerate(updates):
             try:
                 reports.append(update.to_report())
             except InvalidInputError as exc:
                 reports.append(InvalidInputError(f"updates.{i}.{exc}"))
-        outcomes = iter(
-            self.scheduler.apply_reports([r for r in reports if isinstance(r, StatusReport)])
-        )
-        results = []
+        valid = [r for r in reports if isinstance(r, StatusReport)]
+        outcomes = iter(self.scheduler.apply_reports(valid) if valid else [])
+        results: list[tuple[int, str | None]] = []
         for r in reports:
             error = r if isinstance(r, PpacerError) else next(outcomes)
-            if error is None:
-                results.append(s.UpdateResultOut(status=200))
-            else:
-                results.append(s.UpdateResultOut(status=error.http_status, error=str(error)))
-        return s.BatchUpdateOut(results=results)
+            results.append((200, None) if error is None else (error.http_status, str(error)))
+        return results
 
     async def ship_task_logs(self, call: Call[m.TaskLogsInput, None, None]) -> s.TaskLogsStoredOut:
         """``POST /dag/task/logs``: store the records (off the event loop)."""
@@ -216,7 +239,7 @@ class ApiHandlers:
         b = call.body
         at = parse_ts(parse_exec_ts(b.execTs))
         cleared = self.scheduler.clear_task(b.dagId, at, b.taskId, call.actor)
-        return s.TaskClearedOut(dagId=b.dagId, execTs=b.execTs, cleared=cleared)
+        return s.TaskClearedOut(dagId=b.dagId, execTs=format_ts(at), cleared=cleared)
 
     async def mark_task(self, call: Call[m.TaskMarkInput, None, None]) -> s.TaskMarkedOut:
         """``POST /dag/run/task/mark``."""
@@ -230,7 +253,7 @@ class ApiHandlers:
     async def list_dag_runs(
         self, call: Call[None, params.DagRunListQuery, None]
     ) -> s.DagRunListOut:
-        """``GET /dag/run/list``: runs newest first, by DAG and status if asked."""
+        """``GET /dag/run/list``: runs newest logical time first, by DAG and status if asked."""
         q = call.query
         rows, total = await asyncio.to_thread(
             self.scheduler.reads.runs_page,
@@ -392,6 +415,7 @@ class ApiHandlers:
             "taskNum": len(dag.tasks),
             "nextScheduleTs": points[0]["utc"] if points else None,
             "lastRun": run_out(last) if last is not None else None,
+            "timezone": self.scheduler.config.timezone,
         }
 
     async def list_dags(self, call: Call[None, params.PageQuery, None]) -> s.DagListOut:
@@ -458,16 +482,16 @@ class ApiHandlers:
         return s.SchedulePreviewOut.model_validate({"dagId": call.path.dagId, "points": points})
 
     async def backfill_dag(self, call: Call[m.BackfillInput, None, None]) -> s.BackfillOut:
-        """``POST /dag/backfill``: the backfill, created."""
+        """``POST /dag/backfill``: the backfill, created, and how many of its points had a run."""
         b = call.body
-        row = self.scheduler.create_backfill(
+        row, existing = self.scheduler.create_backfill(
             b.dagId,
             parse_ts(parse_exec_ts(b.from_, "from")),
             parse_ts(parse_exec_ts(b.to, "to")),
             b.maxActiveRuns,
             call.actor,
         )
-        return _backfill_out(row)
+        return _backfill_out(row, existing_runs=existing)
 
     async def get_backfill(self, call: Call[None, None, params.BackfillIdPath]) -> s.BackfillOut:
         """``GET /dag/backfill/{backfillId}``: its progress and the runs it created."""

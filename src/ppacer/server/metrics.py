@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from starlette.responses import Response
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus
 from ppacer.scheduler.core import SchedulerCore
+from ppacer.scheduler.executors import log_lines_dropped
 from ppacer.scheduler.task_scheduler import TaskEvent
 from ppacer.server.adapter import Call
 
@@ -168,6 +169,11 @@ class SchedulerMetrics(Collector):
             "ppacer_scheduler_loop_lag_last_seconds",
             "The event loop's latest measured lag",
             value=self.last_lag_s,
+        )
+        yield CounterMetricFamily(
+            "ppacer_task_log_lines_dropped",
+            "Task log lines the logs DB could not store (it was full), since the scheduler started",
+            value=log_lines_dropped(self.scheduler.logs_engine),
         )
 
     def _executor_metrics(self) -> Iterator[Metric]:

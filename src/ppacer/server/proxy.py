@@ -30,9 +30,11 @@ __all__ = ["FORWARDED_HEADER", "LeaderProxy"]
 
 #: Set on calls a standby forwarded.
 FORWARDED_HEADER = "x-ppacer-forwarded"
-# Seconds to connect to the leader, and the slack past a long poll's own wait.
+# Seconds to connect to the leader, and to wait for its answer past a long poll's own
+# wait: a leader that does not answer within it is frozen or gone (a takeover follows
+# within seconds); the caller gets a 503 and asks again.
 _CONNECT_TIMEOUT_S = 2.0
-_READ_SLACK_S = 15.0
+_READ_SLACK_S = 5.0
 # Hop-by-hop headers, not forwarded either way.
 _HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
@@ -68,7 +70,7 @@ class LeaderProxy:
                 "under way?); retry",
             )
         body = await request.body()
-        read_timeout_s = self.scheduler.config.max_pop_wait_s + _READ_SLACK_S
+        read_timeout_s = _long_poll_s(request, self.scheduler.config.max_pop_wait_s) + _READ_SLACK_S
         try:
             reader, writer = await asyncio.wait_for(_connect(leader), _CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
@@ -95,6 +97,15 @@ class LeaderProxy:
             status_code=status,
             headers={k: v for k, v in headers.items() if k not in _HOP},
         )
+
+
+def _long_poll_s(request: Request, cap_s: float) -> float:
+    """How long the leader may hold ``request`` by design (a long poll's ``wait_s``)."""
+    try:
+        wait_s = float(request.query_params.get("wait_s", 0))
+    except ValueError:
+        return 0.0
+    return min(max(wait_s, 0.0), cap_s) if wait_s == wait_s else 0.0
 
 
 async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

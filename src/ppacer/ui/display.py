@@ -1,20 +1,21 @@
-"""How the UI shows things: times in the scheduler's zone, durations, schedules in words."""
+"""How the UI shows things: times in the scheduler's zone, durations, status badges.
+
+Schedules in words are :func:`ppacer.dag.describe.describe_schedule`, the
+wording the command line shows too.
+"""
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from ppacer.dag.cron import CronSchedule
-from ppacer.dag.schedule import FixedSchedule, Schedule, UnionSchedule
 from ppacer.timeutils import parse_ts
 
 __all__ = [
     "badge",
-    "describe_schedule",
     "format_duration_s",
     "progress_bar",
     "relative_time",
@@ -22,33 +23,6 @@ __all__ = [
     "time_tag",
     "when_tag",
 ]
-
-_MACROS = {
-    "@hourly": "every hour, on the hour",
-    "@daily": "every day at midnight",
-    "@midnight": "every day at midnight",
-    "@weekly": "every Sunday at midnight",
-    "@monthly": "on the 1st of every month at midnight",
-    "@yearly": "every 1 January at midnight",
-    "@annually": "every 1 January at midnight",
-}
-_DAY_NAMES = {
-    "0": "Sunday",
-    "1": "Monday",
-    "2": "Tuesday",
-    "3": "Wednesday",
-    "4": "Thursday",
-    "5": "Friday",
-    "6": "Saturday",
-    "7": "Sunday",
-    "SUN": "Sunday",
-    "MON": "Monday",
-    "TUE": "Tuesday",
-    "WED": "Wednesday",
-    "THU": "Thursday",
-    "FRI": "Friday",
-    "SAT": "Saturday",
-}
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,73 +62,6 @@ def format_duration_s(seconds: float | None) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
-
-
-def _every(interval: timedelta) -> str:
-    seconds = interval.total_seconds()
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
-    return f"every {seconds:g} seconds"
-
-
-def _clock(minute: str, hour: str) -> str | None:
-    if minute.isdigit() and hour.isdigit():
-        return f"{int(hour):02d}:{int(minute):02d}"
-    return None
-
-
-def _days(dow: str) -> str | None:
-    upper = dow.upper()
-    if upper in ("1-5", "MON-FRI"):
-        return "on weekdays"
-    if upper in ("0,6", "6,0", "SAT,SUN", "SUN,SAT"):
-        return "at weekends"
-    parts = upper.split(",")
-    if all(p in _DAY_NAMES for p in parts):
-        return "on " + ", ".join(_DAY_NAMES[p] for p in parts)
-    return None
-
-
-def _describe_cron(expr: str) -> str:
-    macro = _MACROS.get(expr.lower())
-    if macro is not None:
-        return macro
-    fields = expr.split()
-    if len(fields) != 5:
-        return f"cron {expr}"
-    minute, hour, dom, month, dow = fields
-    if dom == "*" and month == "*":
-        if minute.startswith("*/") and hour == "*" and dow == "*" and minute[2:].isdigit():
-            return _every(timedelta(minutes=int(minute[2:])))
-        if minute == "*" and hour == "*" and dow == "*":
-            return "every minute"
-        if minute.isdigit() and hour == "*" and dow == "*":
-            return f"every hour at :{int(minute):02d}"
-        at = _clock(minute, hour)
-        if at is not None:
-            days = "every day" if dow == "*" else _days(dow)
-            if days is not None:
-                return f"{days} at {at}"
-    if dom.isdigit() and month == "*" and dow == "*":
-        at = _clock(minute, hour)
-        if at is not None:
-            return f"on day {int(dom)} of every month at {at}"
-    return f"cron {expr}"
-
-
-def describe_schedule(schedule: Schedule | None, default_tz: str) -> str:
-    """A schedule in words: ``every 10 seconds``, ``on weekdays at 09:30 (Europe/Warsaw)``."""
-    if schedule is None:
-        return "manual only"
-    if isinstance(schedule, FixedSchedule):
-        return _every(schedule.interval)
-    if isinstance(schedule, CronSchedule):
-        return f"{_describe_cron(schedule.expr)} ({schedule.tz or default_tz})"
-    if isinstance(schedule, UnionSchedule):
-        return " and ".join(describe_schedule(s, default_tz) for s in schedule.schedules)
-    return str(schedule)
 
 
 #: A segment of a run's completion bar: status, x and width (% of the bar), task count.

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 
+from ppacer.dag.describe import describe_schedule
 from ppacer.ui import view_dag
-from ppacer.ui.display import describe_schedule
 from ppacer.ui.http import Page, PageGroup, int_query, pick
 
 __all__ = ["DagPages"]

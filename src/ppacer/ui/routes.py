@@ -137,6 +137,9 @@ class WebUI:
             csrf_field=CSRF_FIELD,
             path=request.url.path,
             logged_in=self.security.needs_login and self.security.is_logged_in(request),
+            standby=self.scheduler.is_standby,
+            leader_url=self.scheduler.leader_url(),
+            reload_error=self.scheduler.reload_error,
             **page.context,
         )
         return HTMLResponse(html, status_code=page.http_status, headers=page.headers)

@@ -30,7 +30,7 @@ from ppacer.db import dagruntasks as tasks_db
 from ppacer.db.dags import TaskRow
 from ppacer.errors import NotFoundError
 from ppacer.scheduler.core import SchedulerCore
-from ppacer.scheduler.reads import attempt_over
+from ppacer.scheduler.log_reads import attempt_over
 from ppacer.timeutils import parse_ts
 from ppacer.ui.charts import DurationBar, durations_chart
 from ppacer.ui.codediff import DiffLine, changed_fields, diff_sources

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 from ppacer.dag.status import TaskStatus
 from ppacer.db.logsearch import LEVEL_RANK
 from ppacer.scheduler.core import SchedulerCore
-from ppacer.scheduler.reads import redact_log_text
+from ppacer.scheduler.log_reads import redact_log_text
 from ppacer.timeutils import parse_ts
 from ppacer.ui.textmatch import mark_substring
 

@@ -30,14 +30,14 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from ppacer.dag.dag import Dag
+from ppacer.dag.describe import describe_schedule
 from ppacer.dag.status import DagRunStatus
 from ppacer.db import dagruns as runs_db
 from ppacer.db.logsearch import parse_query
 from ppacer.errors import InvalidInputError, NotFoundError
 from ppacer.scheduler.core import SchedulerCore
-from ppacer.scheduler.reads import FoundLogLine
+from ppacer.scheduler.log_reads import FoundLogLine
 from ppacer.timeutils import format_ts
-from ppacer.ui.display import describe_schedule
 from ppacer.ui.http import parse_when
 from ppacer.ui.textmatch import mark_terms
 from ppacer.ui.view_logs import MAX_LOG_LINES

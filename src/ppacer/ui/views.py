@@ -15,12 +15,13 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ppacer.dag.describe import describe_schedule
 from ppacer.dag.status import DagRunStatus, TaskStatus
 from ppacer.db import dagruns as runs_db
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.reads import seconds_between
 from ppacer.timeutils import parse_ts
-from ppacer.ui.display import BarSegment, describe_schedule, progress_bar
+from ppacer.ui.display import BarSegment, progress_bar
 
 __all__ = [
     "BAR_ORDER",
