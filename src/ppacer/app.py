@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from ppacer.dag.dag import Registry
 from ppacer.scheduler.core import SchedulerCore
@@ -27,9 +30,8 @@ from ppacer.server.docs import docs_routes
 from ppacer.server.health import HealthCheck
 from ppacer.server.metrics import RequestTimer, SchedulerMetrics
 from ppacer.server.proxy import LeaderProxy
-from ppacer.ui.routes import ui_routes
 
-__all__ = ["Scheduler", "create_app"]
+__all__ = ["LazyUi", "Scheduler", "create_app"]
 
 
 def create_app(scheduler: SchedulerCore, metrics: SchedulerMetrics | None = None) -> Starlette:
@@ -46,7 +48,7 @@ def create_app(scheduler: SchedulerCore, metrics: SchedulerMetrics | None = None
         *api_routes(handlers, scheduler.config.max_request_bytes, LeaderProxy(scheduler))
     ]
     routes += docs_routes(scheduler.config)
-    routes += ui_routes(scheduler)
+    routes.append(LazyUi(scheduler))
     middleware = [Middleware(RequestTimer, metrics=metrics)]
     if scheduler.config.api_token:
         middleware.append(Middleware(BearerAuthMiddleware, token=scheduler.config.api_token))
@@ -62,6 +64,51 @@ def create_app(scheduler: SchedulerCore, metrics: SchedulerMetrics | None = None
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+
+
+class LazyUi(BaseRoute):
+    """The web UI's routes (``/`` and ``/ui...``), built on the first request to one of
+    them: its templates, Jinja2 and Pygments load then, so a scheduler whose UI nobody
+    opens never pays for them, in start time or memory."""
+
+    def __init__(self, scheduler: SchedulerCore) -> None:
+        self.scheduler = scheduler
+        self._routes: list[BaseRoute] | None = None
+
+    def _ui_routes(self) -> list[BaseRoute]:
+        if self._routes is None:
+            from ppacer.ui.routes import ui_routes
+
+            self._routes = ui_routes(self.scheduler)
+        return self._routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path in ("/", "/ui") or path.startswith("/ui/")):
+            return Match.NONE, {}
+        partial: tuple[Match, Scope] | None = None
+        for route in self._ui_routes():
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return match, {**child, _ROUTE_KEY: route}
+            if match is Match.PARTIAL and partial is None:
+                partial = (match, {**child, _ROUTE_KEY: route})
+        return partial if partial is not None else (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope[_ROUTE_KEY].handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        for route in self._ui_routes():
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+
+# Where LazyUi.matches leaves the UI route it matched, for its handle.
+_ROUTE_KEY = "ppacer.ui_route"
 
 
 class Scheduler(SchedulerCore):

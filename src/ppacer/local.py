@@ -109,6 +109,7 @@ class LocalRunner:
                 log_level="warning",
                 lifespan="on",
                 access_log=False,
+                ws="none",  # no WebSocket route: its protocol modules are not loaded
                 timeout_graceful_shutdown=5,
                 ssl_certfile=tls_cert,
                 ssl_keyfile=tls_key,

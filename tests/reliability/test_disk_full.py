@@ -64,7 +64,8 @@ def test_a_full_logs_db_drops_lines_counted_and_logged_once_and_the_tasks_go_on(
     root = ppacer.Node(Chatty("first"))
     root.next_async_and_merge([Chatty(f"w{i}") for i in range(6)], Chatty("last"))
     registry = ppacer.Registry([ppacer.Dag("chatty", root=root).done()])
-    with tmpfs(tmp_path / "small", "4m") as small:
+    # Room for the second run once space is back: its lines, their index and the WAL.
+    with tmpfs(tmp_path / "small", "16m") as small:
         runner = LocalRunner(
             registry, str(tmp_path / "scheduler.db"), str(small / "logs.db"), port=0
         )

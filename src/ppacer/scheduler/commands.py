@@ -237,6 +237,18 @@ class SchedulerCommands:
 
     # ------------------------------------------------------------------ executors
 
+    @contextlib.contextmanager
+    def holding_dispatch(self) -> Iterator[None]:
+        """Attempts made ready within the block wait in the queue, and go to the long polls
+        waiting only at its end: a report's sender takes its share first (one round trip
+        a hop, ``POST /dag/task/update/pop``)."""
+        tasks = self.task_scheduler
+        if tasks is None:
+            yield
+            return
+        with tasks.dispatch.holding():
+            yield
+
     async def pop_tasks(
         self,
         wait_s: float,
@@ -278,9 +290,9 @@ class SchedulerCommands:
         leads = self.leadership is None or self.leadership.is_valid()
         if items and (not leads or (wait_s > 0 and gone is not None and await gone())):
             for item in reversed(items):
-                tasks.requeue_front(item)
+                tasks.dispatch.requeue_front(item)
             return []
-        return [tasks.start_attempt(item, executor) for item in items]
+        return [tasks.dispatch.start_attempt(item, executor) for item in items]
 
     def register_executor(self, registration: ExecutorRegistration) -> Registered:
         """Record what an executor serves and has; say what of the registry it lacks."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,7 +30,7 @@ from ppacer.backoff import Backoff
 from ppacer.errors import PpacerError
 from ppacer.redact import redact_urls
 
-__all__ = ["DatabaseGate", "DatabaseUnavailableError", "is_unavailable"]
+__all__ = ["DatabaseGate", "DatabaseUnavailableError", "is_full", "is_unavailable"]
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -41,6 +43,12 @@ _SQLITE_UNAVAILABLE = (
     "unable to open database file",
     "readonly database",
 )
+
+# SQLite's names of a full file system (see is_full).
+_SQLITE_FULL = frozenset({"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"})
+# Free space a SQLite file's file system needs, after it was full, before a probe passes
+# (bytes): a probe's empty transaction needs none, a scheduler's first writes do.
+_MIN_FREE_BYTES = 4 * 2**20
 
 
 class DatabaseUnavailableError(PpacerError):
@@ -63,6 +71,22 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | TimeoutError)
 
 
+def is_full(exc: BaseException) -> bool:
+    """Whether a database error says its disk (or file system) is full.
+
+    SQLite: ``SQLITE_FULL`` ("database or disk is full"), or its shared-memory file
+    could not grow (``SQLITE_IOERR_SHMSIZE``, "disk I/O error": what a full file system
+    gives in WAL mode); PostgreSQL: SQLSTATE class 53, insufficient resources ("could
+    not extend file ...: No space left on device").
+    """
+    orig = getattr(exc, "orig", exc)
+    if "sqlite" in type(orig).__module__:
+        name = getattr(orig, "sqlite_errorname", "")
+        return name in _SQLITE_FULL or "disk is full" in str(orig).lower()
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(state, str) and state.startswith("53")
+
+
 def describe(exc: BaseException) -> str:
     """One line saying what went wrong (the driver's message, secrets masked)."""
     orig = getattr(exc, "orig", None)
@@ -80,6 +104,8 @@ class DatabaseGate:
         self._since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._prober: asyncio.Task[None] | None = None
+        # The outage began with a full disk (SQLite: a probe then checks for free space).
+        self._full = False
         #: Called on the event loop when the database takes writes again; it reconciles
         #: the scheduler's memory. The gate opens only once it returned without error.
         self.on_recovered: Callable[[], Awaitable[None]] | None = None
@@ -115,6 +141,7 @@ class DatabaseGate:
 
         Logged once per outage. Call it on the event loop.
         """
+        self._full = self._full or is_full(exc)
         if self._reason is None:
             self._reason = describe(exc)
             self._since = time.monotonic()
@@ -132,6 +159,7 @@ class DatabaseGate:
         (this scheduler steps down, or takes over)."""
         self.stop()
         self._reason = self._since = None
+        self._full = False
 
     async def _probe(self) -> None:
         self._backoff.reset()
@@ -156,12 +184,25 @@ class DatabaseGate:
                 self.closed_for_s,
             )
             self._reason = self._since = None
+            self._full = False
 
     def _try_write(self) -> None:
         """A write that takes the database's write lock, then rolls back (changes nothing)."""
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
+                if self._full:
+                    self._require_free_space()
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 conn.exec_driver_sql("ROLLBACK")
             else:
                 conn.execute(text("SELECT 1"))
+
+    def _require_free_space(self) -> None:
+        """After "disk full": the SQLite file's file system must have room again (an empty
+        transaction passes on a full disk, and the gate would open and close in turn)."""
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            return
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        if free < _MIN_FREE_BYTES:
+            raise DatabaseUnavailableError(f"database or disk is full ({free} bytes free)")

@@ -17,16 +17,13 @@ from ppacer.dag.dag import Registry
 from ppacer.db import dagruns as runs_db
 from ppacer.db.tasklogs import insert_shipped_logs
 from ppacer.errors import ConflictError
-from ppacer.scheduler.dbgate import describe
+from ppacer.scheduler.dbgate import describe, is_full
 from ppacer.scheduler.routing import Capability
 from ppacer.scheduler.task_scheduler import TaskScheduler
 
-__all__ = ["LogsStored", "Registered", "is_full", "log_lines_dropped", "register", "store_logs"]
+__all__ = ["LogsStored", "Registered", "log_lines_dropped", "register", "store_logs"]
 
 log = logging.getLogger("ppacer.scheduler")
-
-# SQLite's names of a full file system (see is_full).
-_SQLITE_FULL = frozenset({"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,28 +147,15 @@ def store_logs(
     except DBAPIError as exc:
         if not is_full(exc):
             raise  # locked, connections away: 503, the executor keeps the lines and resends
+        # A SQLite connection whose shared-memory file could not grow keeps failing ("disk
+        # I/O error") after space is back: the next batch opens new connections.
+        logs_engine.dispose()
         why = drops.dropped(len(rows), exc)
         kept = {i for i, _ in rejected}
         dropped = [i for i in range(len(records)) if i not in kept]
         return LogsStored(0, 0, sorted([*rejected, *((i, why) for i in dropped)]))
     drops.stored()
     return LogsStored(stored, len(rows) - stored, rejected)
-
-
-def is_full(exc: BaseException) -> bool:
-    """Whether a database error says its disk (or file system) is full.
-
-    SQLite: ``SQLITE_FULL`` ("database or disk is full"), or its shared-memory file
-    could not grow (``SQLITE_IOERR_SHMSIZE``, "disk I/O error": what a full file system
-    gives in WAL mode); PostgreSQL: SQLSTATE class 53, insufficient resources ("could
-    not extend file ...: No space left on device").
-    """
-    orig = getattr(exc, "orig", exc)
-    if "sqlite" in type(orig).__module__:
-        name = getattr(orig, "sqlite_errorname", "")
-        return name in _SQLITE_FULL or "disk is full" in str(orig).lower()
-    state = getattr(orig, "sqlstate", None)
-    return isinstance(state, str) and state.startswith("53")
 
 
 class _Drops:

@@ -5,6 +5,7 @@ This module is the glue; each concern lives in its own module:
 - :mod:`~ppacer.scheduler.runstate` - one run in memory and the pure readiness rules;
 - :mod:`~ppacer.scheduler.active_runs` - loading runs, ``max_active_runs`` queueing;
 - :mod:`~ppacer.scheduler.progress` - writing each change and what it sets off downstream;
+- :mod:`~ppacer.scheduler.dispatch` - handing ready attempts to executors, leased;
 - :mod:`~ppacer.scheduler.ready_queue` - ready attempts by priority, and waiting long polls;
 - :mod:`~ppacer.scheduler.leases` - leases on handed-out attempts, executors, heartbeats;
 - :mod:`~ppacer.scheduler.reports` - checks of executors' status reports;
@@ -43,6 +44,7 @@ from ppacer.notify import Notifier
 from ppacer.scheduler import operations
 from ppacer.scheduler.active_runs import ActiveRuns
 from ppacer.scheduler.dbgate import DatabaseGate, DatabaseUnavailableError, is_unavailable
+from ppacer.scheduler.dispatch import Dispatch
 from ppacer.scheduler.leases import ExecutorInfo, LeaseKeeper, lease_token
 from ppacer.scheduler.progress import RunProgress, TaskEvent
 from ppacer.scheduler.ready_queue import ReadyQueue
@@ -54,8 +56,6 @@ from ppacer.timeutils import Clock, format_ts
 
 __all__ = ["RunState", "TaskEvent", "TaskScheduler"]
 
-# Longest a handed-out attempt's RUNNING row waits to be written (batched with others).
-_RUNNING_FLUSH_S = 0.02
 # The lease timer firing this late (seconds, and this share of the lease timeout) means
 # the scheduler was not running: its leases are renewed, not expired (expire_leases).
 _STALL_MIN_S = 0.5
@@ -89,8 +89,6 @@ class TaskScheduler:
         self.timeout_grace_s = timeout_grace_s
         #: Active runs by (dag_id, exec_ts).
         self.active: dict[tuple[str, str], RunState] = {}
-        #: Ready attempts and the long polls waiting for them.
-        self.ready: ReadyQueue[TaskToExec] = ReadyQueue(self._is_current)
         #: Leases on handed-out attempts, and the executors holding them.
         # Lease tokens derive from the database's secret: the same after a restart or
         # a takeover, so running attempts' executors keep reporting with theirs.
@@ -115,8 +113,20 @@ class TaskScheduler:
             run_finished=self._run_finished,
         )
         self.runs = ActiveRuns(registry, version, self.progress, self.timers, self.active)
+        #: The ready queue and the hand-out of its attempts to executors.
+        self.dispatch = Dispatch(
+            self.active,
+            self.leases,
+            self.progress,
+            self.timers,
+            writable=self.writable,
+            leased=self._arm_lease_timer,
+            flush_running=self._flush_running,
+        )
+        #: Ready attempts and the long polls waiting for them.
+        self.ready: ReadyQueue[TaskToExec] = self.dispatch.ready
         #: Which executor may take which queued attempt (queues, code versions).
-        self.router = Router(self.active, self.leases, self.ready, self._is_current)
+        self.router: Router = self.dispatch.router
         #: Called after a run finishes (the watcher uses it to learn about free slots).
         self.on_run_finished: Callable[[RunState], None] | None = None
         #: Whether the database takes writes (see ppacer.scheduler.dbgate); the core sets it.
@@ -124,8 +134,6 @@ class TaskScheduler:
         # True after a write failed for want of the database: memory may hold what the
         # database does not, so nothing is handed out or acknowledged until reconciled.
         self.stale = False
-        # > 0 while a report's sender takes the attempts it made ready (holding_dispatch).
-        self._holds = 0
 
     @property
     def observers(self) -> list[Callable[[TaskEvent], None]]:
@@ -210,9 +218,8 @@ class TaskScheduler:
             raise
         outbox, progress.outbox = progress.outbox, []
         for state, task_id, retry in outbox:
-            self._push(state, task_id, retry)
-        if not self._holds:
-            self.ready.dispatch()
+            self.dispatch.push(state, task_id, retry)
+        self.dispatch.offer()
         events, progress.events = progress.events, []
         for event in events:
             for observer in progress.observers:
@@ -220,22 +227,6 @@ class TaskScheduler:
                     observer(event)
                 except Exception:
                     log.exception("task event observer %r failed", observer)
-
-    @contextmanager
-    def holding_dispatch(self) -> Iterator[None]:
-        """Within the block, attempts made ready wait in the queue instead of going to the
-        long polls waiting; they go to them at its end.
-
-        For one round trip per hop: a report's sender takes what its report made
-        ready (``POST /dag/task/update/pop``) before any waiting poll does.
-        """
-        self._holds += 1
-        try:
-            yield
-        finally:
-            self._holds -= 1
-            if not self._holds:
-                self.ready.dispatch()
 
     def _flush_running(self) -> None:
         if not self.progress.has_running:
@@ -307,7 +298,7 @@ class TaskScheduler:
         outbox, progress.outbox = progress.outbox, []
         progress.events.clear()
         for state, task_id, retry in outbox:
-            self._push(state, task_id, retry)
+            self.dispatch.push(state, task_id, retry)
         self.ready.dispatch()
 
     # ------------------------------------------------------------------ runs
@@ -365,102 +356,17 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------ handing out attempts
 
-    def _is_current(self, item: TaskToExec) -> bool:
-        state = self.active.get((item.dag_id, item.exec_ts))
-        return state is not None and state.latest.get(item.task_id) == (
-            item.retry,
-            TaskStatus.SCHEDULED,
-        )
-
-    def _push(self, state: RunState, task_id: str, retry: int) -> None:
-        item = TaskToExec(
-            state.dag.id,
-            state.exec_ts,
-            task_id,
-            retry,
-            state.run_id,
-            state.params,
-            state.upstream_outputs(task_id),
-            code_version=state.dag.tasks[task_id].code_version,
-        )
-        config = state.dag.tasks[task_id].config
-        self.ready.push(item, config.priority, config.queue)
-
     async def pop(self, wait_s: float, executor: str | None = None) -> TaskToExec | None:
         """Return the next ready attempt ``executor`` may take, waiting up to ``wait_s`` for one.
 
         The attempt comes with a lease for ``executor`` (see :mod:`ppacer.scheduler.leases`).
         """
-        items = await self.pop_many(wait_s, executor, 1)
+        items = await self.dispatch.pop_many(wait_s, executor, 1)
         return items[0] if items else None
 
     async def pop_many(self, wait_s: float, executor: str | None, max_n: int) -> list[TaskToExec]:
-        """Up to ``max_n`` ready attempts (waiting up to ``wait_s`` for the first), leased.
-
-        While the database is away nothing is handed out: the poll ends empty.
-        """
-        if executor is not None:
-            self.leases.seen(executor)
-        if not self.writable():
-            await asyncio.sleep(wait_s)
-            return []
-        cap = self.router.capability(executor)
-        requirement = self.router.requirement
-        accepts = None if cap.versions is None else (lambda i: cap.can_run(requirement(i)))
-        item = self.ready.take(cap.queues, accepts)
-        if item is None and wait_s > 0:
-            item = await self.ready.wait(wait_s, cap.queues, accepts)
-        if item is None:
-            return []
-        items = [self._lease(item, executor)]
-        while len(items) < max_n:
-            item = self.ready.take(cap.queues, accepts)
-            if item is None:
-                break
-            items.append(self._lease(item, executor))
-        return items
-
-    def _lease(self, item: TaskToExec, executor: str | None) -> TaskToExec:
-        state = self.active[(item.dag_id, item.exec_ts)]
-        leased = self.leases.lease(item, executor, state.dag.tasks[item.task_id].config.timeout_s)
-        self._arm_lease_timer()
-        return leased
-
-    def requeue_front(self, item: TaskToExec) -> None:
-        """Put back an attempt that could not be handed over; it is the next one out."""
-        self.ready.push_front(self.leases.take_back(item), self.router.requirement(item).queue)
-
-    def start_attempt(self, item: TaskToExec, executor: str | None = None) -> TaskToExec:
-        """The attempt was handed to ``executor``: it is RUNNING from now on.
-
-        Saves the executor a RUNNING report (a repeated one is a no-op). The
-        RUNNING row - with when it started, the executor and the code version it
-        has - is written with the next transaction, at most ``_RUNNING_FLUSH_S``
-        later; a quick task's final report writes it at once (see
-        :meth:`RunProgress.mark_running`).
-        """
-        state = self.active.get((item.dag_id, item.exec_ts))
-        if state is None:
-            return item  # not current any more
-        router = self.router
-        version = router.capability(executor).code_version_of(router.requirement(item))
-        if not self.progress.mark_running(state, item.task_id, item.retry, executor, version):
-            return item  # RUNNING already
-        self.timers.flush_soon(_RUNNING_FLUSH_S, self._flush_running)
-        # Built field by field: dataclasses.replace costs more than the rest of this.
-        return TaskToExec(
-            item.dag_id,
-            item.exec_ts,
-            item.task_id,
-            item.retry,
-            item.run_id,
-            item.params,
-            item.upstream,
-            item.lease_token,
-            item.lease_timeout_s,
-            str(TaskStatus.RUNNING),
-            item.code_version,
-        )
+        """Up to ``max_n`` ready attempts, leased (see :meth:`Dispatch.pop_many`)."""
+        return await self.dispatch.pop_many(wait_s, executor, max_n)
 
     # ------------------------------------------------------------------ leases
 
@@ -506,41 +412,6 @@ class TaskScheduler:
         self.timers.lease_at(self.leases.next_expiry(), self.expire_leases)
 
     # ------------------------------------------------------------------ status reports
-
-    def update_status(
-        self,
-        dag_id: str,
-        exec_ts: datetime,
-        task_id: str,
-        retry: int,
-        status: TaskStatus,
-        task_error: str | None,
-        *,
-        lease_token: str | None = None,
-        output: Any = None,
-        branch: list[str] | None = None,
-    ) -> None:
-        """Apply an executor's report of an attempt's status.
-
-        A repeated report is a no-op; a report about an attempt that is not
-        the current one, a change the status table does not allow, or a stale
-        lease token raises :class:`ConflictError` naming the current state;
-        unknown DAGs, runs and tasks raise :class:`NotFoundError`. A report
-        without a token (the original protocol) is taken as it comes.
-        """
-        self.apply_report(
-            StatusReport(
-                dag_id,
-                format_ts(exec_ts),
-                task_id,
-                retry,
-                status,
-                task_error,
-                lease_token,
-                output,
-                branch,
-            )
-        )
 
     def apply_report(self, report: StatusReport) -> None:
         """Apply one report; its error is raised."""
