@@ -225,3 +225,25 @@ def test_bad_executor_flags_are_one_line_and_exit_code_2(flags, problem):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: {problem}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_poll_longer_than_the_scheduler_takes_is_shortened_to_its_limit(
+    start_local, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING, logger="ppacer.executor")
+    runner = start_local(dags, with_executor=False, config=ppacer.Config(max_pop_wait_s=0.5))
+    executor = Executor(runner.new_client(), dags, name="patient", poll_wait_s=30.0).start()
+    try:
+        run = runner.client.trigger_dag_run("hello")
+        wait_for(
+            lambda: runner.client.get_dag_run(run["runId"])["status"] == "SUCCESS",
+            what="the run, on the executor's shortened polls",
+        )
+    finally:
+        executor.stop(10)
+    assert executor.poll_wait_s == 0.5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "poll_wait_s 30.0 s is longer than the scheduler takes "
+        "(max_pop_wait_s 0.5 s): polling with 0.5 s"
+    ]

@@ -37,9 +37,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ppacer.dag.schedule import NEVER
 from ppacer.timeutils import require_aware
 
-__all__ = ["CronSchedule"]
+__all__ = ["MACROS", "CronSchedule"]
 
-_MACROS = {
+#: The macros a cron expression may be given as, and what each stands for.
+MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
@@ -130,7 +131,7 @@ class CronSchedule:
         if not isinstance(expr, str) or not expr.strip():
             raise ValueError(f"invalid cron expression {expr!r}: empty")
         self.expr = " ".join(expr.split())
-        fields = _MACROS.get(self.expr.lower(), self.expr).split()
+        fields = MACROS.get(self.expr.lower(), self.expr).split()
         if len(fields) not in (5, 6):
             raise ValueError(
                 f"invalid cron expression {expr!r}: expected 5 fields (or 6 with seconds), "

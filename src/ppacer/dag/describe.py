@@ -22,7 +22,7 @@ import calendar
 import re
 from datetime import timedelta
 
-from ppacer.dag.cron import CronSchedule
+from ppacer.dag.cron import MACROS, CronSchedule
 from ppacer.dag.schedule import FixedSchedule, Schedule, UnionSchedule
 
 __all__ = ["MANUAL_ONLY", "describe_cron", "describe_interval", "describe_schedule"]
@@ -30,15 +30,6 @@ __all__ = ["MANUAL_ONLY", "describe_cron", "describe_interval", "describe_schedu
 #: What a DAG without a schedule (triggered runs only) is called.
 MANUAL_ONLY = "manual only"
 
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _DAY_NUMBERS = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 _DAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 _MONTH_NUMBERS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
@@ -98,7 +89,7 @@ def describe_cron(expr: str) -> str:
     weekdays``; what this function cannot word is ``cron EXPR``.
     """
     text = " ".join(expr.split())
-    fields = _MACROS.get(text.lower(), text).upper().split()
+    fields = MACROS.get(text.lower(), text).upper().split()
     if len(fields) == 6:
         if fields[0] != "0":
             return _seconds_cron(fields) or f"cron {text}"

@@ -268,8 +268,18 @@ class Executor:
         """
         try:
             if self._needs_register:
-                self._registrar.register()
+                terms = self._registrar.register()
                 self._needs_register = False
+                if terms is not None and self.poll_wait_s > terms.maxPopWaitS:
+                    # Longer polls would be refused (400) one after the other.
+                    log.warning(
+                        "poll_wait_s %.1f s is longer than the scheduler takes "
+                        "(max_pop_wait_s %.1f s): polling with %.1f s",
+                        self.poll_wait_s,
+                        terms.maxPopWaitS,
+                        terms.maxPopWaitS,
+                    )
+                    self.poll_wait_s = terms.maxPopWaitS
                 # Heartbeats start once the scheduler took this executor (not before:
                 # a wrong token would be said twice).
                 self._supervisor.start()
