@@ -57,8 +57,9 @@ def configure_logging(level: str | None = None, log_format: str | None = None) -
             handler.ppacer_console = True  # type: ignore[attr-defined]
             root.addHandler(handler)
     root.setLevel(logging.getLevelNamesMapping()[name])
-    # One line per HTTP request from the executor's client is noise at INFO.
-    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+    # One line per HTTP request from the executor's client is noise at INFO, and so are
+    # Alembic's plugin set-up lines (its "Running upgrade ..." lines stay).
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
