@@ -67,6 +67,25 @@ class TaskToExec:
     # hot reload an executor runs an older run's attempts with the code they started on.
     code_version: str | None = None
 
+    def with_lease(
+        self, token: str | None, timeout_s: float | None, status: str | None = None
+    ) -> TaskToExec:
+        """This attempt with a lease (and a status). Built field by field:
+        ``dataclasses.replace`` costs more than the rest of a hand-out."""
+        return TaskToExec(
+            self.dag_id,
+            self.exec_ts,
+            self.task_id,
+            self.retry,
+            self.run_id,
+            self.params,
+            self.upstream,
+            token,
+            timeout_s,
+            status,
+            self.code_version,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The wire form: the original's four fields plus our extensions."""
         return {

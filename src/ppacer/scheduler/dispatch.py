@@ -153,17 +153,4 @@ class Dispatch:
         if not self.progress.mark_running(state, item.task_id, item.retry, executor, version):
             return item  # RUNNING already
         self.timers.flush_soon(RUNNING_FLUSH_S, self._flush_running)
-        # Built field by field: dataclasses.replace costs more than the rest of this.
-        return TaskToExec(
-            item.dag_id,
-            item.exec_ts,
-            item.task_id,
-            item.retry,
-            item.run_id,
-            item.params,
-            item.upstream,
-            item.lease_token,
-            item.lease_timeout_s,
-            str(TaskStatus.RUNNING),
-            item.code_version,
-        )
+        return item.with_lease(item.lease_token, item.lease_timeout_s, str(TaskStatus.RUNNING))

@@ -268,32 +268,12 @@ class LeaseKeeper:
         lease = self.grant(
             (item.dag_id, item.exec_ts, item.task_id, item.retry), executor, timeout_s
         )
-        return TaskToExec(
-            item.dag_id,
-            item.exec_ts,
-            item.task_id,
-            item.retry,
-            item.run_id,
-            item.params,
-            item.upstream,
-            lease.token,
-            self.lease_timeout_s,
-            code_version=item.code_version,
-        )
+        return item.with_lease(lease.token, self.lease_timeout_s)
 
     def take_back(self, item: TaskToExec) -> TaskToExec:
         """Release the lease on a leased ``item`` that was not handed over: the bare attempt."""
         self.release((item.dag_id, item.exec_ts, item.task_id, item.retry))
-        return TaskToExec(
-            item.dag_id,
-            item.exec_ts,
-            item.task_id,
-            item.retry,
-            item.run_id,
-            item.params,
-            item.upstream,
-            code_version=item.code_version,
-        )
+        return item.with_lease(None, None)
 
     def renew(self, token: str) -> bool:
         """Extend a live lease by the lease timeout (never past its deadline); False if gone."""
