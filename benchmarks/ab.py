@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import PROCS, Database, Deployment, cpu_seconds, peak_rss_mb
+from harness import PROCS, Database, Deployment, ProcessGroup, cpu_seconds, peak_rss_mb
 
 from ppacer.timeutils import parse_ts
 
@@ -146,7 +146,7 @@ def wait_state(url: str, timeout_s: float, *, want: str | None = "RUNNING") -> f
     raise RuntimeError(f"{url}/state did not answer {want or 200} within {timeout_s} s")
 
 
-class OriginalDeployment:
+class OriginalDeployment(ProcessGroup):
     """The Go original serving the latency DAGs ``names`` on ``db``'s directory.
 
     One process (``-role all``, the original's ``DefaultStarted``) or a scheduler
@@ -191,19 +191,6 @@ class OriginalDeployment:
         except BaseException:
             self.stop()
             raise
-
-    def cpu_s(self) -> dict[str, float]:
-        return {role: p.cpu_s() for role, p in self.procs.items()}
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        return {role: p.peak_rss_mb() for role, p in self.procs.items()}
-
-    def stderr_tails(self) -> str:
-        return "\n".join(f"--- {r}:\n{p.stderr_tail()}" for r, p in self.procs.items())
-
-    def signal_all(self, signum: int) -> None:
-        for proc in self.procs.values():
-            proc.signal(signum)
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -333,7 +333,30 @@ class Proc:
         self.stderr.close()
 
 
-class Deployment:
+class ProcessGroup:
+    """Processes by role (``procs``) measured together: what every deployment offers."""
+
+    procs: dict[str, Any]
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds of each process so far."""
+        return {role: p.cpu_s() for role, p in self.procs.items()}
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Peak RSS of each process so far (MiB)."""
+        return {role: p.peak_rss_mb() for role, p in self.procs.items()}
+
+    def stderr_tails(self) -> str:
+        """What the processes wrote to stderr lately (for a failure message)."""
+        return "\n".join(f"--- {r}:\n{p.stderr_tail()}" for r, p in self.procs.items())
+
+    def signal_all(self, signum: int) -> None:
+        """Send ``signum`` to every process (SIGSTOP / SIGCONT: freeze and thaw in an A/B)."""
+        for proc in self.procs.values():
+            proc.signal(signum)
+
+
+class Deployment(ProcessGroup):
     """A scheduler and an executor serving ``spec`` on a database, in ``mode``.
 
     ``procs`` maps a role to its process: ``"scheduler+executor"`` in one process,
@@ -426,23 +449,6 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise RuntimeError("the scheduler did not reach RUNNING")
             time.sleep(0.02)
-
-    def cpu_s(self) -> dict[str, float]:
-        """CPU seconds of each process so far."""
-        return {role: p.cpu_s() for role, p in self.procs.items()}
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        """Peak RSS of each process so far (MiB)."""
-        return {role: p.peak_rss_mb() for role, p in self.procs.items()}
-
-    def stderr_tails(self) -> str:
-        """What the processes wrote to stderr lately (for a failure message)."""
-        return "\n".join(f"--- {r}:\n{p.stderr_tail()}" for r, p in self.procs.items())
-
-    def signal_all(self, signum: int) -> None:
-        """Send ``signum`` to every process (SIGSTOP / SIGCONT: freeze and thaw in an A/B)."""
-        for proc in self.procs.values():
-            proc.signal(signum)
 
     def stop(self) -> None:
         """Stop the processes (SIGTERM, then SIGKILL after 2 s)."""

@@ -66,21 +66,34 @@ def finished(client: ppacer.Client, run_id: int) -> str | None:
     return status if status in ("SUCCESS", "FAILED") else None
 
 
+def start_run_reloading(dag_file: Path, procs: list[Proc]) -> tuple[Proc, str]:
+    """``ppacer run dags.py --reload`` on ``dag_file`` (version one); the process and its URL."""
+    write_dag(dag_file, "version one")
+    proc = Proc(
+        ["run", dag_file.name, "--reload", "--port", "0"], cwd=dag_file.parent, env=clean_env()
+    )
+    procs.append(proc)
+    return proc, proc.url()
+
+
+def trigger_held_run(client: ppacer.Client) -> int:
+    """A run of ``flow`` whose first task runs, held until the ``gate`` file exists."""
+    run_id = client.trigger_dag_run("flow")["runId"]
+    wait_for(
+        lambda: any(t.taskId == "hold" for t in client.get_dag_run(run_id).tasks),
+        30,
+        "the run's first task to start",
+    )
+    return run_id
+
+
 def test_run_reload_keeps_running_runs_on_their_code_and_shows_a_broken_edit(
     tmp_path: Path, procs: list[Proc]
 ) -> None:
     dag_file = tmp_path / "dags.py"
-    write_dag(dag_file, "version one")
-    proc = Proc(["run", "dags.py", "--reload", "--port", "0"], cwd=tmp_path, env=clean_env())
-    procs.append(proc)
-    url = proc.url()
+    proc, url = start_run_reloading(dag_file, procs)
     with ppacer.Client(url) as client:
-        first = client.trigger_dag_run("flow")["runId"]
-        wait_for(
-            lambda: any(t.taskId == "hold" for t in client.get_dag_run(first).tasks),
-            30,
-            "the first run's hold task to start",
-        )
+        first = trigger_held_run(client)
 
         write_dag(dag_file, "version two")
         wait_for(lambda: reloads(proc) >= 1, 30, "the reload after the edit")

@@ -16,8 +16,15 @@ import pytest
 
 import ppacer
 from tests.conftest import wait_for
-from tests.e2e.test_hot_reload_cli import finished, reloads, said, write_dag
-from tests.procs import Proc, clean_env
+from tests.e2e.test_hot_reload_cli import (
+    finished,
+    reloads,
+    said,
+    start_run_reloading,
+    trigger_held_run,
+    write_dag,
+)
+from tests.procs import Proc
 from tests.procs import procs as procs  # a fixture
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,17 +57,9 @@ def test_the_dag_page_shows_the_new_version_while_a_run_finishes_on_the_old(
     from playwright.sync_api import expect
 
     dag_file = tmp_path / "dags.py"
-    write_dag(dag_file, "version one")
-    proc = Proc(["run", "dags.py", "--reload", "--port", "0"], cwd=tmp_path, env=clean_env())
-    procs.append(proc)
-    url = proc.url()
+    proc, url = start_run_reloading(dag_file, procs)
     with ppacer.Client(url) as client:
-        under_way = client.trigger_dag_run("flow")["runId"]
-        wait_for(
-            lambda: any(t.taskId == "hold" for t in client.get_dag_run(under_way).tasks),
-            30,
-            "the run's first task to start",
-        )
+        under_way = trigger_held_run(client)
         page.goto(f"{url}/ui/dag/flow?code=say#code")
         expect(page.locator("#code")).to_contain_text("version one")
 

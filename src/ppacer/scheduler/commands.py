@@ -48,7 +48,7 @@ from ppacer.scheduler.backfill import Backfiller
 from ppacer.scheduler.config import Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.dbgate import DatabaseGate, DatabaseUnavailableError, is_unavailable
-from ppacer.scheduler.executors import LogsStored, Registered
+from ppacer.scheduler.executors import LogDrops, LogsStored, Registered
 from ppacer.scheduler.leadership import Leadership, StandbyError
 from ppacer.scheduler.leases import ExecutorInfo
 from ppacer.scheduler.task_scheduler import TaskEvent, TaskScheduler
@@ -88,6 +88,7 @@ class SchedulerCommands:
     clock: Clock
     version: str
     gate: DatabaseGate
+    log_drops: LogDrops
     leadership: Leadership | None
     task_scheduler: TaskScheduler | None
     watcher: DagRunWatcher | None
@@ -322,6 +323,7 @@ class SchedulerCommands:
             self.logs_engine,
             self.registry,
             records,
+            self.log_drops,
             max_message_chars=self.config.max_log_message_chars,
         )
 

@@ -35,6 +35,7 @@ from ppacer.scheduler.commands import SchedulerCommands, SchedulerStats
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.dbgate import DatabaseGate
+from ppacer.scheduler.executors import LogDrops
 from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
 from ppacer.scheduler.retention import retention_loop
@@ -95,6 +96,8 @@ class SchedulerCore(SchedulerCommands):
         #: Why the DAG files could not be reloaded (a hot reload that failed: the
         #: last good DAGs stay in use), until a reload succeeds. Shown by the UI.
         self.reload_error: str | None = None
+        #: Task log lines the logs DB could not store (it was full), for the metrics.
+        self.log_drops = LogDrops()
 
     @property
     def state(self) -> SchedulerState:

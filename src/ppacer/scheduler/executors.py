@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from ppacer.scheduler.dbgate import describe, is_full
 from ppacer.scheduler.routing import Capability
 from ppacer.scheduler.task_scheduler import TaskScheduler
 
-__all__ = ["LogsStored", "Registered", "log_lines_dropped", "register", "store_logs"]
+__all__ = ["LogDrops", "LogsStored", "Registered", "register", "store_logs"]
 
 log = logging.getLogger("ppacer.scheduler")
 
@@ -98,6 +97,7 @@ def store_logs(
     logs_engine: Engine | None,
     registry: Registry,
     records: Sequence[LogRecord],
+    drops: LogDrops,
     *,
     max_message_chars: int,
 ) -> LogsStored:
@@ -140,7 +140,6 @@ def store_logs(
             )
     if not rows:
         return LogsStored(0, 0, rejected)
-    drops = _drops_of(logs_engine)
     try:
         with logs_engine.begin() as conn:
             stored = insert_shipped_logs(conn, rows)
@@ -158,8 +157,9 @@ def store_logs(
     return LogsStored(stored, len(rows) - stored, rejected)
 
 
-class _Drops:
-    """Log lines a logs DB could not store (it was full), and whether it is failing now."""
+class LogDrops:
+    """Log lines the logs DB could not store (it was full) since the scheduler started
+    (``total``), and whether it is failing now; one per scheduler."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -190,24 +190,3 @@ class _Drops:
                 return
             lost = self.total - since
         log.warning("task logs DB stores lines again; %d line(s) were dropped while full", lost)
-
-
-_DROPS: weakref.WeakKeyDictionary[Engine, _Drops] = weakref.WeakKeyDictionary()
-_DROPS_LOCK = threading.Lock()
-
-
-def _drops_of(engine: Engine) -> _Drops:
-    with _DROPS_LOCK:
-        found = _DROPS.get(engine)
-        if found is None:
-            found = _DROPS[engine] = _Drops()
-        return found
-
-
-def log_lines_dropped(logs_engine: Engine | None) -> int:
-    """Task log lines this process could not store in ``logs_engine``'s database (it was
-    full) since it started."""
-    if logs_engine is None:
-        return 0
-    found = _DROPS.get(logs_engine)
-    return found.total if found is not None else 0

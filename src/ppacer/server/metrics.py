@@ -24,7 +24,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ppacer.dag.status import DagRunStatus, SchedulerState, TaskStatus
 from ppacer.scheduler.core import SchedulerCore
-from ppacer.scheduler.executors import log_lines_dropped
 from ppacer.scheduler.task_scheduler import TaskEvent
 from ppacer.server.adapter import Call
 
@@ -173,7 +172,7 @@ class SchedulerMetrics(Collector):
         yield CounterMetricFamily(
             "ppacer_task_log_lines_dropped",
             "Task log lines the logs DB could not store (it was full), since the scheduler started",
-            value=log_lines_dropped(self.scheduler.logs_engine),
+            value=self.scheduler.log_drops.total,
         )
 
     def _executor_metrics(self) -> Iterator[Metric]:
