@@ -72,7 +72,10 @@ def test_the_separate_process_example_runs_as_written(tmp_path):
             timeout=60,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[-1] == "run 1 SUCCESS"
+        # hello runs every minute too: the triggered run is the one the first line names.
+        first, *_, last = done.stdout.splitlines()
+        run_id = first.split()[1]
+        assert first.startswith(f"run {run_id} of hello at ") and last == f"run {run_id} SUCCESS"
         logs = subprocess.run(
             [*ppacer_command(), "logs", "1", "greet", "--url", url],
             capture_output=True,
