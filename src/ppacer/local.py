@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from ppacer.api.client import Client
+from ppacer.api.inprocess import InProcess
 from ppacer.app import Scheduler
 from ppacer.dag.dag import Registry
 from ppacer.errors import InvalidInputError
@@ -121,11 +122,15 @@ class LocalRunner:
         self.client = self.new_client()
         self.executor: Executor | None = None
         if with_executor:
-            # Its task logs are shipped over the loopback API like a remote executor's:
-            # measured, that costs the task a seventh of a transaction per line
-            # (benchmarks/log_shipping.py), and the scheduler batches the writes.
+            # It calls the API as a remote executor does (its task logs too, batched by
+            # the scheduler), through the app itself rather than a loopback socket:
+            # the same handlers, at half the CPU a request (BENCHMARKS.md).
+            channel = InProcess(self.app, lambda: self.scheduler.loop)
             self.executor = Executor(
-                self.new_client(), registry, concurrency=concurrency, poll_wait_s=5.0
+                Client(self.url, token=self._token, in_process=channel),
+                registry,
+                concurrency=concurrency,
+                poll_wait_s=5.0,
             )
         self._server_thread: threading.Thread | None = None
         self._stopping = threading.Lock()

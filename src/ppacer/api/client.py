@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -32,6 +32,9 @@ from ppacer.errors import (
 from ppacer.timeutils import format_ts
 from ppacer.version import __version__
 
+if TYPE_CHECKING:
+    from ppacer.api.inprocess import InProcess
+
 __all__ = ["Client", "HttpAnswer", "TLSError", "UnauthorizedError"]
 
 
@@ -50,6 +53,11 @@ class Client:
     actions this client asks for (trigger, restart, clear, mark, pause,
     backfill): it is sent as the ``X-Ppacer-Actor`` header on every request
     (the scheduler's default is ``api``; the original scheduler ignores it).
+
+    ``in_process`` (an :class:`~ppacer.api.inprocess.InProcess`) hands every
+    call to a scheduler served by this very process, on its event loop, with
+    no socket between them (the one-process start's executor); ``url`` then
+    only names that scheduler.
     """
 
     def __init__(
@@ -62,6 +70,7 @@ class Client:
         ca_data: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         actor: str | None = None,
+        in_process: InProcess | None = None,
     ) -> None:
         urls = tuple(u.strip().rstrip("/") for u in url.split(",") if u.strip())
         if not urls:
@@ -88,7 +97,9 @@ class Client:
                 raise TLSError(
                     f"ca_file {ca_file or '(PEM text)'}: cannot be read as PEM: {exc}"
                 ) from exc
-        self._transport = Transport(urls, timeout_s, headers, context)
+        if in_process is not None and len(urls) > 1:
+            raise InvalidInputError("url: a client in the scheduler's process names one URL")
+        self._transport = Transport(urls, timeout_s, headers, context, in_process)
 
     @property
     def url(self) -> str:

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from ppacer.api.routes import ROUTES
@@ -30,6 +30,9 @@ from ppacer.errors import (
     TLSError,
     UnauthorizedError,
 )
+
+if TYPE_CHECKING:
+    from ppacer.api.inprocess import InProcess
 
 __all__ = ["HttpAnswer", "Transport"]
 
@@ -205,10 +208,15 @@ class Transport:
         timeout_s: float,
         headers: dict[str, str],
         context: ssl.SSLContext | None,
+        in_process: InProcess | None = None,
     ) -> None:
         self.urls = urls
         self.timeout_s = timeout_s
-        self._hosts = [_Http(u, timeout_s, headers, context) for u in urls]
+        self._hosts: list[_Http | InProcess] = (
+            [in_process.with_headers(headers)]
+            if in_process is not None
+            else [_Http(u, timeout_s, headers, context) for u in urls]
+        )
         # The URL that answered last: calls go there first.
         self._current = 0
 

@@ -216,6 +216,11 @@ class SchedulerCore(SchedulerCommands):
         self.reload_error = error
         log.error("hot reload failed, the DAGs loaded before stay in use: %s", error)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the scheduler runs on (None before :meth:`running`)."""
+        return self._loop
+
     def reload_from_thread(self, registry: Registry, timeout_s: float = 60.0) -> SyncResult | None:
         """:meth:`reload` from another thread (a file watcher): done on the loop, waited for."""
         loop = self._loop
