@@ -46,7 +46,9 @@ def channel_of(runner: LocalRunner) -> InProcess:
     return InProcess(runner.app, lambda: runner.scheduler.loop)
 
 
-def test_one_process_runs_a_dag_through_the_channel(start_local: Callable[..., LocalRunner]) -> None:
+def test_one_process_runs_a_dag_through_the_channel(
+    start_local: Callable[..., LocalRunner],
+) -> None:
     runner = start_local(registry())
     assert runner.executor is not None
     transport = runner.executor.client._transport
