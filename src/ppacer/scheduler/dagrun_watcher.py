@@ -225,17 +225,17 @@ class DagRunWatcher:
     async def create_due_runs(self) -> int:
         """Create every run whose point is due, in order; return how many were created.
 
-        Due points are written in batches, one transaction each (a cron-like
-        minute can make thousands of runs due at once), never more than the
-        queue has room for, so a full queue still delays runs instead of
-        holding them in memory.
+        Due points are written in batches of :data:`BATCH`, one transaction each
+        (a cron-like minute can make thousands of runs due at once). A full
+        queue delays the next batch instead of shrinking it: at most one batch
+        more than the queue holds waits in memory, and the runs keep the cost
+        of a batch each however slowly the queue drains.
         """
         created = 0
         while self._heap and self._heap[0][0] <= self.clock.now():
-            room = self.queue.maxsize - self.queue.qsize() if self.queue.maxsize > 0 else BATCH
             batch: list[tuple[str, datetime, datetime, ScheduleEvent]] = []
             now = self.clock.now()
-            while self._heap and self._heap[0][0] <= now and len(batch) < max(1, min(BATCH, room)):
+            while self._heap and self._heap[0][0] <= now and len(batch) < BATCH:
                 point, dag_id = self._heap[0]
                 dag = self.registry[dag_id]
                 assert dag.schedule is not None
