@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from ppacer.ui.display import format_duration_s, status_class
+from ppacer.ui.display import status_class
+from ppacer.ui.times import format_duration_s
 
 __all__ = ["DurationBar", "durations_chart"]
 

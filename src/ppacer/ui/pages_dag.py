@@ -16,7 +16,8 @@ from starlette.requests import Request
 
 from ppacer.dag.describe import describe_schedule
 from ppacer.ui import view_dag
-from ppacer.ui.http import Page, PageGroup, int_query, pick
+from ppacer.ui.http import Page, PageGroup, pick
+from ppacer.ui.inputs import int_query
 
 __all__ = ["DagPages"]
 

@@ -1,10 +1,9 @@
-"""The runs pages: the list, a run (graph, timeline, tasks), a task's panel, an attempt's log.
+"""The runs pages: the list, a run (graph, timeline, tasks), a task's panel.
 
 A run's task table narrows and orders by query parameters
 (``?status=FAILED&name=load&sort=-duration``), so it works without
-JavaScript; the live region keeps them when it refreshes. The log view
-filters by lowest level (``?level=WARNING``) and text (``?grep=``), and
-``/logs/download`` gives the whole log as plain text.
+JavaScript; the live region keeps them when it refreshes. An attempt's log
+is :mod:`ppacer.ui.pages_logs`.
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ import contextlib
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 
 from ppacer.errors import InvalidInputError, NotFoundError
-from ppacer.ui import view_logs, view_run, views
-from ppacer.ui.http import Page, PageGroup, int_query, pick
+from ppacer.ui import view_run, view_runs
+from ppacer.ui.http import Page, PageGroup, pick
+from ppacer.ui.inputs import int_query
 from ppacer.ui.view_run import TASK_SORTS, TaskTableQuery
 
 __all__ = ["RunsPages"]
@@ -47,13 +46,15 @@ class RunsPages(PageGroup):
         q = request.query_params
         dag_id = q.get("dag") or None
         status = q.get("status") or None
-        if status is not None and status not in views.RUN_FILTERS:
+        if status is not None and status not in view_runs.RUN_FILTERS:
             raise InvalidInputError(
-                f"status: one of {', '.join(views.RUN_FILTERS)}, got {status!r}"
+                f"status: one of {', '.join(view_runs.RUN_FILTERS)}, got {status!r}"
             )
         page = int_query(request, "page", 1, minimum=1)
         size = int_query(request, "size", DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
-        data = await asyncio.to_thread(views.runs_view, self.scheduler, dag_id, status, page, size)
+        data = await asyncio.to_thread(
+            view_runs.runs_view, self.scheduler, dag_id, status, page, size
+        )
         query = {k: v for k, v in (("dag", dag_id), ("status", status)) if v}
         if size != DEFAULT_PAGE_SIZE:
             query["size"] = str(size)
@@ -140,60 +141,4 @@ class RunsPages(PageGroup):
             else pick(request, "task_page.html", "_task_panel.html", fragment="panel"),
             nav="runs",
             panel=panel,
-        )
-
-    async def logs(self, request: Request) -> Page:
-        """One attempt's log lines, filtered; the tail fragment brings new lines while it runs."""
-        run_id = int(request.path_params["run_id"])
-        q = request.query_params
-        task_id = q.get("task", "")
-        retry = int_query(request, "retry", 0, minimum=0) if q.get("retry") else None
-        offset = int_query(request, "offset", 0, minimum=0)
-        level = q.get("level", "").upper()
-        if level and level not in view_logs.LEVELS:
-            raise InvalidInputError(f"level: one of {', '.join(view_logs.LEVELS)}, got {level!r}")
-        grep = q.get("grep", "")
-        data = await asyncio.to_thread(
-            view_logs.logs_view,
-            self.scheduler,
-            run_id,
-            task_id,
-            retry,
-            offset,
-            min_level=level,
-            grep=grep,
-            secrets=self.secrets,
-        )
-        shown = data["retry"]
-        filters = {k: v for k, v in (("level", level), ("grep", grep)) if v}
-        attempt = {"task": task_id, "retry": str(shown)}
-        base = f"/ui/runs/{run_id}/logs?" + urlencode({**attempt, **filters})
-        return Page(
-            pick(request, "logs.html", "_log_rows.html", fragment="tail"),
-            nav="runs",
-            task_id=task_id,
-            base_url=base,
-            level=level,
-            grep=grep,
-            levels=view_logs.LEVELS,
-            download_url=f"/ui/runs/{run_id}/logs/download?" + urlencode(attempt),
-            logs_url=lambda r: (
-                f"/ui/runs/{run_id}/logs?"
-                + urlencode({"task": task_id, "retry": str(r), **filters})
-            ),
-            **data,
-        )
-
-    async def download(self, request: Request) -> Response:
-        """The attempt's whole log as a plain-text file (secrets masked)."""
-        run_id = int(request.path_params["run_id"])
-        q = request.query_params
-        retry = int_query(request, "retry", 0, minimum=0) if q.get("retry") else None
-        name, lines = await asyncio.to_thread(
-            view_logs.log_text, self.scheduler, run_id, q.get("task", ""), retry, self.secrets
-        )
-        return StreamingResponse(
-            lines,  # a plain iterator: Starlette reads it in a worker thread
-            media_type="text/plain; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from ppacer.errors import InvalidInputError
 from ppacer.timeutils import format_ts
 from ppacer.ui import view_search
-from ppacer.ui.http import Page, PageGroup, int_query, when_query
+from ppacer.ui.http import Page, PageGroup
+from ppacer.ui.inputs import int_query, when_query
 from ppacer.ui.view_logs import LEVELS
 
 __all__ = ["SearchPages"]

@@ -15,7 +15,8 @@ from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 from pygments.lexers import PythonLexer  # type: ignore[import-untyped]
 
 from ppacer.timeutils import Clock, SystemClock
-from ppacer.ui.display import badge, format_duration_s, status_class, time_tag, when_tag
+from ppacer.ui.display import badge, status_class
+from ppacer.ui.times import format_duration_s, time_tag, when_tag
 
 __all__ = ["HERE", "Templates", "highlight_python", "pygments_css"]
 

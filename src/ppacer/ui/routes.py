@@ -8,7 +8,8 @@ the updated fragment back, a plain form post a redirect.
 
 The handlers live by page: :mod:`~ppacer.ui.pages_home` (overview),
 :mod:`~ppacer.ui.pages_dags` (DAGs, trigger, pause), :mod:`~ppacer.ui.pages_dag`
-(one DAG), :mod:`~ppacer.ui.pages_runs` (runs, a run, logs),
+(one DAG), :mod:`~ppacer.ui.pages_runs` (runs, a run),
+:mod:`~ppacer.ui.pages_logs` (an attempt's log, its download),
 :mod:`~ppacer.ui.actions` (restart, clear, mark) and
 :mod:`~ppacer.ui.pages_search` (search, log search). Pages read the database
 and render in worker threads, so the event loop (task hand-out, reports)
@@ -30,16 +31,18 @@ from starlette.staticfiles import StaticFiles
 
 from ppacer.errors import InvalidInputError, NotFoundError
 from ppacer.scheduler.core import SchedulerCore
-from ppacer.ui import views
 from ppacer.ui.actions import RunActions
-from ppacer.ui.http import Page, PageHandler, client_host, read_form, safe_next
+from ppacer.ui.http import Page, PageHandler, client_host, safe_next
+from ppacer.ui.inputs import read_form
 from ppacer.ui.pages_dag import DagPages
 from ppacer.ui.pages_dags import DagsPages
 from ppacer.ui.pages_home import HomePages
+from ppacer.ui.pages_logs import LogsPages
 from ppacer.ui.pages_runs import RunsPages
 from ppacer.ui.pages_search import SearchPages
 from ppacer.ui.render import HERE, Templates, pygments_css
 from ppacer.ui.security import CSRF_FIELD, SECURITY_HEADERS, UiSecurity
+from ppacer.ui.view_runs import RUN_FILTERS
 
 __all__ = ["WebUI", "ui_routes"]
 
@@ -57,11 +60,12 @@ class WebUI:
         self.templates = Templates(scheduler.config.timezone, scheduler.clock)
         self.security = UiSecurity(scheduler.config.api_token)
         self.templates.env.globals["static"] = self.static_url
-        self.templates.env.globals["run_filters"] = list(views.RUN_FILTERS)
+        self.templates.env.globals["run_filters"] = list(RUN_FILTERS)
         self.home = HomePages(scheduler)
         self.dags = DagsPages(scheduler)
         self.dag = DagPages(scheduler)
         self.runs = RunsPages(scheduler)
+        self.logs = LogsPages(scheduler)
         self.actions = RunActions(scheduler, self.runs)
         self.search = SearchPages(scheduler)
 
@@ -72,7 +76,7 @@ class WebUI:
     def routes(self) -> list[BaseRoute]:
         """The UI's routes (and ``/`` redirecting to ``/ui``)."""
         page, action = self._page, self._action
-        runs, acts = self.runs, self.actions
+        runs, logs, acts = self.runs, self.logs, self.actions
         get, post = ["GET"], ["POST"]
         run = "/ui/runs/{run_id:int}"
         return [
@@ -91,8 +95,8 @@ class WebUI:
             Route("/ui/runs", page(runs.runs), methods=get, name="ui_runs"),
             Route(run, page(runs.run), methods=get, name="ui_run"),
             Route(f"{run}/task", page(runs.task), methods=get, name="ui_run_task"),
-            Route(f"{run}/logs", page(runs.logs), methods=get, name="ui_task_logs"),
-            Route(f"{run}/logs/download", page(runs.download), methods=get, name="ui_logs_file"),
+            Route(f"{run}/logs", page(logs.logs), methods=get, name="ui_task_logs"),
+            Route(f"{run}/logs/download", page(logs.download), methods=get, name="ui_logs_file"),
             Route(f"{run}/restart", action(acts.restart), methods=post, name="ui_restart"),
             Route(f"{run}/clear", action(acts.clear), methods=post, name="ui_clear"),
             Route(f"{run}/mark", action(acts.mark), methods=post, name="ui_mark"),

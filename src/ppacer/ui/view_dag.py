@@ -34,9 +34,10 @@ from ppacer.scheduler.log_reads import attempt_over
 from ppacer.timeutils import parse_ts
 from ppacer.ui.charts import DurationBar, durations_chart
 from ppacer.ui.codediff import DiffLine, changed_fields, diff_sources
-from ppacer.ui.display import format_duration_s, status_class
+from ppacer.ui.display import status_class
 from ppacer.ui.graph import Graph, TaskShape, layout_graph
 from ppacer.ui.paramscan import params_read
+from ppacer.ui.times import format_duration_s
 from ppacer.ui.timing import Span, split_time
 
 __all__ = ["GRID_RUNS", "CodeView", "DagPage", "Grid", "ParamInfo", "dag_page", "preview_rows"]

@@ -19,7 +19,8 @@ from ppacer.db import dagruns as runs_db
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.reads import AttemptView, seconds_between
 from ppacer.timeutils import parse_ts
-from ppacer.ui.graph import Attempt, GanttRow, Graph, TaskShape, gantt_rows, layout_graph
+from ppacer.ui.gantt import Attempt, GanttRow, gantt_rows
+from ppacer.ui.graph import Graph, TaskShape, layout_graph
 from ppacer.ui.timing import RunTiming, run_timing
 
 __all__ = [

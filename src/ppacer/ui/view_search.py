@@ -38,10 +38,10 @@ from ppacer.errors import InvalidInputError, NotFoundError
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.log_reads import FoundLogLine
 from ppacer.timeutils import format_ts
-from ppacer.ui.http import parse_when
+from ppacer.ui.inputs import parse_when
 from ppacer.ui.textmatch import mark_terms
 from ppacer.ui.view_logs import MAX_LOG_LINES
-from ppacer.ui.views import RUN_FILTERS
+from ppacer.ui.view_runs import RUN_FILTERS
 
 __all__ = [
     "MAX_RUNS",
