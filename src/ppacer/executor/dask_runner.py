@@ -27,10 +27,10 @@ from typing import Any
 from ppacer.api.client import Client
 from ppacer.dag.dag import Dag, TaskInfo
 from ppacer.executor.attempt import Attempt
+from ppacer.executor.config_errors import ExecutorConfigError
 from ppacer.executor.dask_worker import RemoteAttempt, RemoteResult, ShipTarget, run_attempt
 from ppacer.executor.logship import LogShipper
 from ppacer.executor.outcome import Outcome
-from ppacer.executor.registration import ExecutorConfigError
 from ppacer.executor.runner import context_fields
 
 __all__ = ["REMOTE_GRACE_S", "UNKNOWN_SEQ", "DaskRunner", "distributed"]

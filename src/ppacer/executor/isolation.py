@@ -4,67 +4,28 @@ The child is forked from the executor (or from a Dask worker), so it has the
 task objects already (nothing is pickled but the result). Its log records and its result come back
 over a pipe; the parent writes the records to the task's logger (and so to the
 logs DB) and kills the child when the attempt's deadline passes, when its lease
-is lost, or when the executor stops.
+is lost, or when the executor stops. This module is the parent's side; what the
+child does is :mod:`ppacer.executor.child`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import logging
 import multiprocessing
 import os
 import signal
-import sys
 import time
-import traceback
 import warnings
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any, NoReturn
+from typing import Any
 
-from ppacer.dag.task import Task, TaskContext, TaskLogger
-from ppacer.executor.outcome import Outcome, failure_of, outcome_of
+from ppacer.dag.task import Task
+from ppacer.executor.child import run_child
+from ppacer.executor.outcome import Outcome
 from ppacer.timeutils import monotonic
 
 __all__ = ["run_in_child"]
-
-
-class _PipeHandler(logging.Handler):
-    """Sends the child's records to the parent: level, message (with its traceback), attributes."""
-
-    def __init__(self, conn: Connection) -> None:
-        super().__init__(logging.DEBUG)
-        self.conn = conn
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            attrs = getattr(record, "ppacer_attrs", None) or {}
-            message = record.getMessage()
-            if record.exc_info:
-                # The exception cannot cross the pipe: its text does.
-                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            self.conn.send(("log", record.levelno, message, dict(attrs)))
-        except Exception:
-            self.handleError(record)
-
-
-def _child_main(task: Task, ctx_fields: dict[str, Any], conn: Connection) -> None:
-    # A logger of its own, outside the inherited hierarchy: records go up the pipe only.
-    logger = logging.Logger("ppacer.task")
-    logger.addHandler(_PipeHandler(conn))
-    task_log = TaskLogger(logger, {})
-    ctx = TaskContext(logger=task_log, **ctx_fields)
-    try:
-        result: Any = task.execute(ctx)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
-        outcome = outcome_of(result)
-    except BaseException as exc:
-        outcome = failure_of(exc, task_log)
-    conn.send(("result", outcome.error, outcome.output, outcome.branch, outcome.logged))
-    conn.close()
 
 
 def run_in_child(
@@ -86,7 +47,7 @@ def run_in_child(
         # and multiprocessing refuses to start children from one.
         pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
-        _child(task, ctx_fields, receiver, sender)
+        run_child(task, ctx_fields, receiver, sender)
     sender.close()
     on_start(pid)
     exited: int | None = None
@@ -126,30 +87,6 @@ def run_in_child(
         receiver.close()
         if exited is None:  # the parent's own error, e.g. in a log handler
             _kill(pid)
-
-
-def _child(
-    task: Task, ctx_fields: dict[str, Any], receiver: Connection, sender: Connection
-) -> NoReturn:
-    """The forked child: run the task, send the result, and leave at once (never returns)."""
-    code = 0
-    try:
-        receiver.close()
-        # As multiprocessing does: the task does not read the executor's stdin (which a
-        # daemon or a Dask worker may not even have).
-        with contextlib.suppress(Exception):
-            if sys.stdin is not None:
-                sys.stdin.close()
-            sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the child
-        _child_main(task, ctx_fields, sender)
-    except BaseException:
-        code = 70  # EX_SOFTWARE: the result could not be sent
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        # No atexit handlers, finalizers or threads of the parent's: just leave.
-        os._exit(code)
 
 
 def _reap(pid: int, timeout_s: float = 5.0) -> int:

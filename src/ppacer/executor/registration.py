@@ -1,17 +1,13 @@
-"""Registering with the scheduler, and telling a configuration problem from an outage.
+"""Registering with the scheduler: what this executor serves and has.
 
 On start, and again after every outage (a restarted scheduler forgets who
 registered), the executor announces its queues, labels and the code version
 of every task it has (``POST /executor/register``); the scheduler then hands
 it only attempts of those queues and versions, and answers with what of its
-DAGs this executor lacks or has other code for: one log line says so.
-
-Some failures will not pass by waiting: a missing or wrong token (401), a
-scheduler of an older protocol (409 on register), a TLS certificate not
-trusted, a URL that is not a ppacer scheduler. :func:`config_problem` turns
-those into one line naming the URL and what to do, and the executor stops
-(``ppacer executor`` exits with code 2); everything else is an outage, met
-with the calm back-off.
+DAGs this executor lacks or has other code for: one log line says so. A
+refusal waiting will not fix (a wrong token, an older scheduler) is an
+:class:`ExecutorConfigError` (:mod:`ppacer.executor.config_errors`; both its
+names are importable from here too).
 """
 
 from __future__ import annotations
@@ -19,10 +15,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ppacer.api.client import Client, TLSError, UnauthorizedError
+from ppacer.api.client import Client
 from ppacer.api.schemas import RegistrationOut
 from ppacer.dag.dag import Registry
-from ppacer.errors import ConflictError, NotFoundError, PpacerError, ProtocolError
+from ppacer.errors import NotFoundError, PpacerError
+from ppacer.executor.config_errors import ExecutorConfigError, config_problem
 
 __all__ = [
     "ExecutorConfigError",
@@ -37,15 +34,6 @@ log = logging.getLogger("ppacer.executor")
 
 #: Task ids named in the one registration line, at most (then "and N more").
 _SHOWN = 5
-
-
-class ExecutorConfigError(PpacerError):
-    """The scheduler refuses this executor for a reason waiting will not fix.
-
-    The message is one line: the URL, what is wrong, what to do.
-    """
-
-    http_status = 400
 
 
 def registry_versions(registry: Registry) -> dict[str, dict[str, str]]:
@@ -77,25 +65,6 @@ def parse_labels(text: str | list[str] | tuple[str, ...]) -> dict[str, str]:
             raise ValueError(f"labels: {item!r} is not key=value")
         labels[key.strip()] = value.strip()
     return labels
-
-
-def config_problem(exc: BaseException, url: str, *, registering: bool = False) -> str | None:
-    """The one line saying what to fix, when ``exc`` is a configuration problem; else None."""
-    if isinstance(exc, UnauthorizedError):
-        return (
-            f"the scheduler at {url} refused the API token ({exc}): give the scheduler's token "
-            "with --token, PPACER_TOKEN or `token` in ppacer.toml"
-        )
-    if isinstance(exc, TLSError):
-        return str(exc)
-    if isinstance(exc, ProtocolError):
-        return f"{exc} (check --url / PPACER_URL)"
-    if registering and isinstance(exc, ConflictError):
-        return (
-            f"the scheduler at {url} refused this executor ({exc}): run a ppacer scheduler "
-            "at least as new as this executor"
-        )
-    return None
 
 
 @dataclass(slots=True)
