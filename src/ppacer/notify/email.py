@@ -6,7 +6,7 @@ import smtplib
 from collections.abc import Sequence
 from email.message import EmailMessage
 
-from ppacer.notify import DEFAULT_TEMPLATE, Message
+from ppacer.notify.message import DEFAULT_TEMPLATE, Message
 
 __all__ = ["EmailNotifier"]
 

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from ppacer.notify import DEFAULT_TEMPLATE, Message
+from ppacer.notify.message import DEFAULT_TEMPLATE, Message
 
 __all__ = ["DiscordNotifier", "SlackNotifier", "TelegramNotifier", "WebhookNotifier", "post_json"]
 
