@@ -1,4 +1,4 @@
-"""``--reload``: watch the DAG files and load them again when they change.
+"""Watching the DAG files and loading them again when they change (``--reload``).
 
 A :class:`DagReloader` watches the directory of the DAG file (or module) a
 command was given, in a thread of its own (``watchfiles``, which uvicorn's
@@ -8,6 +8,8 @@ new registry goes to ``on_registry`` (the scheduler's and the executor's
 ``reload``: runs under way keep the code they started with, new runs take the
 new one). An edit that breaks the DAGs (a syntax error, an invalid DAG) goes to
 ``on_error`` instead, with the file and line: the DAGs loaded before stay in use.
+The flag, and what each command hands the new registry to, are
+:mod:`ppacer.cli.reload_flag`.
 """
 
 from __future__ import annotations
@@ -18,16 +20,11 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import click
 
 from ppacer.cli.loader import describe_load_error, load_registry
 from ppacer.dag.dag import Registry
-from ppacer.executor.executor import Executor
-from ppacer.local import LocalRunner
 
-__all__ = ["DagReloader", "reload_option", "watch_executor", "watch_runner", "watched_dir"]
+__all__ = ["DagReloader", "watched_dir"]
 
 log = logging.getLogger("ppacer.reload")
 
@@ -128,40 +125,3 @@ class DagReloader:
                 )
                 self.reload_now()
         self._ready.set()
-
-
-def reload_option(fn: Any) -> Any:
-    """The ``--reload`` flag of ``run``, ``scheduler`` and ``executor``."""
-    return click.option(
-        "--reload",
-        "reload",
-        is_flag=True,
-        default=False,
-        help="Watch the DAG files and load them again when they change (no restart): "
-        "runs under way keep their code, new runs take the new; a broken edit keeps "
-        "the DAGs loaded before and shows the error in the UI and the log.",
-    )(fn)
-
-
-def watch_runner(target: str, runner: LocalRunner) -> DagReloader:
-    """Reload the DAGs of a scheduler (and its executor, in ``ppacer run``) on change."""
-
-    def use(registry: Registry) -> None:
-        runner.scheduler.reload_from_thread(registry)
-        if runner.executor is not None:
-            runner.executor.reload(registry)
-
-    reloader = DagReloader(target, use, runner.scheduler.reload_failed)
-    reloader.start()
-    return reloader
-
-
-def watch_executor(target: str, executor: Executor) -> DagReloader:
-    """Reload the DAGs of an executor on change (a broken edit is logged; the old code stays)."""
-
-    def failed(error: str) -> None:
-        log.error("hot reload failed, the DAGs loaded before stay in use: %s", error)
-
-    reloader = DagReloader(target, executor.reload, failed)
-    reloader.start()
-    return reloader

@@ -17,7 +17,8 @@ import click
 from ppacer.api.client import Client
 from ppacer.cli.common import EXIT_USAGE, State, fail, resolve_url
 from ppacer.cli.loader import LoadError, describe_load_error, load_registry
-from ppacer.cli.reloader import reload_option, watch_executor, watch_runner, watched_dir
+from ppacer.cli.reload_flag import reload_option, watch_executor, watch_runner
+from ppacer.cli.reloader import watched_dir
 from ppacer.dag.dag import Registry
 from ppacer.db.engine import database_url
 from ppacer.errors import InvalidInputError, PpacerError
