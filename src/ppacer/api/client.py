@@ -99,7 +99,8 @@ class Client:
                 ) from exc
         if in_process is not None and len(urls) > 1:
             raise InvalidInputError("url: a client in the scheduler's process names one URL")
-        self._transport = Transport(urls, timeout_s, headers, context, in_process)
+        host = in_process.with_headers(headers) if in_process is not None else None
+        self._transport = Transport(urls, timeout_s, headers, context, host)
 
     @property
     def url(self) -> str:

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from ppacer.api.routes import ROUTES
@@ -31,10 +31,7 @@ from ppacer.errors import (
     UnauthorizedError,
 )
 
-if TYPE_CHECKING:
-    from ppacer.api.inprocess import InProcess
-
-__all__ = ["HttpAnswer", "Transport"]
+__all__ = ["Host", "HttpAnswer", "Transport"]
 
 # 4xx answers that say the URL is not a ppacer scheduler (it has no such method).
 _NOT_PPACER = (405, 501)
@@ -85,6 +82,30 @@ _RESENDABLE = frozenset(
 _MAX_IDLE_S = 4.0
 # OpenSSL's reasons when an https:// URL reaches a server speaking plain HTTP.
 _PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
+
+
+class Host(Protocol):
+    """Where one URL's requests go: HTTP (:class:`_Http`) or the app in this process
+    (:class:`~ppacer.api.inprocess.InProcess`). Failures raise as sockets do."""
+
+    @property
+    def is_https(self) -> bool:
+        """True for an https:// URL."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: dict[str, Any] | None,
+        timeout_s: float,
+        resendable: bool,
+    ) -> HttpAnswer:
+        """One request and its answer."""
+
+    def close(self) -> None:
+        """Close the connections."""
 
 
 class _Http:
@@ -208,14 +229,13 @@ class Transport:
         timeout_s: float,
         headers: dict[str, str],
         context: ssl.SSLContext | None,
-        in_process: InProcess | None = None,
+        host: Host | None = None,
     ) -> None:
         self.urls = urls
         self.timeout_s = timeout_s
-        self._hosts: list[_Http | InProcess] = (
-            [in_process.with_headers(headers)]
-            if in_process is not None
-            else [_Http(u, timeout_s, headers, context) for u in urls]
+        # ``host``: the one URL's requests go there instead of over HTTP.
+        self._hosts: list[Host] = (
+            [host] if host is not None else [_Http(u, timeout_s, headers, context) for u in urls]
         )
         # The URL that answered last: calls go there first.
         self._current = 0
