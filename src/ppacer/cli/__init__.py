@@ -18,23 +18,82 @@ lets its traceback through instead.
 from __future__ import annotations
 
 import errno
+import importlib
 from typing import Any
 
 import click
 
-from ppacer.cli.admin import ADMIN_COMMANDS
 from ppacer.cli.common import EXIT_FAILURE, State, describe_error
-from ppacer.cli.dags import DAG_COMMANDS
 from ppacer.cli.loader import load_registry
-from ppacer.cli.prune import PRUNE_COMMANDS
-from ppacer.cli.runs import RUN_COMMANDS
-from ppacer.cli.serve import SERVE_COMMANDS
 
-__all__ = ["load_registry", "main"]
+__all__ = ["COMMAND_MODULES", "load_registry", "main"]
+
+#: Each command's module in ``ppacer.cli``, imported when the command is run (``ppacer
+#: --help`` imports them all): ``ppacer run`` loads neither the client commands' table
+#: printing (Rich) nor the database administration (Alembic).
+COMMAND_MODULES = {
+    "run": "serve",
+    "scheduler": "serve",
+    "executor": "serve",
+    "dags": "dags",
+    "schedule": "dags",
+    "executors": "dags",
+    "runs": "runs",
+    "trigger": "runs",
+    "restart": "runs",
+    "logs": "runs",
+    "backfill": "runs",
+    "db": "admin",
+    "validate": "admin",
+    "config": "admin",
+    "prune": "prune",
+}
+
+
+class _Commands(dict[str, click.Command]):
+    """``main.commands``: each command's module imported on first access to it."""
+
+    def __missing__(self, name: str) -> click.Command:
+        module = COMMAND_MODULES.get(name)
+        if module is None:
+            raise KeyError(name)
+        for value in vars(importlib.import_module(f"ppacer.cli.{module}")).values():
+            if isinstance(value, click.Command) and value.name in COMMAND_MODULES:
+                self.setdefault(value.name, value)
+        return dict.__getitem__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in COMMAND_MODULES else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMAND_MODULES
+
+    def _all(self) -> dict[str, click.Command]:
+        return {name: self[name] for name in COMMAND_MODULES}
+
+    def __iter__(self) -> Any:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(COMMAND_MODULES)
+
+    def keys(self) -> Any:
+        return self._all().keys()
+
+    def values(self) -> Any:
+        return self._all().values()
+
+    def items(self) -> Any:
+        return self._all().items()
 
 
 class _Main(click.Group):
-    """The ``ppacer`` group: no command ends in a traceback unless ``--debug`` asks for it."""
+    """The ``ppacer`` group: commands load on first use; no command ends in a traceback
+    unless ``--debug`` asks for it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, sorted (as click lists them), without importing them."""
+        return sorted(COMMAND_MODULES)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; an unexpected exception becomes ``error: ...`` and exit code 1."""
@@ -82,5 +141,4 @@ def main(ctx: click.Context, debug: bool, config_file: str | None) -> None:
     ctx.obj = State(config_file=config_file)
 
 
-for _command in [*SERVE_COMMANDS, *DAG_COMMANDS, *RUN_COMMANDS, *ADMIN_COMMANDS, *PRUNE_COMMANDS]:
-    main.add_command(_command)
+main.commands = _Commands()

@@ -16,17 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ppacer.api.client import Client
 from ppacer.api.strictjson import DEPTH, NON_FINITE, SURROGATE, SYNTAX, JsonInputError, loads_strict
 from ppacer.errors import PpacerError, ProtocolError
 from ppacer.settings import Setting, Settings, SettingsError, load_settings
 from ppacer.timeutils import parse_ts
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "CLI_ACTOR",
@@ -97,7 +98,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 def console() -> Console:
-    """A console on the current stdout (made per command, so test runners capture it)."""
+    """A console on the current stdout (made per command, so test runners capture it).
+
+    Rich is imported here, by the commands that print tables: ``ppacer run`` never loads it.
+    """
+    from rich.console import Console
+
     out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # Piped or captured: do not wrap tables at 80 columns.
@@ -119,6 +125,8 @@ def print_table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
 ) -> None:
     """Print a table (empty cells for None)."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")

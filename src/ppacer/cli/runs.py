@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppacer.api.client import Client
 from ppacer.cli.common import (
@@ -378,6 +377,14 @@ def backfill(
 def _follow_backfill(client: Client, backfill_id: int, *, quiet: bool) -> dict[str, Any]:
     """Poll a backfill until it ends, showing its finished runs as a progress bar."""
     finished: dict[int, str] = {}
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     progress = Progress(
         TextColumn("backfill {task.fields[id]}"),
         BarColumn(),

@@ -1,0 +1,68 @@
+"""The CLI imports a command's module when the command runs.
+
+``ppacer run`` is the process that stays up: it must not carry the client
+commands' table printing (Rich) or the database administration (Alembic, on a
+current database) in its memory. ``ppacer --help`` and ``main.commands`` still
+see every command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import click
+
+from ppacer.cli import COMMAND_MODULES, main
+
+
+def test_every_command_of_every_module_is_listed_once() -> None:
+    found: dict[str, str] = {}
+    for module in sorted(set(COMMAND_MODULES.values())):
+        for value in vars(importlib.import_module(f"ppacer.cli.{module}")).values():
+            command = value if isinstance(value, click.Command) else None
+            if command is not None and command.name in COMMAND_MODULES:
+                found.setdefault(str(command.name), module)
+    assert found == COMMAND_MODULES
+    assert sorted(main.commands) == sorted(COMMAND_MODULES)
+    assert {name: command.name for name, command in main.commands.items()} == {
+        name: name for name in COMMAND_MODULES
+    }
+    assert main.commands.get("nope") is None and "nope" not in main.commands
+
+
+def _modules_after(argv: list[str]) -> dict[str, bool]:
+    code = (
+        "import json, sys\n"
+        "from ppacer.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "names = ('rich', 'alembic', 'ppacer.cli.admin', 'ppacer.cli.runs', 'ppacer.cli.serve')\n"
+        "print(json.dumps({n: n in sys.modules for n in names}), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_ppacer_run_loads_only_its_own_command() -> None:
+    loaded = _modules_after(["run", "--help"])
+    assert loaded == {
+        "rich": False,
+        "alembic": False,
+        "ppacer.cli.admin": False,
+        "ppacer.cli.runs": False,
+        "ppacer.cli.serve": True,
+    }
+
+
+def test_the_help_lists_every_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ppacer", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("Commands:", 1)[1].split()
+    assert all(name in listed for name in COMMAND_MODULES)
+    assert _modules_after(["runs", "--help"])["rich"] is False  # help prints no table
