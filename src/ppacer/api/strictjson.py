@@ -86,8 +86,33 @@ def loads_strict(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
 def check_text(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`JsonInputError` if ``value`` nests too deeply or holds a lone surrogate.
 
-    Walks without recursion; strings that are ASCII (nearly all) cost one check.
+    Walks without recursion; strings that are ASCII (nearly all) cost one check,
+    and the path of the bad value is worked out only when there is one.
     """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and _unencodable(item):
+                break
+        elif kind is dict:
+            if depth >= max_depth:
+                break
+            if not all(key.isascii() or not _unencodable(key) for key in item):
+                break
+            stack.extend([(child, depth + 1) for child in item.values()])
+        elif kind is list:
+            if depth >= max_depth:
+                break
+            stack.extend([(child, depth + 1) for child in item])
+    else:
+        return
+    _find_bad(value, path, max_depth)
+
+
+def _find_bad(value: Any, path: str, max_depth: int) -> None:
+    """The walk of :func:`check_text` again, naming where the problem is: raises."""
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -104,6 +129,15 @@ def check_text(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> Non
                 raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
             for i, child in enumerate(item):
                 stack.append((child, f"{where}.{i}" if where else str(i), depth + 1))
+
+
+def _unencodable(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (it cannot be written as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_str(text: str, where: str) -> None:

@@ -20,7 +20,7 @@ class Node:
     A node without a config takes its DAG's ``default_config``.
     """
 
-    __slots__ = ("children", "own_config", "task", "trigger_rule")
+    __slots__ = ("_added", "children", "own_config", "task", "trigger_rule")
 
     def __init__(
         self,
@@ -43,6 +43,8 @@ class Node:
         self.task = task
         self.own_config = config
         self.children: list[Node] = []
+        # Ids of the children added by next(): a root of 10,000 children is built in O(n).
+        self._added: set[int] = set()
 
     @property
     def config(self) -> TaskConfig:
@@ -63,8 +65,12 @@ class Node:
     ) -> Node:
         """Add ``child`` (a node, or a task wrapped in a new node) after this one; return it."""
         node = child if isinstance(child, Node) else Node(child, config, trigger_rule=trigger_rule)
-        if not any(c is node for c in self.children):
-            self.children.append(node)
+        if id(node) not in self._added:
+            # Children put on the list by hand are not in the set: look for it among them.
+            by_hand = len(self._added) != len(self.children)
+            if not (by_hand and any(c is node for c in self.children)):
+                self.children.append(node)
+            self._added.add(id(node))
         return node
 
     def next_task(

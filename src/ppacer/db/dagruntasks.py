@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, s
 
 from ppacer.dag.status import TaskStatus
 from ppacer.db.dagruns import DagRunRow
+from ppacer.db.prepared import Prepared
 from ppacer.db.schema import (
     dagruns,
     dagruntaskerrors,
@@ -17,6 +18,7 @@ from ppacer.db.schema import (
     dagruntasks,
     dagruntaskstarts,
 )
+from ppacer.db.taskstarts import Started, insert_task_starts
 
 __all__ = [
     "AttemptTimes",
@@ -125,8 +127,9 @@ def insert_dag_run_tasks(
     )
 
 
-# Built once: constructing SQLAlchemy expressions per call dominated the hot path.
-_UPDATE_STATUS = (
+# Built once (constructing SQLAlchemy expressions per call dominated the hot path), run
+# through the driver: every change of a task's status goes this way.
+_SET_STATUS = Prepared(
     update(dagruntasks)
     .where(
         and_(
@@ -138,17 +141,6 @@ _UPDATE_STATUS = (
     )
     .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """How an attempt started: when it was handed out, to whom, with which code."""
-
-    start_ts: str
-    # None: a client that did not name itself.
-    executor: str | None
-    # None: an executor that announced no code versions.
-    code_version: str | None
 
 
 def _status_params(
@@ -175,7 +167,7 @@ def update_dag_run_task_status(
 ) -> int:
     """Set an attempt's status; return the rows changed (0: no such attempt)."""
     params = _status_params(dag_id, exec_ts, task_id, retry, status, now)
-    return int(conn.execute(_UPDATE_STATUS, params).rowcount)
+    return int(_SET_STATUS.execute(conn, params).rowcount)
 
 
 def update_dag_run_task_statuses(
@@ -183,61 +175,7 @@ def update_dag_run_task_statuses(
 ) -> None:
     """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
     if changes:
-        conn.execute(_UPDATE_STATUS, [_status_params(*change) for change in changes])
-
-
-def insert_task_starts(
-    conn: Connection, starts: Sequence[tuple[str, str, str, int, Started]]
-) -> None:
-    """Record how attempts started ``(dag_id, exec_ts, task_id, retry, started)``.
-
-    An attempt handed out again (put back, given back after a restart) keeps its
-    latest start.
-    """
-    if not starts:
-        return
-    rows = [
-        {
-            "DagId": d,
-            "ExecTs": e,
-            "TaskId": t,
-            "Retry": r,
-            "StartTs": st.start_ts,
-            "Executor": st.executor,
-            "CodeVersion": st.code_version,
-        }
-        for d, e, t, r, st in starts
-    ]
-    conn.execute(_upsert_starts(conn.dialect.name), rows)
-
-
-# The upsert of attempt starts per dialect, built once: building it per call (its
-# ``excluded`` columns) cost a seventh of the scheduler's time on a chain's hop.
-_UPSERT_STARTS: dict[str, Any] = {}
-
-
-def _upsert_starts(dialect: str) -> Any:
-    statement = _UPSERT_STARTS.get(dialect)
-    if statement is None:
-        # Imported here: the dialect of the database in use only.
-        base: Any
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            base = pg_insert(dagruntaskstarts)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            base = sqlite_insert(dagruntaskstarts)
-        statement = _UPSERT_STARTS[dialect] = base.on_conflict_do_update(
-            index_elements=["DagId", "ExecTs", "TaskId", "Retry"],
-            set_={
-                "StartTs": base.excluded.StartTs,
-                "Executor": base.excluded.Executor,
-                "CodeVersion": base.excluded.CodeVersion,
-            },
-        )
-    return statement
+        _SET_STATUS.executemany(conn, [_status_params(*change) for change in changes])
 
 
 def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:

@@ -444,7 +444,12 @@ class TaskScheduler:
         if report.lease_token is not None:
             attempt = (report.dag_id, report.exec_ts, report.task_id, report.retry)
             lease = self.leases.for_attempt(attempt)
-            expected = lease_token(self.leases.table.secret, attempt)
+            # The attempt's token: its live lease carries it; derived again (an HMAC) only
+            # for a report whose lease is gone or another's.
+            if lease is not None and lease.token == report.lease_token:
+                expected = lease.token
+            else:
+                expected = lease_token(self.leases.table.secret, attempt)
         accepted = check_report(state, report, lease, expected)
         if accepted is not None:  # None: a repeated report (a pending RUNNING row is written)
             self.progress.apply_report(conn, state, report, accepted)

@@ -72,6 +72,8 @@ class SchedulerMetrics(Collector):
         # Start of each RUNNING attempt, to time it when it ends.
         self._started: dict[tuple[str, str, str, int], datetime] = {}
         self._http_children: dict[tuple[str, str, int], Any] = {}
+        # Labelled children looked up once (labels() costs more than the increment).
+        self._change_children: dict[TaskStatus, Any] = {}
         # Read by collect(); refreshed by scrape() just before rendering.
         self._db_counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
         #: The event loop's latest lag, and when the ticker last ran (monotonic seconds).
@@ -82,7 +84,12 @@ class SchedulerMetrics(Collector):
 
     def on_task_event(self, event: TaskEvent) -> None:
         """A task attempt's status changed (a task observer of the scheduler)."""
-        self.task_changes.labels(str(event.status)).inc()
+        changes = self._change_children.get(event.status)
+        if changes is None:
+            changes = self._change_children[event.status] = self.task_changes.labels(
+                str(event.status)
+            )
+        changes.inc()
         key = (event.dag_id, event.exec_ts, event.task_id, event.retry)
         if event.status is TaskStatus.RUNNING:
             self._started[key] = event.at
