@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -67,6 +68,27 @@ def test_a_value_is_refused_exactly_when_it_breaks_a_rule(value: Any, limit: int
     field = caught.value.field or ""
     problem = _first_problem(_at(value, field), field, field.count(".") + bool(field), limit)
     assert problem is not None and problem[0] == caught.value.kind
+
+
+@given(_json, st.booleans(), st.booleans(), st.integers(min_value=1, max_value=4))
+def test_parsing_text_refuses_what_the_walk_refuses(
+    value: Any, ascii_only: bool, as_bytes: bool, limit: int
+) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if not ascii_only:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return  # not text a client could send
+    sent: str | bytes = text.encode("utf-8") if as_bytes else text
+    try:
+        check_text(value, max_depth=limit)
+    except JsonInputError as walked:
+        with pytest.raises(JsonInputError) as parsed:
+            loads_strict(sent, max_depth=limit)
+        assert (parsed.value.kind, parsed.value.field) == (walked.kind, walked.field)
+    else:
+        assert loads_strict(sent, max_depth=limit) == value
 
 
 def _at(value: Any, path: str) -> Any:
