@@ -35,7 +35,6 @@ __all__ = [
     "dagruntaskerrors",
     "dagruntaskoutputs",
     "dagruntasks",
-    "dagruntaskstarts",
     "dags",
     "dagtasks",
     "logs_metadata",
@@ -132,37 +131,28 @@ dagruntasks = Table(
     Column("Status", Text, nullable=False, comment="TaskStatus"),
     Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
     Column("Version", Text, nullable=False, comment="ppacer version"),
-    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
-    Index("ix_dagruntasks_status", "Status"),
-)
-
-dagruntaskstarts = Table(
-    "dagruntaskstarts",
-    metadata,
-    Column("DagId", Text, nullable=False, comment="DAG id"),
-    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
-    Column("TaskId", Text, nullable=False, comment="task id"),
-    Column("Retry", Integer, nullable=False, comment="attempt number"),
+    # How the attempt started (not in the original's table; revision 0005). A view,
+    # ``dagruntaskstarts``, lists the attempts with a start by these columns.
     Column(
         "StartTs",
         Text,
-        nullable=False,
-        comment="when an executor took the attempt (dagruntasks.InsertTs: when it was queued)",
+        nullable=True,
+        comment="when an executor took the attempt (InsertTs: when it was queued); NULL: never",
     ),
     Column(
         "Executor",
         Text,
         nullable=True,
-        comment="the executor that took it (NULL: a client that did not name itself)",
+        comment="the executor that took it (NULL: never taken, or a client without a name)",
     ),
     Column(
         "CodeVersion",
         Text,
         nullable=True,
-        comment="the task's code version it ran (NULL: unknown, an executor that announced "
-        "no versions)",
+        comment="the task's code version it ran (NULL: unknown, or never taken)",
     ),
-    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskstarts"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
+    Index("ix_dagruntasks_status", "Status"),
 )
 
 dagruntaskerrors = Table(
