@@ -38,6 +38,7 @@ from ppacer.db.schema import (
     dagruntaskerrors,
     dagruntaskoutputs,
     dagruntasks,
+    dagruntaskstarts,
     schedules,
     tasklogs,
 )
@@ -50,7 +51,7 @@ from tests.conftest import wait_for
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 CUTOFF = format_ts(NOW - timedelta(days=30))
 # Tables holding rows of a run, keyed by (DagId, ExecTs) or by RunId.
-BY_EXEC = (dagruntasks, dagruntaskerrors, dagruntaskoutputs, dagrunrestarts)
+BY_EXEC = (dagruntasks, dagruntaskstarts, dagruntaskerrors, dagruntaskoutputs, dagrunrestarts)
 BY_RUN_ID = (dagrunparams, dagrunevents)
 
 
@@ -107,10 +108,9 @@ def seed_runs(engine: Engine, logs_engine: Engine, seeds: Sequence[Seed]) -> lis
                         "Status": task_status,
                         "StatusUpdateTs": format_ts(s.done),
                         "Version": "test",
-                        "StartTs": at,
-                        "Executor": "x",
                     }
                 )
+                rows[dagruntaskstarts].append({**attempt, "StartTs": at, "Executor": "x"})
                 rows[dagruntaskoutputs].append({**attempt, "InsertTs": at, "Value": "1"})
                 if s.status == "FAILED":
                     rows[dagruntaskerrors].append({**attempt, "InsertTs": at, "Error": "E: x"})

@@ -16,8 +16,9 @@ from ppacer.db.schema import (
     dagruntaskerrors,
     dagruntaskoutputs,
     dagruntasks,
+    dagruntaskstarts,
 )
-from ppacer.db.taskstarts import ATTEMPT, Started, record_starts, set_status_started
+from ppacer.db.taskstarts import Started, insert_task_starts
 
 __all__ = [
     "AttemptTimes",
@@ -30,6 +31,7 @@ __all__ = [
     "insert_dag_run_tasks",
     "insert_task_error",
     "insert_task_output",
+    "insert_task_starts",
     "read_attempts_of_runs",
     "read_dag_run_tasks",
     "read_failed_attempts",
@@ -37,9 +39,8 @@ __all__ = [
     "read_task_attempts",
     "read_task_errors",
     "read_task_outputs",
-    "record_starts",
-    "set_status_started",
     "update_dag_run_task_status",
+    "update_dag_run_task_statuses",
 ]
 
 
@@ -61,8 +62,23 @@ class DagRunTaskRow:
     code_version: str | None = None
 
 
-# Every attempt's columns, with how it started (NULLs: never handed out, or before).
-_WITH_START = select(dagruntasks)
+# Every attempt's columns with how it started (NULLs: never handed out, or before).
+_WITH_START = select(
+    dagruntasks,
+    dagruntaskstarts.c.StartTs,
+    dagruntaskstarts.c.Executor,
+    dagruntaskstarts.c.CodeVersion,
+).select_from(
+    dagruntasks.outerjoin(
+        dagruntaskstarts,
+        and_(
+            dagruntaskstarts.c.DagId == dagruntasks.c.DagId,
+            dagruntaskstarts.c.ExecTs == dagruntasks.c.ExecTs,
+            dagruntaskstarts.c.TaskId == dagruntasks.c.TaskId,
+            dagruntaskstarts.c.Retry == dagruntasks.c.Retry,
+        ),
+    )
+)
 
 
 def _row(r: Row[Any]) -> DagRunTaskRow:
@@ -75,7 +91,7 @@ def _row(r: Row[Any]) -> DagRunTaskRow:
         TaskStatus(r.Status),
         r.StatusUpdateTs,
         r.Version,
-        # How it started (NULLs: never handed out, or not selected).
+        # Read with how it started (NULLs when not joined, or never handed out).
         r._mapping.get("StartTs"),
         r._mapping.get("Executor"),
         r._mapping.get("CodeVersion"),
@@ -115,7 +131,14 @@ def insert_dag_run_tasks(
 # through the driver: every change of a task's status goes this way.
 _SET_STATUS = Prepared(
     update(dagruntasks)
-    .where(ATTEMPT)
+    .where(
+        and_(
+            dagruntasks.c.DagId == bindparam("k_dag"),
+            dagruntasks.c.ExecTs == bindparam("k_exec"),
+            dagruntasks.c.TaskId == bindparam("k_task"),
+            dagruntasks.c.Retry == bindparam("k_retry"),
+        )
+    )
     .values(Status=bindparam("v_status"), StatusUpdateTs=bindparam("v_ts"))
 )
 
@@ -145,6 +168,14 @@ def update_dag_run_task_status(
     """Set an attempt's status; return the rows changed (0: no such attempt)."""
     params = _status_params(dag_id, exec_ts, task_id, retry, status, now)
     return int(_SET_STATUS.execute(conn, params).rowcount)
+
+
+def update_dag_run_task_statuses(
+    conn: Connection, changes: Sequence[tuple[str, str, str, int, TaskStatus, str]]
+) -> None:
+    """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
+    if changes:
+        _SET_STATUS.executemany(conn, [_status_params(*change) for change in changes])
 
 
 def read_dag_run_tasks(conn: Connection, dag_id: str, exec_ts: str) -> list[DagRunTaskRow]:
@@ -402,5 +433,6 @@ _ATTEMPT_TIMES = _WITH_START.with_only_columns(
     dagruntasks.c.Status,
     dagruntasks.c.InsertTs,
     dagruntasks.c.StatusUpdateTs,
-    dagruntasks.c.StartTs,
+    dagruntaskstarts.c.StartTs,
+    maintain_column_froms=True,
 )

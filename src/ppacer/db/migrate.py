@@ -98,7 +98,7 @@ SCHEDULER_DB = History(
     name="scheduler",
     directory=_HERE / "scheduler",
     version_table=SCHEDULER_VERSION_TABLE,
-    head="0005_attempt_start_columns",
+    head="0004_runs_by_exec",
     baseline_tables=frozenset(
         {
             "dags",

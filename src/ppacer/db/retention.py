@@ -62,6 +62,7 @@ from ppacer.db.schema import (
     dagruntaskerrors,
     dagruntaskoutputs,
     dagruntasks,
+    dagruntaskstarts,
     schedules,
     tasklogs,
 )
@@ -281,7 +282,7 @@ def _delete_runs(engine: Engine, batch: Sequence[RunRef], cutoff: str) -> tuple[
         if not gone:
             return [], 0
         attempts = conn.execute(delete(dagruntasks).where(_by_run(dagruntasks, gone))).rowcount
-        for table in (dagruntaskerrors, dagruntaskoutputs, dagrunrestarts):
+        for table in (dagruntaskstarts, dagruntaskerrors, dagruntaskoutputs, dagrunrestarts):
             conn.execute(delete(table).where(_by_run(table, gone)))
         gone_ids = [r.run_id for r in gone]
         for table in (dagrunparams, dagrunevents, backfillruns):
@@ -442,6 +443,7 @@ def _file_pages(conn: Connection) -> int:
 _PG_TABLES = (
     "dagruns",
     "dagruntasks",
+    "dagruntaskstarts",
     "dagruntaskerrors",
     "dagruntaskoutputs",
     "dagrunparams",

@@ -35,6 +35,7 @@ __all__ = [
     "dagruntaskerrors",
     "dagruntaskoutputs",
     "dagruntasks",
+    "dagruntaskstarts",
     "dags",
     "dagtasks",
     "logs_metadata",
@@ -131,28 +132,37 @@ dagruntasks = Table(
     Column("Status", Text, nullable=False, comment="TaskStatus"),
     Column("StatusUpdateTs", Text, nullable=False, comment="when Status last changed"),
     Column("Version", Text, nullable=False, comment="ppacer version"),
-    # How the attempt started (not in the original's table; revision 0005). A view,
-    # ``dagruntaskstarts``, lists the attempts with a start by these columns.
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
+    Index("ix_dagruntasks_status", "Status"),
+)
+
+dagruntaskstarts = Table(
+    "dagruntaskstarts",
+    metadata,
+    Column("DagId", Text, nullable=False, comment="DAG id"),
+    Column("ExecTs", Text, nullable=False, comment="the run's ExecTs"),
+    Column("TaskId", Text, nullable=False, comment="task id"),
+    Column("Retry", Integer, nullable=False, comment="attempt number"),
     Column(
         "StartTs",
         Text,
-        nullable=True,
-        comment="when an executor took the attempt (InsertTs: when it was queued); NULL: never",
+        nullable=False,
+        comment="when an executor took the attempt (dagruntasks.InsertTs: when it was queued)",
     ),
     Column(
         "Executor",
         Text,
         nullable=True,
-        comment="the executor that took it (NULL: never taken, or a client without a name)",
+        comment="the executor that took it (NULL: a client that did not name itself)",
     ),
     Column(
         "CodeVersion",
         Text,
         nullable=True,
-        comment="the task's code version it ran (NULL: unknown, or never taken)",
+        comment="the task's code version it ran (NULL: unknown, an executor that announced "
+        "no versions)",
     ),
-    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntasks"),
-    Index("ix_dagruntasks_status", "Status"),
+    PrimaryKeyConstraint("DagId", "ExecTs", "TaskId", "Retry", name="pk_dagruntaskstarts"),
 )
 
 dagruntaskerrors = Table(

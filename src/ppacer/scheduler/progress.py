@@ -124,15 +124,14 @@ class RunProgress:
                 f"task {task_id!r} of DAG {state.dag.id!r} run {state.exec_ts}: {why}"
             )
         # A quick attempt finishes before its RUNNING row was written: its start is
-        # written with its final status, its RUNNING status never needs writing.
+        # recorded with this transaction, its RUNNING status never needs writing.
         key = (state.dag.id, state.exec_ts, task_id, retry)
         pending = self._running.pop(key, None)
         if pending is not None:
-            tasks_db.set_status_started(conn, [(*key, status, now, pending[1])])
-        else:
-            tasks_db.update_dag_run_task_status(
-                conn, state.dag.id, state.exec_ts, task_id, retry, status, now
-            )
+            self._starts.append((*key, pending[1]))
+        tasks_db.update_dag_run_task_status(
+            conn, state.dag.id, state.exec_ts, task_id, retry, status, now
+        )
         state.latest[task_id] = (retry, status)
         self.record(state, task_id, retry, status)
 
@@ -171,16 +170,15 @@ class RunProgress:
             changes = []
             for key, (state, started) in pending.items():
                 task_id, retry = key[2], key[3]
+                self._starts.append((*key, started))
                 if state.latest.get(task_id) != (retry, TaskStatus.RUNNING):
-                    # Taken back (a lease lost, a run failed): its own row says its status.
-                    self._starts.append((*key, started))
-                    continue
-                changes.append((*key, TaskStatus.RUNNING, started.start_ts, started))
+                    continue  # taken back (a lease lost, a run failed): its own row says it
+                changes.append((*key, TaskStatus.RUNNING, started.start_ts))
                 self.run_started(conn, state, started.start_ts)
-            tasks_db.set_status_started(conn, changes)
+            tasks_db.update_dag_run_task_statuses(conn, changes)
         if self._starts:
             starts, self._starts = self._starts, []
-            tasks_db.record_starts(conn, starts)
+            tasks_db.insert_task_starts(conn, starts)
 
     def apply_report(
         self, conn: Connection, state: RunState, report: StatusReport, accepted: Accepted
