@@ -57,7 +57,12 @@ def to_utc(value: datetime) -> datetime:
 
 def format_ts(value: datetime) -> str:
     """Format an aware datetime as ppacer's stored, sortable timestamp text."""
-    u = require_aware(value, "timestamp")
+    # Most values are the clock's, in UTC already: no conversion to make.
+    u = (
+        value
+        if type(value) is datetime and value.tzinfo is UTC
+        else require_aware(value, "timestamp")
+    )
     # Formatted by hand: strftime does not zero-pad years below 1000 on every platform.
     return (
         f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
