@@ -106,25 +106,36 @@ def insert_dag_run_tasks(
     now: str,
     version: str,
 ) -> None:
-    """Insert task attempts ``(task_id, retry, status)`` of one run in one statement."""
-    if not attempts:
-        return
-    conn.execute(
-        insert(dagruntasks),
+    """Insert task attempts ``(task_id, retry, status)`` of one run (through the driver)."""
+    _INSERT_ATTEMPTS.executemany(
+        conn,
         [
             {
-                "DagId": dag_id,
-                "ExecTs": exec_ts,
-                "TaskId": task_id,
-                "Retry": retry,
-                "InsertTs": now,
-                "Status": status,
-                "StatusUpdateTs": now,
-                "Version": version,
+                "v_dag": dag_id,
+                "v_exec": exec_ts,
+                "v_task": task_id,
+                "v_retry": retry,
+                "v_now": now,
+                "v_status": str(status),
+                "v_version": version,
             }
             for task_id, retry, status in attempts
         ],
     )
+
+
+_INSERT_ATTEMPTS = Prepared(
+    insert(dagruntasks).values(
+        DagId=bindparam("v_dag"),
+        ExecTs=bindparam("v_exec"),
+        TaskId=bindparam("v_task"),
+        Retry=bindparam("v_retry"),
+        InsertTs=bindparam("v_now"),
+        Status=bindparam("v_status"),
+        StatusUpdateTs=bindparam("v_now"),
+        Version=bindparam("v_version"),
+    )
+)
 
 
 # Built once (constructing SQLAlchemy expressions per call dominated the hot path), run
