@@ -42,7 +42,9 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=30)
+        # An executor's stop may take its long poll (10 s), a report's timeout (15 s) and
+        # the shipping of its last log lines: wait past the sum, then kill (and fail).
+        _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
