@@ -232,6 +232,7 @@ class Proc:
         py_spy_rate: int = 250,
         script: Path = PROCS,
         pythonpath: Path | None = None,
+        prefix: tuple[str, ...] = (),
         **options: Any,
     ) -> None:
         self.role = role
@@ -258,6 +259,8 @@ class Proc:
                 *("-o", str(out), "--"),
                 *cmd,
             ]
+        # ``prefix``: e.g. ``ip netns exec NS``, which execs the command (the pid stays ours).
+        cmd = [*prefix, *cmd]
         env = None
         if pythonpath is not None:
             # Another tree's ppacer (an A/B): its src/ first on the path.
@@ -356,6 +359,55 @@ class ProcessGroup:
             proc.signal(signum)
 
 
+class Namespace:
+    """A network namespace joined to the root one by a veth pair: "another machine"."""
+
+    def __init__(self, name: str, root_ip: str, own_ip: str) -> None:
+        self.name = name
+        #: The root namespace's end (where a scheduler on 0.0.0.0 is reached).
+        self.root_ip = root_ip
+        self.own_ip = own_ip
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10)
+
+
+@contextlib.contextmanager
+def namespaces(n: int) -> Iterator[list[Namespace]]:
+    """``n`` namespaces, each with its own loopback and a veth pair to the root namespace
+    (10.78.i.1 here, 10.78.i.2 there); removed afterwards. Needs root and ``ip``."""
+    tag = uuid.uuid4().hex[:6]
+    made: list[Namespace] = []
+    try:
+        for i in range(n):
+            name, root_end, own_end = f"ppb{tag}{i}", f"pb{tag}{i}r", f"pb{tag}{i}h"
+            host = Namespace(name, f"10.78.{i + 1}.1", f"10.78.{i + 1}.2")
+            _ip("netns", "add", name)
+            made.append(host)
+            _ip("link", "add", root_end, "type", "veth", "peer", "name", own_end)
+            _ip("link", "set", own_end, "netns", name)
+            _ip("addr", "add", f"{host.root_ip}/24", "dev", root_end)
+            _ip("link", "set", root_end, "up")
+            _ip("-n", name, "addr", "add", f"{host.own_ip}/24", "dev", own_end)
+            _ip("-n", name, "link", "set", own_end, "up")
+            _ip("-n", name, "link", "set", "lo", "up")
+        yield made
+    finally:
+        for host in made:
+            # The namespace's end of the veth goes with it, and takes the root end along.
+            subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
+
+
+def namespaces_unavailable() -> str | None:
+    """Why namespaces cannot be made here (None: they can)."""
+    if os.geteuid() != 0:
+        return "not root"
+    if shutil.which("ip") is None:
+        return "no `ip` command"
+    return None
+
+
 class Deployment(ProcessGroup):
     """A scheduler and an executor serving ``spec`` on a database, in ``mode``.
 
@@ -379,6 +431,7 @@ class Deployment(ProcessGroup):
         script: Path = PROCS,
         pythonpath: Path | None = None,
         executors: int = 1,
+        hosts: list[Namespace] | None = None,
     ) -> None:
         self.mode = mode
         self.procs: dict[str, Proc] = {}
@@ -411,22 +464,28 @@ class Deployment(ProcessGroup):
                     f"{label}-scheduler",
                     db=db.url,
                     logs_db=db.logs_url,
+                    host="0.0.0.0" if hosts else None,
                     **common,
                 )
                 self.procs["scheduler"] = sched
                 self.url = sched.wait_ready(start_timeout_s)["url"]
                 self.client = ppacer.Client(self.url)
                 self.wait_running(start_timeout_s)
+                port = self.url.rsplit(":", 1)[1]
                 for i in range(executors):
                     role = "executor" if i == 0 else f"executor{i + 1}"
+                    # With ``hosts``: executor i in namespace i, reaching the scheduler
+                    # over its veth pair, as from another machine.
+                    host = hosts[i] if hosts else None
                     ex = Proc(
                         "executor",
                         spec,
                         logs,
                         f"{label}-{role}",
-                        url=self.url,
+                        url=f"http://{host.root_ip}:{port}" if host else self.url,
                         logs_db=db.logs_url,
                         concurrency=concurrency,
+                        prefix=("ip", "netns", "exec", host.name) if host else (),
                         **common,
                     )
                     self.procs[role] = ex

@@ -58,7 +58,8 @@ def run_scheduler(args: argparse.Namespace) -> None:
     app = ppacer.Scheduler(args.db, logs_db=args.logs_db).start(registry)
     sock = socket.socket(socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((args.host, 0))
+    # Clients in this namespace reach it on the loopback address whatever it binds.
     _ready(url=f"http://127.0.0.1:{sock.getsockname()[1]}")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--logs-db", help="logs DB path or URL")
     parser.add_argument("--url", help="the scheduler's URL (executor)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--host", default="127.0.0.1", help="the scheduler's address to bind")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     configure_logging(args.log_level)

@@ -17,7 +17,8 @@ CPU over 120 s), ``startup`` (sync 1,000 DAGs x 10 tasks, cold and warm),
 runs of 5 tasks in the database; ``--history-runs``), ``footprint`` (the
 ``ppacer run`` hello start: start to ``/state``, idle RSS), ``executors`` (1, 2
 and 4 executor processes: tasks/s on ``wide1000``, per-hop latency on
-``chain50``, scheduler CPU per 1,000 tasks). Each runs in the
+``chain50``, scheduler CPU per 1,000 tasks; on loopback, and with each executor in
+a network namespace of its own, as on another machine, where root can make them). Each runs in the
 one-process deployment (``ppacer.run``'s ``LocalRunner``) and with scheduler and
 executor in separate processes, on fresh SQLite files or, with ``--db``, a fresh
 database on that PostgreSQL server (dropped afterwards).
@@ -47,7 +48,17 @@ from pathlib import Path
 from typing import Any
 
 import ab
-from harness import HERE, MODES, Database, Deployment, Proc, temp_root, trigger_and_wait
+from harness import (
+    HERE,
+    MODES,
+    Database,
+    Deployment,
+    Proc,
+    namespaces,
+    namespaces_unavailable,
+    temp_root,
+    trigger_and_wait,
+)
 from workloads import LATENCY, history_dag_ids, latency_root
 
 import ppacer
@@ -490,19 +501,27 @@ class Bench:
         runs = 1 if self.quick else self.runs
         spec = {"kind": "latency", "names": [wide, "chain50"]}
         add = self.report.add
-        for k in counts:
-            mode = f"separate-x{k}"
+        # Each executor in a network namespace of its own, over a veth pair: as from
+        # another machine (not in --quick; needs root).
+        why_not = "--quick" if self.quick else namespaces_unavailable()
+        if why_not is not None:
+            print(f"executors: across network namespaces not measured ({why_not})", flush=True)
+        setups = [(k, False) for k in counts] + ([] if why_not else [(k, True) for k in counts])
+        for k, isolated in setups:
+            mode = f"separate-netns-x{k}" if isolated else f"separate-x{k}"
             with (
                 self.database() as db,
+                namespaces(k if isolated else 0) as hosts,
                 Deployment(
                     "separate",
                     spec,
                     db,
                     self.logs,
-                    label=f"executors-x{k}",
+                    label=f"executors-{mode}",
                     concurrency=self.args.concurrency,
                     log_level=self.args.log_level,
                     executors=k,
+                    hosts=hosts or None,
                 ) as dep,
             ):
                 trigger_and_wait(dep, db, wide)  # warm-up
