@@ -38,6 +38,10 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -61,7 +65,12 @@ def test_the_separate_process_example_runs_as_written(tmp_path):
         [sys.executable, "scheduler.py"], env=clean_env(PPACER_PORT=str(port)), **popen
     )
     executor = subprocess.Popen(
-        [sys.executable, "executor.py"], env=clean_env(PPACER_URL=url), **popen
+        [sys.executable, "executor.py"],
+        env=clean_env(PPACER_URL=url),
+        # Ctrl-C as in a terminal: a run started in the background (a CI job) would
+        # otherwise hand the example an ignored SIGINT, and it would never stop.
+        preexec_fn=_default_sigint,
+        **popen,
     )
     try:
         wait_for(lambda: _answers(f"{url}/healthz"), 60, "the scheduler")
