@@ -124,7 +124,7 @@ class LocalRunner:
         if with_executor:
             # It calls the API as a remote executor does (its task logs too, batched by
             # the scheduler), through the app itself rather than a loopback socket:
-            # the same handlers, at half the CPU a request (BENCHMARKS.md).
+            # the same handlers, without HTTP on either side (BENCHMARKS.md).
             channel = InProcess(self.app, lambda: self.scheduler.loop)
             self.executor = Executor(
                 Client(self.url, token=self._token, in_process=channel),

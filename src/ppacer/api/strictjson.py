@@ -114,7 +114,7 @@ def check_text(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> Non
         elif kind is dict:
             if depth >= max_depth:
                 break
-            if not all(key.isascii() or not _unencodable(key) for key in item):
+            if any(not key.isascii() and _unencodable(key) for key in item):
                 break
             stack.extend([(child, depth + 1) for child in item.values()])
         elif kind is list:

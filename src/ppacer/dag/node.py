@@ -43,7 +43,7 @@ class Node:
         self.task = task
         self.own_config = config
         self.children: list[Node] = []
-        # Ids of the children added by next(): a root of 10,000 children is built in O(n).
+        # Ids of the children added by next() (see there).
         self._added: set[int] = set()
 
     @property
@@ -65,11 +65,11 @@ class Node:
     ) -> Node:
         """Add ``child`` (a node, or a task wrapped in a new node) after this one; return it."""
         node = child if isinstance(child, Node) else Node(child, config, trigger_rule=trigger_rule)
-        if id(node) not in self._added:
-            # Children put on the list by hand are not in the set: look for it among them.
-            by_hand = len(self._added) != len(self.children)
-            if not (by_hand and any(c is node for c in self.children)):
-                self.children.append(node)
+        # The set only proves absence (a root of 10,000 children is built in O(n)); when it
+        # cannot (a node seen before, or a list changed by hand), the list is looked at.
+        maybe_there = id(node) in self._added or len(self._added) != len(self.children)
+        if not (maybe_there and any(c is node for c in self.children)):
+            self.children.append(node)
             self._added.add(id(node))
         return node
 
