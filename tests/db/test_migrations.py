@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
@@ -27,7 +28,9 @@ from ppacer.db.migrate import (
     SCHEDULER_DB,
     History,
     SchemaError,
+    _migrate,
     _revisions,
+    _serialised,
     read_state,
     schema_drift,
     upgrade,
@@ -300,9 +303,107 @@ def test_models_agree_with_the_latest_migration(
 
 
 @pytest.mark.parametrize("history", [SCHEDULER_DB, LOGS_DB], ids=lambda h: h.name)
-def test_the_head_constant_is_the_latest_script(history: History) -> None:
-    revisions = _revisions(history)
-    assert revisions[0] == BASELINE and revisions[-1] == history.head
+def test_the_revision_constants_are_the_scripts(history: History) -> None:
+    assert tuple(_revisions(history)) == history.revisions
+    assert history.revisions[0] == BASELINE
+
+
+def _describe(engine: Engine, history: History) -> dict[str, Any]:
+    """Everything of a database a user or ppacer could tell apart, but the secret's value."""
+    inspector = inspect(engine)
+    tables: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = [
+            {key: str(value) for key, value in column.items() if key != "type"}
+            | {"type": str(column["type"])}
+            for column in inspector.get_columns(table)
+        ]
+        tables[table] = {
+            "columns": columns,
+            "primary key": inspector.get_pk_constraint(table),
+            "indexes": sorted(inspector.get_indexes(table), key=lambda i: str(i["name"])),
+            "unique": sorted(inspector.get_unique_constraints(table), key=lambda u: str(u["name"])),
+            "foreign keys": inspector.get_foreign_keys(table),
+        }
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            others = conn.exec_driver_sql(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                "WHERE type IN ('trigger', 'view') OR sql LIKE 'CREATE VIRTUAL%' ORDER BY name"
+            ).all()
+        else:
+            others = conn.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "ORDER BY indexname"
+            ).all()
+        rows: dict[str, Any] = {
+            history.version_table: conn.exec_driver_sql(
+                f"SELECT version_num FROM {history.version_table}"
+            ).all()
+        }
+        if history is SCHEDULER_DB:
+            rows["schemaversion"] = conn.exec_driver_sql(
+                'SELECT "Version" FROM schemaversion'
+            ).all()
+            rows["schedulerleader"] = conn.exec_driver_sql(
+                'SELECT "Id", "Holder", "Epoch", "LeaseUntil", "Url", "CodeHash", "UpdateTs", '
+                'length("Secret") FROM schedulerleader'
+            ).all()
+    return {"tables": tables, "other objects": [tuple(r) for r in others], "rows": rows}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("history", [SCHEDULER_DB, LOGS_DB], ids=lambda h: h.name)
+def test_a_new_database_is_what_the_migrations_make(
+    backend: str, history: History, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A new database is made from the models, without Alembic: the same tables, columns,
+    indexes, constraints, triggers and seeded rows as every migration run from empty."""
+    if backend == "sqlite":
+        urls = [database_url(str(tmp_path / "migrated.db")), database_url(str(tmp_path / "new.db"))]
+    else:
+        url = database_url(request.getfixturevalue("pg_url"))
+        urls = [url, url]
+    found = []
+    for url, by_migrations in zip(urls, (True, False), strict=True):
+        engine = create_engine(url)
+        try:
+            if by_migrations:
+                with _serialised(engine, history) as conn:
+                    _migrate(conn, history, legacy=False)
+            else:
+                before, after = upgrade(engine, history)
+                assert (before.kind, after.is_current) == ("empty", True)
+                assert before.pending == history.revisions
+            found.append(_describe(engine, history))
+            assert schema_drift(engine, history) == []
+            if backend == "postgres" and by_migrations:  # empty it for the other way
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            engine.dispose()
+    migrated, new = found
+    assert new["tables"] and new["rows"][history.version_table] == [(history.head,)]
+    assert new == migrated
+
+
+def test_a_new_database_does_not_load_alembic(tmp_path: Path) -> None:
+    """A first start creates both databases without importing Alembic (10 MiB, 0.1 s)."""
+    code = (
+        "import sys; from ppacer.db.engine import open_logs_db, open_scheduler_db; "
+        f"open_scheduler_db({str(tmp_path / 's.db')!r}).dispose(); "
+        f"open_logs_db({str(tmp_path / 'l.db')!r}).dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    for name in ("s.db", "l.db"):
+        engine = create_engine(database_url(str(tmp_path / name)))
+        try:
+            history = SCHEDULER_DB if name == "s.db" else LOGS_DB
+            assert read_state(engine, history).is_current
+        finally:
+            engine.dispose()
 
 
 def test_a_newer_or_unknown_database_is_refused_untouched(tmp_path: Path) -> None:

@@ -126,24 +126,20 @@ def check_text(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> Non
     _find_bad(value, path, max_depth)
 
 
-def _find_bad(value: Any, path: str, max_depth: int) -> None:
-    """The walk of :func:`check_text` again, naming where the problem is: raises."""
-    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
-    while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, str):
-            _check_str(item, where)
-        elif isinstance(item, dict):
-            if depth >= max_depth:
-                raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
-            for key, child in item.items():
+def _find_bad(value: Any, where: str, max_depth: int, depth: int = 0) -> None:
+    """The walk of :func:`check_text` again, in document order, raising for the first
+    problem with where it is (recursive: it runs only for a bad value, and no deeper than
+    ``max_depth``)."""
+    if isinstance(value, str):
+        _check_str(value, where)
+    elif isinstance(value, dict | list):
+        if depth >= max_depth:
+            raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(key, str):
                 _check_str(key, where)
-                stack.append((child, f"{where}.{key}" if where else str(key), depth + 1))
-        elif isinstance(item, list):
-            if depth >= max_depth:
-                raise JsonInputError(DEPTH, f"nested deeper than {max_depth} levels", where or None)
-            for i, child in enumerate(item):
-                stack.append((child, f"{where}.{i}" if where else str(i), depth + 1))
+            _find_bad(child, f"{where}.{key}" if where else str(key), max_depth, depth + 1)
 
 
 def _unencodable(text: str) -> bool:

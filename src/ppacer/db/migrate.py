@@ -2,7 +2,9 @@
 
 A database is in one of these states, per history (scheduler DB, logs DB):
 
-- **empty**: none of ppacer's tables; ``upgrade`` creates them (every revision);
+- **empty**: none of ppacer's tables; ``upgrade`` creates them at the latest revision
+  from the models (:mod:`ppacer.db.fresh`: what every revision would make, without
+  loading Alembic);
 - **legacy**: ppacer's tables as written before migrations (commit ca465ca), no
   version table; ``upgrade`` stamps the baseline revision, then applies the rest;
 - **versioned**: at a revision of this ppacer's history, the head or an older one;
@@ -14,8 +16,8 @@ A database is in one of these states, per history (scheduler DB, logs DB):
 so two schedulers starting at once on one database upgrade it once) or, for
 SQLite, an exclusive lock on a file beside the database; the whole upgrade is
 one transaction on both. An up-to-date database costs one query
-(:func:`ensure_schema`'s fast path reads the version table, without loading
-Alembic). Downgrades are not provided.
+(:func:`ensure_schema`'s fast path reads the version table) and a new one no
+Alembic: only an older database loads it. Downgrades are not provided.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from ppacer.db import migrations
+from ppacer.db.fresh import create_fresh
 from ppacer.db.schema import (
     LOGS_VERSION_TABLE,
     SCHEDULER_VERSION_TABLE,
@@ -86,19 +89,24 @@ class History:
     name: str
     directory: Path
     version_table: str
-    # The latest revision (a test checks it against the scripts).
-    head: str
+    # Every revision, oldest first (a test checks them against the scripts).
+    revisions: tuple[str, ...]
     # The tables of the baseline: their presence without a version table is a legacy DB.
     baseline_tables: frozenset[str]
     # The models the latest revision must agree with.
     models: MetaData
+
+    @property
+    def head(self) -> str:
+        """The latest revision."""
+        return self.revisions[-1]
 
 
 SCHEDULER_DB = History(
     name="scheduler",
     directory=_HERE / "scheduler",
     version_table=SCHEDULER_VERSION_TABLE,
-    head="0004_runs_by_exec",
+    revisions=(BASELINE, "0002_attempt_executor", "0003_leadership", "0004_runs_by_exec"),
     baseline_tables=frozenset(
         {
             "dags",
@@ -123,7 +131,7 @@ LOGS_DB = History(
     name="logs",
     directory=_HERE / "logs",
     version_table=LOGS_VERSION_TABLE,
-    head="0003_log_search",
+    revisions=(BASELINE, "0002_log_seq", "0003_log_search"),
     baseline_tables=frozenset({"tasklogs"}),
     models=logs_metadata,
 )
@@ -175,7 +183,7 @@ def _recorded_revision(conn: Connection, history: History) -> str | None:
 
 
 def _revisions(history: History) -> list[str]:
-    """Every revision of the history, oldest first."""
+    """Every revision of the history's scripts, oldest first (``History.revisions`` has them)."""
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory(str(history.directory))
@@ -183,8 +191,8 @@ def _revisions(history: History) -> list[str]:
 
 
 def _state(conn: Connection, history: History) -> DbState:
-    revisions = _revisions(history)
-    head = revisions[-1]
+    revisions = list(history.revisions)
+    head = history.head
     revision = _recorded_revision(conn, history)
     if revision is not None:
         if revision not in revisions:
@@ -248,23 +256,32 @@ def upgrade(engine: Engine, history: History) -> tuple[DbState, DbState]:
 
     Safe to repeat; serialised against other ppacer processes; one transaction.
     A newer or unknown database raises :class:`SchemaError` and is not changed.
+    An empty database is made from the models (:mod:`ppacer.db.fresh`), any
+    other by the migrations.
     """
-    from alembic import command
-    from alembic.config import Config
-
     with _serialised(engine, history) as conn:
         before = _state(conn, history)
         if before.kind in ("newer", "unknown"):
             raise SchemaError(before.problem)
-        if not before.is_current:
-            config = Config()
-            config.set_main_option("script_location", str(history.directory))
-            config.attributes["connection"] = conn
-            if before.kind == "legacy":
-                command.stamp(config, BASELINE)
-            command.upgrade(config, "head")
+        if before.kind == "empty":
+            create_fresh(conn, history.models, history.version_table, history.head)
+        elif not before.is_current:
+            _migrate(conn, history, legacy=before.kind == "legacy")
         after = _state(conn, history)
     return before, after
+
+
+def _migrate(conn: Connection, history: History, *, legacy: bool) -> None:
+    """Run the history's migrations to its head on ``conn`` (stamping a legacy database first)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(history.directory))
+    config.attributes["connection"] = conn
+    if legacy:
+        command.stamp(config, BASELINE)
+    command.upgrade(config, "head")
 
 
 def schema_drift(engine: Engine, history: History) -> list[str]:

@@ -22,7 +22,8 @@ lines, ``benchmarks/log_search.py``: a phrase 326 ms with an expression index,
 26 ms with the stored vector; the vectors take ~120 MB). Adding the column
 rewrites ``tasklogs`` once, under its lock (~20 s per million rows here).
 
-These objects are not in the models (:mod:`ppacer.db.schema`):
+The statements are in :mod:`ppacer.db.search_ddl` (a new database made at the head
+runs them too). These objects are not in the models (:mod:`ppacer.db.schema`):
 :func:`ppacer.db.migrate.schema_drift` ignores them by name. A later revision
 that rebuilds ``tasklogs`` on SQLite (a batch copy renumbers rowids and drops
 triggers) must create the triggers again and ``rebuild`` the index.
@@ -35,43 +36,18 @@ from __future__ import annotations
 
 from alembic import op
 
+from ppacer.db.search_ddl import statements
+
 revision = "0003_log_search"
 down_revision: str | None = "0002_log_seq"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-SQLITE = (
-    "CREATE VIRTUAL TABLE tasklogs_fts USING fts5("
-    "Message, content='tasklogs', content_rowid='rowid', "
-    "tokenize='unicode61 remove_diacritics 0')",
-    "CREATE TRIGGER tasklogs_fts_insert AFTER INSERT ON tasklogs BEGIN "
-    "INSERT INTO tasklogs_fts(rowid, Message) VALUES (new.rowid, new.Message); END",
-    "CREATE TRIGGER tasklogs_fts_delete AFTER DELETE ON tasklogs BEGIN "
-    "INSERT INTO tasklogs_fts(tasklogs_fts, rowid, Message) "
-    "VALUES ('delete', old.rowid, old.Message); END",
-    "CREATE TRIGGER tasklogs_fts_update AFTER UPDATE OF Message ON tasklogs BEGIN "
-    "INSERT INTO tasklogs_fts(tasklogs_fts, rowid, Message) "
-    "VALUES ('delete', old.rowid, old.Message); "
-    "INSERT INTO tasklogs_fts(rowid, Message) VALUES (new.rowid, new.Message); END",
-    "INSERT INTO tasklogs_fts(tasklogs_fts) VALUES ('rebuild')",
-)
-
-POSTGRESQL = (
-    'ALTER TABLE tasklogs ADD COLUMN "MessageWords" tsvector GENERATED ALWAYS AS ('
-    "to_tsvector('simple'::regconfig, "
-    """regexp_replace(left("Message", 32768), '[^[:alnum:]]+', ' ', 'g'))) STORED""",
-    'CREATE INDEX ix_tasklogs_message_fts ON tasklogs USING gin ("MessageWords")',
-    'CREATE INDEX ix_tasklogs_insert_ts ON tasklogs ("InsertTs")',
-)
-
 
 def upgrade() -> None:
     """Create the index (and, on SQLite, its triggers) and index the rows already there."""
     bind = op.get_bind()
-    dialect = bind.dialect.name
-    statements = SQLITE if dialect == "sqlite" else POSTGRESQL if dialect == "postgresql" else ()
-    for statement in statements:
-        # As written: no bind-parameter parsing of the ``:`` in ``[:alnum:]``.
+    for statement in statements(bind.dialect.name):
         bind.exec_driver_sql(statement)
 
 
