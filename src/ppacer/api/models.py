@@ -244,7 +244,7 @@ _JSON_VALUES = frozenset({"params", "output", "attributes", "versions", "retaine
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -435,7 +435,9 @@ class DagInput(_Input):
 class BackfillInput(_Input):
     """``POST /dag/backfill``: run a DAG's schedule points in ``[from, to]``."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", strict=True, frozen=True, populate_by_name=True, defer_build=True
+    )
 
     dagId: str = Field(min_length=1)
     from_: str = Field(alias="from", min_length=1)

@@ -41,7 +41,7 @@ MAX_DB_INT = 2**63 - 1
 class _Params(BaseModel):
     """Query or path parameters: text is converted; unknown ones are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class PageQuery(_Params):
@@ -71,7 +71,7 @@ class TaskLogsQuery(_Params):
 class LogSearchQuery(_Params):
     """``GET /dag/run/task/logs/search``: words to find in task logs, and filters."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     q: str = Field(
         min_length=1,

@@ -64,7 +64,7 @@ class Answer(BaseModel):
     (``run["status"]``, ``dict(run)``): item access gives the JSON form.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     _json: dict[str, Any] | None = PrivateAttr(default=None)
 
     def to_json(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from ppacer.dag.status import DagRunStatus, ScheduleEvent
+from ppacer.db.prepared import Prepared
 from ppacer.db.schema import dagrunparams, dagrunrestarts, dagruns, schedules
 
 __all__ = [
@@ -113,25 +114,44 @@ def insert_dag_runs(
 ) -> list[int]:
     """Insert READY_TO_SCHEDULE runs, given as ``(dag_id, exec_ts)``; return their RunIds in order.
 
-    Multi-row statements for all of them; a duplicate (DagId, ExecTs) raises IntegrityError.
+    One statement run for every row through the driver, then the ids of the
+    rows after the largest RunId read before (RunIds only grow), matched by the
+    unique key: the watcher writes thousands of runs due at one instant, and
+    SQLAlchemy's handling of each row's parameters and of RETURNING cost more
+    than SQLite's inserts (10,000 runs: 0.26 of 0.42 s under cProfile). A
+    duplicate (DagId, ExecTs) raises IntegrityError.
     """
-    result = conn.execute(
-        insert(dagruns).returning(dagruns.c.RunId, dagruns.c.DagId, dagruns.c.ExecTs),
-        [
-            {
-                "DagId": dag_id,
-                "ExecTs": exec_ts,
-                "InsertTs": now,
-                "Status": DagRunStatus.READY_TO_SCHEDULE,
-                "StatusUpdateTs": now,
-                "Version": version,
-            }
-            for dag_id, exec_ts in runs
-        ],
+    before = _LAST_RUN_ID.execute(conn, {}).scalar() or 0
+    status = DagRunStatus.READY_TO_SCHEDULE.value
+    _INSERT_RUNS.executemany_tuples(
+        conn,
+        _INSERT_RUNS_NAMES,
+        [(dag_id, exec_ts, now, status, now, version) for dag_id, exec_ts in runs],
     )
-    # RETURNING rows of a multi-row INSERT come in no promised order: match them by key.
-    ids = {(r.DagId, r.ExecTs): int(r.RunId) for r in result}
+    # Rows another writer added meanwhile (none on SQLite, whose writer is this
+    # transaction) have other keys: the unique key tells ours.
+    added: Sequence[Any] = _RUNS_AFTER.execute(conn, {"k_after": before}).all()
+    ids = {(dag_id, exec_ts): int(run_id) for run_id, dag_id, exec_ts in added}
     return [ids[key] for key in runs]
+
+
+_LAST_RUN_ID = Prepared(select(func.max(dagruns.c.RunId)))
+_INSERT_RUNS_NAMES = ("v_dag", "v_exec", "v_insert", "v_status", "v_status_ts", "v_version")
+_INSERT_RUNS = Prepared(
+    insert(dagruns).values(
+        DagId=bindparam("v_dag"),
+        ExecTs=bindparam("v_exec"),
+        InsertTs=bindparam("v_insert"),
+        Status=bindparam("v_status"),
+        StatusUpdateTs=bindparam("v_status_ts"),
+        Version=bindparam("v_version"),
+    )
+)
+_RUNS_AFTER = Prepared(
+    select(dagruns.c.RunId, dagruns.c.DagId, dagruns.c.ExecTs).where(
+        dagruns.c.RunId > bindparam("k_after")
+    )
+)
 
 
 # Built once: constructing SQLAlchemy expressions per call cost more than running them.
@@ -248,20 +268,28 @@ def insert_schedule(
 def insert_schedules(
     conn: Connection, decisions: list[tuple[str, ScheduleEvent, str, str | None]], now: str
 ) -> None:
-    """Record scheduling decisions, given as ``(dag_id, event, schedule_ts, next_schedule_ts)``."""
-    conn.execute(
-        insert(schedules),
+    """Record scheduling decisions, given as ``(dag_id, event, schedule_ts, next_schedule_ts)``
+    (through the driver, as :func:`insert_dag_runs`)."""
+    _INSERT_SCHEDULES.executemany_tuples(
+        conn,
+        _INSERT_SCHEDULES_NAMES,
         [
-            {
-                "DagId": dag_id,
-                "InsertTs": now,
-                "Event": event,
-                "ScheduleTs": schedule_ts,
-                "NextScheduleTs": next_ts,
-            }
+            (dag_id, now, event.value, schedule_ts, next_ts)
             for dag_id, event, schedule_ts, next_ts in decisions
         ],
     )
+
+
+_INSERT_SCHEDULES_NAMES = ("v_dag", "v_now", "v_event", "v_ts", "v_next")
+_INSERT_SCHEDULES = Prepared(
+    insert(schedules).values(
+        DagId=bindparam("v_dag"),
+        InsertTs=bindparam("v_now"),
+        Event=bindparam("v_event"),
+        ScheduleTs=bindparam("v_ts"),
+        NextScheduleTs=bindparam("v_next"),
+    )
+)
 
 
 _POINT_EVENTS = (ScheduleEvent.REGULAR, ScheduleEvent.CAUGHT_UP, ScheduleEvent.SKIPPED)

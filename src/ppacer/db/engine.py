@@ -47,7 +47,7 @@ def database_url(target: str) -> str:
     return target
 
 
-def _sqlite_pragmas(busy_timeout_s: float) -> Any:
+def _sqlite_pragmas(busy_timeout_s: float, wal_autocheckpoint: int | None) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         # A new file gives pages freed by retention back to the file system (an existing
@@ -57,12 +57,16 @@ def _sqlite_pragmas(busy_timeout_s: float) -> Any:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        if wal_autocheckpoint is not None:
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cur.close()
 
     return on_connect
 
 
-def _make_engine(target: str | Engine, busy_timeout_s: float = 30.0) -> Engine:
+def _make_engine(
+    target: str | Engine, busy_timeout_s: float = 30.0, wal_autocheckpoint: int | None = None
+) -> Engine:
     """An engine on ``target``; a write waits at most ``busy_timeout_s`` for a lock.
 
     PostgreSQL connections give up connecting, and waiting for a lock, after the
@@ -77,7 +81,7 @@ def _make_engine(target: str | Engine, busy_timeout_s: float = 30.0) -> Engine:
         if url in ("sqlite+pysqlite:///:memory:", "sqlite+pysqlite://"):
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s, wal_autocheckpoint))
         return engine
     wait_ms = int(busy_timeout_s * 1000)
     pg_args = {
@@ -95,9 +99,13 @@ def _make_engine(target: str | Engine, busy_timeout_s: float = 30.0) -> Engine:
 
 
 def _open(
-    target: str | Engine, history: History, may_upgrade: bool, busy_timeout_s: float = 30.0
+    target: str | Engine,
+    history: History,
+    may_upgrade: bool,
+    busy_timeout_s: float = 30.0,
+    wal_autocheckpoint: int | None = None,
 ) -> Engine:
-    engine = _make_engine(target, busy_timeout_s)
+    engine = _make_engine(target, busy_timeout_s, wal_autocheckpoint)
     where = redact_url(str(target)) if isinstance(target, str) else redact_url(str(engine.url))
     # An upgrade may wait for another process's (serialised) upgrade: not with a short wait.
     patient = _make_engine(target) if isinstance(target, str) else engine
@@ -114,17 +122,27 @@ def _open(
 
 
 def open_scheduler_db(
-    target: str | Engine, *, upgrade: bool = True, busy_timeout_s: float = 30.0
+    target: str | Engine,
+    *,
+    upgrade: bool = True,
+    busy_timeout_s: float = 30.0,
+    wal_autocheckpoint: int | None = None,
 ) -> Engine:
     """Open the scheduler DB at a path or URL, creating or upgrading its schema.
 
     With ``upgrade=False`` a database without this ppacer's schema raises
     :class:`~ppacer.db.migrate.SchemaError` naming the command that upgrades it.
     ``busy_timeout_s`` bounds how long a statement waits for a lock or a connection.
+    ``wal_autocheckpoint`` (SQLite): WAL pages past which a commit checkpoints (SQLite's
+    default 1,000; a scheduler raises it and checkpoints in a thread:
+    :mod:`ppacer.db.checkpoints`).
     """
-    return _open(target, SCHEDULER_DB, upgrade, busy_timeout_s)
+    return _open(target, SCHEDULER_DB, upgrade, busy_timeout_s, wal_autocheckpoint)
 
 
-def open_logs_db(target: str | Engine, *, upgrade: bool = True) -> Engine:
-    """Open the task logs DB at a path or URL, creating or upgrading its schema."""
-    return _open(target, LOGS_DB, upgrade)
+def open_logs_db(
+    target: str | Engine, *, upgrade: bool = True, wal_autocheckpoint: int | None = None
+) -> Engine:
+    """Open the task logs DB at a path or URL, creating or upgrading its schema
+    (``wal_autocheckpoint``: as for :func:`open_scheduler_db`)."""
+    return _open(target, LOGS_DB, upgrade, wal_autocheckpoint=wal_autocheckpoint)

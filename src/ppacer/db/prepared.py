@@ -15,7 +15,7 @@ strings and integers (no type processing is applied).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult
@@ -28,12 +28,15 @@ __all__ = ["Prepared"]
 class Prepared:
     """``statement`` (with bind parameters), run by parameter dicts through the driver."""
 
-    __slots__ = ("_compiled", "statement")
+    __slots__ = ("_arrangers", "_compiled", "statement")
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         # Per dialect name: the SQL text, and the bind names in order (None: by name).
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        # Per (dialect name, names of the rows' values): how to make a row what the driver
+        # takes (None: it takes the row as it is).
+        self._arrangers: dict[tuple[str, tuple[str, ...]], Callable[[Any], Any] | None] = {}
 
     def _sql(self, conn: Connection) -> tuple[str, tuple[str, ...] | None]:
         dialect = conn.dialect
@@ -60,3 +63,34 @@ class Prepared:
             conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
         else:
             conn.exec_driver_sql(sql, list(rows))
+
+    def executemany_tuples(
+        self, conn: Connection, names: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Run it for each of ``rows``, tuples of the values of ``names`` in that order.
+
+        For thousands of rows (the runs due at one instant): when ``names`` is the
+        statement's positional order the tuples go to the driver as they are, with
+        no dict built or read per row.
+        """
+        if not rows:
+            return
+        sql, order = self._sql(conn)
+        key = (conn.dialect.name, names)
+        if key not in self._arrangers:
+            if order is None:
+                self._arrangers[key] = _by_name(names)
+            elif order == names:
+                self._arrangers[key] = None  # as they are
+            else:
+                self._arrangers[key] = _by_position(tuple(names.index(n) for n in order))
+        arrange = self._arrangers[key]
+        conn.exec_driver_sql(sql, list(rows) if arrange is None else [arrange(r) for r in rows])
+
+
+def _by_position(indices: tuple[int, ...]) -> Callable[[Any], Any]:
+    return lambda row: tuple(row[i] for i in indices)
+
+
+def _by_name(names: tuple[str, ...]) -> Callable[[Any], Any]:
+    return lambda row: dict(zip(names, row, strict=True))

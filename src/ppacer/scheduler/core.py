@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from ppacer.dag.dag import Registry
 from ppacer.dag.status import SchedulerState
 from ppacer.db import controls as controls_db
+from ppacer.db.checkpoints import FALLBACK_PAGES, WalCheckpointer
 from ppacer.db.dags import SyncResult
 from ppacer.db.engine import open_logs_db, open_scheduler_db
 from ppacer.errors import PpacerError
@@ -36,6 +37,7 @@ from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.dbgate import DatabaseGate
 from ppacer.scheduler.executors import LogDrops
+from ppacer.scheduler.frozen_heap import frozen_heap, refreeze
 from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
 from ppacer.scheduler.retention import retention_loop
@@ -70,13 +72,19 @@ class SchedulerCore(SchedulerCommands):
         notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        # SQLite: while the scheduler runs, a thread checkpoints the WAL (running()).
         self.engine = open_scheduler_db(
-            db, upgrade=config.upgrade_db, busy_timeout_s=config.db_wait_s
+            db,
+            upgrade=config.upgrade_db,
+            busy_timeout_s=config.db_wait_s,
+            wal_autocheckpoint=FALLBACK_PAGES,
         )
         #: Whether the database takes writes now (see ppacer.scheduler.dbgate).
         self.gate = DatabaseGate(self.engine)
         self.logs_engine = (
-            open_logs_db(logs_db, upgrade=config.upgrade_db) if logs_db is not None else None
+            open_logs_db(logs_db, upgrade=config.upgrade_db, wal_autocheckpoint=FALLBACK_PAGES)
+            if logs_db is not None
+            else None
         )
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.notifier: Notifier = notifier if notifier is not None else LogNotifier()
@@ -205,6 +213,7 @@ class SchedulerCore(SchedulerCommands):
         tasks.use_registry(registry)
         backfiller.registry = registry
         watcher.reload(registry)
+        refreeze()
         log.info("reloaded %d DAGs", len(registry))
         return synced
 
@@ -251,18 +260,34 @@ class SchedulerCore(SchedulerCommands):
         role = None
         if leadership.is_lease:
             role = asyncio.create_task(self._keep_role(leadership), name="ppacer-leadership")
+        checkpointers = [WalCheckpointer(path) for path in self._sqlite_files()]
+        for checkpointer in checkpointers:
+            checkpointer.start()
         try:
-            yield
+            with frozen_heap():
+                yield
         finally:
             self.begin_stop()
             if role is not None:
                 role.cancel()
                 await asyncio.gather(role, return_exceptions=True)
             await self._stop_loops()
+            for checkpointer in checkpointers:
+                await asyncio.to_thread(checkpointer.stop)
             await asyncio.to_thread(leadership.release)
             leadership.close()
             self._state = SchedulerState.STOPPED
             log.info("scheduler stopped")
+
+    def _sqlite_files(self) -> list[str]:
+        """The SQLite database files this scheduler writes (for their WAL checkpointers)."""
+        files: list[str] = []
+        for engine in (self.engine, self.logs_engine):
+            if engine is not None and engine.dialect.name == "sqlite":
+                path = engine.url.database
+                if path and path != ":memory:" and path not in files:
+                    files.append(path)
+        return files
 
     def _start_loops(self) -> None:
         tasks, watcher, backfiller = self._parts()
