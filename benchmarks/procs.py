@@ -17,6 +17,7 @@ prints the timings as one JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,10 @@ from workloads import build_registry
 import ppacer
 from ppacer.local import LocalRunner
 
+try:
+    from ppacer.scheduler.frozen_heap import frozen_heap
+except ImportError:  # an older tree: it had none
+    frozen_heap = contextlib.nullcontext  # type: ignore[assignment]
 try:
     from ppacer.logconfig import configure_logging
 except ImportError:  # an older tree (profile_hop.py --src): it was in ppacer.local
@@ -62,7 +67,8 @@ def run_scheduler(args: argparse.Namespace) -> None:
     # Clients in this namespace reach it on the loopback address whatever it binds.
     _ready(url=f"http://127.0.0.1:{sock.getsockname()[1]}")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    with frozen_heap():  # as `ppacer scheduler` does (LocalRunner.serve_forever)
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def run_executor(args: argparse.Namespace) -> None:

@@ -32,6 +32,7 @@ from ppacer.executor.executor import Executor
 from ppacer.logconfig import configure_logging
 from ppacer.notify import Notifier
 from ppacer.scheduler.config import DEFAULT_CONFIG, Config
+from ppacer.scheduler.frozen_heap import frozen_heap
 from ppacer.timeutils import Clock
 
 __all__ = [
@@ -203,10 +204,13 @@ class LocalRunner:
             if announce:
                 log.info("ppacer scheduler listening on %s", self.url)
                 log.info("web UI: open %s/ui in a browser", self.url)
-            while not stop.wait(0.5):
-                if self._server_thread is not None and not self._server_thread.is_alive():
-                    log.error("scheduler HTTP server stopped unexpectedly")
-                    break
+            # This process serves until stopped: what it holds now (its DAGs, parts and
+            # modules) stays, and is left out of the collector's full passes.
+            with frozen_heap():
+                while not stop.wait(0.5):
+                    if self._server_thread is not None and not self._server_thread.is_alive():
+                        log.error("scheduler HTTP server stopped unexpectedly")
+                        break
         finally:
             self.stop()
             for number, handler in previous.items():

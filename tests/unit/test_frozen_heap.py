@@ -1,4 +1,4 @@
-"""A running scheduler keeps its long-lived objects out of the collector's full passes,
+"""A scheduler's process keeps its long-lived objects out of the collector's full passes,
 and gives them back when it stops or reloads its DAGs."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import ppacer
+from ppacer.scheduler.frozen_heap import frozen_heap
 
 
 class Noop(ppacer.BaseTask):
@@ -36,17 +37,18 @@ def test_the_heap_is_frozen_while_the_scheduler_runs_and_a_reload_frees_old_dags
     counts: dict[str, int] = {}
 
     async def main() -> None:
-        counts["before"] = gc.get_freeze_count()
         async with scheduler.running():
             counts["running"] = gc.get_freeze_count()
             scheduler.reload(_registry("new"))
             counts["reloaded"] = gc.get_freeze_count()
-        counts["stopped"] = gc.get_freeze_count()
 
+    counts["before"] = gc.get_freeze_count()
     try:
-        asyncio.run(main())
+        with frozen_heap():  # as LocalRunner.serve_forever does
+            asyncio.run(main())
     finally:
         scheduler.close()
+    counts["stopped"] = gc.get_freeze_count()
     assert counts["before"] == 0 and counts["running"] > 0 and counts["reloaded"] > 0
     assert old_dag() is None  # collected at the reload, though frozen before it
     assert counts["stopped"] == 0

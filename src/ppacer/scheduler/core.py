@@ -37,7 +37,7 @@ from ppacer.scheduler.config import DEFAULT_CONFIG, Config
 from ppacer.scheduler.dagrun_watcher import DagRunWatcher, NewDagRun
 from ppacer.scheduler.dbgate import DatabaseGate
 from ppacer.scheduler.executors import LogDrops
-from ppacer.scheduler.frozen_heap import frozen_heap, refreeze
+from ppacer.scheduler.frozen_heap import refreeze
 from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
 from ppacer.scheduler.retention import retention_loop
@@ -264,8 +264,7 @@ class SchedulerCore(SchedulerCommands):
         for checkpointer in checkpointers:
             checkpointer.start()
         try:
-            with frozen_heap():
-                yield
+            yield
         finally:
             self.begin_stop()
             if role is not None:

@@ -6,10 +6,16 @@ of them in each full (oldest-generation) pass, and a burst of allocations (10,00
 runs due at one minute) sets such passes off: 30-70 ms each with 10,000 one-task
 DAGs here, on the event loop, in the middle of creating the runs. ``gc.freeze()``
 moves the objects alive when the scheduler starts to a generation the collector
-skips; garbage made later is collected as before. While any scheduler of the
-process runs the heap stays frozen; when the last one stops it is unfrozen, so
-what it held is collected again. A hot reload unfreezes, collects (the old DAGs)
-and freezes again.
+skips; garbage made later is collected as before.
+
+The processes ppacer runs as a server freeze their heap once started
+(:meth:`ppacer.local.LocalRunner.serve_forever`: ``ppacer run``, ``ppacer
+scheduler``), and unfreeze it when they stop. A program that embeds the
+scheduler's app may do the same around its server with :func:`frozen_heap`
+(not done for it: a frozen object that becomes garbage in a cycle is only
+collected once unfrozen, and a library cannot know when its host is done). A
+hot reload of a frozen scheduler unfreezes, collects (the old DAGs) and freezes
+again.
 """
 
 from __future__ import annotations
