@@ -353,8 +353,9 @@ class Bench:
                 gaps += [_ms(b, a) for a, b in itertools.pairwise(ordered)]
             add("many_dags", mode, "first_batch_lag_ms", max(first), "ms", points=len(first))
             add("many_dags", mode, "batches_per_point", len(gaps) / len(first) + 1, "batches")
-            add("many_dags", mode, "batch_gap_p50_ms", _pct(gaps, 0.5), "ms", n=len(gaps))
-            add("many_dags", mode, "batch_gap_max_ms", max(gaps), "ms", n=len(gaps))
+            if gaps:  # none when every point fits one batch (--quick)
+                add("many_dags", mode, "batch_gap_p50_ms", _pct(gaps, 0.5), "ms", n=len(gaps))
+                add("many_dags", mode, "batch_gap_max_ms", max(gaps), "ms", n=len(gaps))
             add("many_dags", mode, "done_p50_ms", _pct(done, 0.5), "ms", n=len(done))
             add("many_dags", mode, "done_p99_ms", _pct(done, 0.99), "ms", n=len(done))
             for role in cpu0:

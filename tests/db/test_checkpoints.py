@@ -30,9 +30,10 @@ def _grow_wal(path: Path, rows: int = 600) -> None:
 def test_the_checkpointer_copies_the_wal_back_and_rests_when_nothing_is_written(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "s.db"
+    path = tmp_path / "a dir & 100%" / "s.db"  # opened by URI: quoted
+    path.parent.mkdir()
     _grow_wal(path, rows=1)
-    checkpointer = WalCheckpointer(str(path), busy_s=0.01, idle_s=0.05)
+    checkpointer = WalCheckpointer([str(path)], busy_s=0.01, idle_s=0.05)
     checkpointer.start()
     try:
         size = path.stat().st_size

@@ -11,9 +11,11 @@ While a scheduler runs, its connections checkpoint by themselves only past
 :data:`FALLBACK_PAGES` (a safety net), and a :class:`WalCheckpointer` does it
 instead: a PASSIVE checkpoint (it never blocks a writer or a reader) from a
 connection of its own, in a thread (the driver releases the GIL meanwhile), soon
-after the WAL changes. It looks every :data:`BUSY_S` while the WAL changes and
-every :data:`IDLE_S` while it does not (one ``stat`` of the WAL file), so an idle
-scheduler does not poll.
+after the WAL changes. One thread serves a scheduler's databases (the scheduler
+DB and the logs DB). It looks every :data:`BUSY_S` while a WAL changes and every
+:data:`IDLE_S` while none does (one ``stat`` of each WAL file): an idle scheduler
+wakes it once in five seconds; a burst is over before it looks, and checkpointed
+at its next look.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
+from urllib.parse import quote
 
 __all__ = ["BUSY_S", "FALLBACK_PAGES", "IDLE_S", "WalCheckpointer"]
 
@@ -32,14 +36,16 @@ log = logging.getLogger("ppacer.db")
 FALLBACK_PAGES = 10_000
 #: Seconds between looks at the WAL while it changes, and while it does not.
 BUSY_S = 0.05
-IDLE_S = 1.0
+IDLE_S = 5.0
 
 
 class WalCheckpointer:
-    """Checkpoints the SQLite database at ``path`` in a daemon thread until :meth:`stop`."""
+    """Checkpoints the SQLite databases at ``paths`` in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, path: str, *, busy_s: float = BUSY_S, idle_s: float = IDLE_S) -> None:
-        self.path = path
+    def __init__(
+        self, paths: Sequence[str], *, busy_s: float = BUSY_S, idle_s: float = IDLE_S
+    ) -> None:
+        self.paths = tuple(paths)
         self.busy_s = busy_s
         self.idle_s = idle_s
         #: Checkpoints run (for tests and metrics).
@@ -63,29 +69,38 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
-        wal = self.path + "-wal"
-        seen: tuple[int, int] | None = None
-        conn = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
+        conns: dict[str, sqlite3.Connection] = {}
+        for path in self.paths:
+            try:  # mode=rw: a database file gone is not made again, empty, by this thread
+                conns[path] = sqlite3.connect(
+                    f"file:{quote(path)}?mode=rw", uri=True, timeout=1.0, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                log.warning("no WAL checkpoints in a thread for %s: %s", path, exc)
+        seen: dict[str, tuple[int, int] | None] = dict.fromkeys(conns)
         try:
             while True:
                 stopping = self._stop.is_set()
-                now = _stamp(wal)
-                changed = now != seen
-                if changed or stopping:
-                    self._checkpoint(conn)
-                    seen = _stamp(wal)
+                changed = False
+                for path, conn in conns.items():
+                    wal = path + "-wal"
+                    if _stamp(wal) != seen[path] or stopping:
+                        changed = True
+                        self._checkpoint(path, conn)
+                        seen[path] = _stamp(wal)
                 if stopping:
                     return
                 self._stop.wait(self.busy_s if changed else self.idle_s)
         finally:
-            conn.close()
+            for conn in conns.values():
+                conn.close()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, path: str, conn: sqlite3.Connection) -> None:
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.checkpoints += 1
         except sqlite3.Error as exc:  # busy, or the file is gone: the next look tries again
-            log.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
+            log.debug("WAL checkpoint of %s skipped: %s", path, exc)
 
 
 def _stamp(path: str) -> tuple[int, int]:

@@ -260,8 +260,9 @@ class SchedulerCore(SchedulerCommands):
         role = None
         if leadership.is_lease:
             role = asyncio.create_task(self._keep_role(leadership), name="ppacer-leadership")
-        checkpointers = [WalCheckpointer(path) for path in self._sqlite_files()]
-        for checkpointer in checkpointers:
+        files = self._sqlite_files()
+        checkpointer = WalCheckpointer(files) if files else None
+        if checkpointer is not None:
             checkpointer.start()
         try:
             yield
@@ -271,7 +272,7 @@ class SchedulerCore(SchedulerCommands):
                 role.cancel()
                 await asyncio.gather(role, return_exceptions=True)
             await self._stop_loops()
-            for checkpointer in checkpointers:
+            if checkpointer is not None:
                 await asyncio.to_thread(checkpointer.stop)
             await asyncio.to_thread(leadership.release)
             leadership.close()
