@@ -107,34 +107,25 @@ def insert_dag_run_tasks(
     version: str,
 ) -> None:
     """Insert task attempts ``(task_id, retry, status)`` of one run (through the driver)."""
-    _INSERT_ATTEMPTS.executemany(
+    _INSERT_ATTEMPTS.executemany_tuples(
         conn,
         [
-            {
-                "v_dag": dag_id,
-                "v_exec": exec_ts,
-                "v_task": task_id,
-                "v_retry": retry,
-                "v_now": now,
-                "v_status": str(status),
-                "v_version": version,
-            }
+            (dag_id, exec_ts, task_id, retry, now, str(status), now, version)
             for task_id, retry, status in attempts
         ],
     )
 
 
-_INSERT_ATTEMPTS = Prepared(
-    insert(dagruntasks).values(
-        DagId=bindparam("v_dag"),
-        ExecTs=bindparam("v_exec"),
-        TaskId=bindparam("v_task"),
-        Retry=bindparam("v_retry"),
-        InsertTs=bindparam("v_now"),
-        Status=bindparam("v_status"),
-        StatusUpdateTs=bindparam("v_now"),
-        Version=bindparam("v_version"),
-    )
+_INSERT_ATTEMPTS = Prepared.insert(
+    dagruntasks,
+    "DagId",
+    "ExecTs",
+    "TaskId",
+    "Retry",
+    "InsertTs",
+    "Status",
+    "StatusUpdateTs",
+    "Version",
 )
 
 

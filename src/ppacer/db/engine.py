@@ -12,7 +12,13 @@ from ppacer.db.migrate import LOGS_DB, SCHEDULER_DB, History, ensure_schema
 from ppacer.errors import PpacerError
 from ppacer.redact import redact_url
 
-__all__ = ["MissingDriverError", "database_url", "open_logs_db", "open_scheduler_db"]
+__all__ = [
+    "MissingDriverError",
+    "database_url",
+    "open_logs_db",
+    "open_scheduler_db",
+    "sqlite_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,14 @@ def database_url(target: str) -> str:
         _require_psycopg()
         return "postgresql+psycopg://" + target.split("://", 1)[1]
     return target
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The file of ``engine``'s SQLite database (None: another database, or one in memory)."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return None
+    return path
 
 
 def _sqlite_pragmas(busy_timeout_s: float, wal_autocheckpoint: int | None) -> Any:

@@ -1,13 +1,14 @@
 """A new, empty database made at the latest revision in one step, from the models.
 
 What the migrations would leave in an empty database, without loading Alembic
-(about 10 MiB and 0.1 s of a first start: it imports Mako and Pygments with
-it): the models' tables (:mod:`ppacer.db.schema`), the rows the migrations
-seed, the log search's objects, and the version table at the head, as Alembic
-writes it. :mod:`ppacer.db.migrate` uses it for an empty database only; a
-database with any of ppacer's tables goes through the migrations. A test
-builds one database each way, on SQLite and PostgreSQL, and compares every
-table, column, index, constraint, trigger and seeded row.
+(it imports Mako and Pygments with it: a first ``ppacer run`` used 74.9 MiB
+with it, 63.3 without, BENCHMARKS.md): the models' tables
+(:mod:`ppacer.db.schema`), the rows the migrations seed, the log search's
+objects, and the version table at the head, as Alembic writes it.
+:mod:`ppacer.db.migrate` uses it for an empty database only; a database with
+any of ppacer's tables goes through the migrations. A test builds one database
+each way, on SQLite and PostgreSQL, and compares every table, column, index,
+constraint, trigger and seeded row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import secrets
 from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table
 
 from ppacer.db import search_ddl
-from ppacer.db.schema import SCHEMA_VERSION, schedulerleader, schemaversion
+from ppacer.db.schema import SCHEMA_VERSION, schedulerleader, schemaversion, tasklogs
 from ppacer.timeutils import format_ts, utc_now
 
 __all__ = ["create_fresh"]
@@ -38,7 +39,7 @@ def create_fresh(conn: Connection, models: MetaData, version_table: str, head: s
     if schedulerleader.name in models.tables:
         # Revision 0003: nobody leads, epoch 0, a secret of this database's own.
         conn.execute(schedulerleader.insert().values(Id=1, Epoch=0, Secret=secrets.token_hex(32)))
-    if "tasklogs" in models.tables:
+    if tasklogs.name in models.tables:
         for statement in search_ddl.statements(conn.dialect.name):
             conn.exec_driver_sql(statement)
     version = Table(

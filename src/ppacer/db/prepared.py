@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection, CursorResult, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -26,17 +26,27 @@ __all__ = ["Prepared"]
 
 
 class Prepared:
-    """``statement`` (with bind parameters), run by parameter dicts through the driver."""
+    """``statement`` (with bind parameters), run by parameter dicts through the driver;
+    or, made by :meth:`insert`, an INSERT run by tuples of its columns' values."""
 
-    __slots__ = ("_arrangers", "_compiled", "statement")
+    __slots__ = ("_arrangers", "_compiled", "names", "statement")
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: ClauseElement, names: tuple[str, ...] = ()) -> None:
         self.statement = statement
+        #: The bind names a row of :meth:`executemany_tuples` gives values of, in order.
+        self.names = names
         # Per dialect name: the SQL text, and the bind names in order (None: by name).
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
-        # Per (dialect name, names of the rows' values): how to make a row what the driver
-        # takes (None: it takes the row as it is).
-        self._arrangers: dict[tuple[str, tuple[str, ...]], Callable[[Any], Any] | None] = {}
+        # Per dialect name: how to make a tuple row what the driver takes (None: as it is).
+        self._arrangers: dict[str, Callable[[Any], Any] | None] = {}
+
+    @classmethod
+    def insert(cls, table: Table, *columns: str) -> Prepared:
+        """An INSERT into ``table`` of ``columns``, each bound by its own name; rows are
+        tuples of their values in that order. Give them in the table's order: SQLAlchemy
+        writes the columns so, and rows then go to a positional driver as they are."""
+        statement = insert(table).values({column: bindparam(column) for column in columns})
+        return cls(statement, columns)
 
     def _sql(self, conn: Connection) -> tuple[str, tuple[str, ...] | None]:
         dialect = conn.dialect
@@ -64,27 +74,26 @@ class Prepared:
         else:
             conn.exec_driver_sql(sql, list(rows))
 
-    def executemany_tuples(
-        self, conn: Connection, names: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
-    ) -> None:
-        """Run it for each of ``rows``, tuples of the values of ``names`` in that order.
+    def executemany_tuples(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run it for each of ``rows``, tuples of the values of :attr:`names` in that order.
 
-        For thousands of rows (the runs due at one instant): when ``names`` is the
+        For thousands of rows (the runs due at one instant): when :attr:`names` is the
         statement's positional order the tuples go to the driver as they are, with
         no dict built or read per row.
         """
         if not rows:
             return
         sql, order = self._sql(conn)
-        key = (conn.dialect.name, names)
-        if key not in self._arrangers:
+        dialect = conn.dialect.name
+        if dialect not in self._arrangers:
+            names = self.names
             if order is None:
-                self._arrangers[key] = _by_name(names)
+                self._arrangers[dialect] = _by_name(names)
             elif order == names:
-                self._arrangers[key] = None  # as they are
+                self._arrangers[dialect] = None  # as they are
             else:
-                self._arrangers[key] = _by_position(tuple(names.index(n) for n in order))
-        arrange = self._arrangers[key]
+                self._arrangers[dialect] = _by_position(tuple(names.index(n) for n in order))
+        arrange = self._arrangers[dialect]
         conn.exec_driver_sql(sql, list(rows) if arrange is None else [arrange(r) for r in rows])
 
 

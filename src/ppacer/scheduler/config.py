@@ -16,7 +16,7 @@ class Config:
     # DAG runs created but not yet picked up by the task scheduler. When full,
     # the DAG-run watcher waits: runs are delayed, in order, never dropped.
     # (Room for every DAG of a large deployment coming due at the same minute: 10,000
-    # one-task DAGs due at once were all created within 0.4 s here, BENCHMARKS.md.)
+    # one-task DAGs due at once were all created within 0.2 s, BENCHMARKS.md.)
     dag_run_queue_len: int = 16384
     # Longest a single `GET /dag/task/pop?wait_s=` long poll may wait, in seconds.
     max_pop_wait_s: float = 30.0

@@ -28,7 +28,7 @@ from ppacer.dag.status import SchedulerState
 from ppacer.db import controls as controls_db
 from ppacer.db.checkpoints import FALLBACK_PAGES, WalCheckpointer
 from ppacer.db.dags import SyncResult
-from ppacer.db.engine import open_logs_db, open_scheduler_db
+from ppacer.db.engine import open_logs_db, open_scheduler_db, sqlite_file
 from ppacer.errors import PpacerError
 from ppacer.notify import LogNotifier, Notifier
 from ppacer.scheduler.backfill import Backfiller
@@ -283,10 +283,9 @@ class SchedulerCore(SchedulerCommands):
         """The SQLite database files this scheduler writes (for their WAL checkpointers)."""
         files: list[str] = []
         for engine in (self.engine, self.logs_engine):
-            if engine is not None and engine.dialect.name == "sqlite":
-                path = engine.url.database
-                if path and path != ":memory:" and path not in files:
-                    files.append(path)
+            path = sqlite_file(engine) if engine is not None else None
+            if path is not None and path not in files:
+                files.append(path)
         return files
 
     def _start_loops(self) -> None:

@@ -303,13 +303,12 @@ class DagRunWatcher:
     def _log_created(rows: list[tuple[str, str, str, ScheduleEvent]]) -> None:
         """A line per run for a few; for more, one line per batch (each run's at DEBUG): 10,000
         DAGs due at one minute would otherwise write 10,000 lines a minute."""
-        if not log.isEnabledFor(logging.INFO):
-            return
-        if len(rows) <= LOG_EACH_UP_TO or log.isEnabledFor(logging.DEBUG):
-            level = logging.INFO if len(rows) <= LOG_EACH_UP_TO else logging.DEBUG
+        many = len(rows) > LOG_EACH_UP_TO
+        each = logging.DEBUG if many else logging.INFO
+        if log.isEnabledFor(each):
             for dag_id, exec_ts, _, event in rows:
-                log.log(level, "new DAG run dagId=%s execTs=%s event=%s", dag_id, exec_ts, event)
-        if len(rows) > LOG_EACH_UP_TO:
+                log.log(each, "new DAG run dagId=%s execTs=%s event=%s", dag_id, exec_ts, event)
+        if many and log.isEnabledFor(logging.INFO):
             points = sorted({exec_ts for _, exec_ts, _, _ in rows})
             log.info(
                 "new DAG runs count=%d dagIds=%s..%s execTs=%s",

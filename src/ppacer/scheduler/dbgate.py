@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ppacer.backoff import Backoff
+from ppacer.db.engine import sqlite_file
 from ppacer.errors import PpacerError
 from ppacer.redact import redact_urls
 
@@ -200,8 +201,8 @@ class DatabaseGate:
     def _require_free_space(self) -> None:
         """After "disk full": the SQLite file's file system must have room again (an empty
         transaction passes on a full disk, and the gate would open and close in turn)."""
-        path = self.engine.url.database
-        if not path or path == ":memory:":
+        path = sqlite_file(self.engine)
+        if path is None:
             return
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
         if free < _MIN_FREE_BYTES:

@@ -3,7 +3,7 @@
 A scheduler holds its registry (every DAG, task and node), its parts and the
 modules it imported for as long as it runs. Python's cyclic collector walks all
 of them in each full (oldest-generation) pass, and a burst of allocations (10,000
-runs due at one minute) sets such passes off: 30-70 ms each with 10,000 one-task
+runs due at one minute) sets such passes off: 28-70 ms each with 10,000 one-task
 DAGs here, on the event loop, in the middle of creating the runs. ``gc.freeze()``
 moves the objects alive when the scheduler starts to a generation the collector
 skips; garbage made later is collected as before.

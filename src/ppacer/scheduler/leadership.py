@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from ppacer.db.engine import sqlite_file
 from ppacer.errors import PpacerError
 from ppacer.scheduler.dbgate import describe
 
@@ -295,8 +296,8 @@ class Leadership:
             self.lease = LeaderLease(
                 engine, instance=self.instance, url=url, code_hash=code_hash, ttl_s=ttl_s
             )
-        elif engine.url.database and engine.url.database != ":memory:":
-            self.lock = FileLock(engine.url.database)
+        elif (path := sqlite_file(engine)) is not None:
+            self.lock = FileLock(path)
         self.url = url
         #: The leader as last read by a standby (None: not read, or this one leads).
         self.leader: LeaderRow | None = None
