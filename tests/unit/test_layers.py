@@ -24,6 +24,7 @@ LAYERS = {
     "logconfig": 0,
     "redact": 0,
     "gotime": 0,
+    "lazy": 0,
     "dag": 1,
     "api": 2,
     "db": 2,

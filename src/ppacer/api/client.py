@@ -4,7 +4,9 @@ HTTP itself, the failover between several URLs and the error mapping are in
 :mod:`ppacer.api.transport`. Answers are the models of
 :mod:`ppacer.api.schemas` (read by attribute, or by item as the JSON they came
 as); the executor's endpoints use the wire dataclasses of
-:mod:`ppacer.api.models`, which cost no validation on the hot path.
+:mod:`ppacer.api.models` and :mod:`ppacer.api.checked`, which cost no
+validation on the hot path: an executor never loads the answers' models
+unless a scheduler answers something unexpected.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ import ssl
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
-
-from ppacer.api import schemas as s
-from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
-from ppacer.api.params import ACTOR_HEADER
-from ppacer.api.routes import ROUTES
+from ppacer.api import checked
+from ppacer.api.models import ACTOR_HEADER, PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
+from ppacer.api.routes import ROUTES, model_named
 from ppacer.api.transport import HttpAnswer, Transport
 from ppacer.dag.status import SchedulerState, TaskStatus
 from ppacer.errors import (
@@ -29,16 +28,23 @@ from ppacer.errors import (
     TLSError,
     UnauthorizedError,
 )
+from ppacer.lazy import lazy_module
 from ppacer.timeutils import format_ts
 from ppacer.version import __version__
 
 if TYPE_CHECKING:
+    from ppacer.api import schemas as s
     from ppacer.api.inprocess import InProcess
+else:
+    s = lazy_module("ppacer.api.schemas")
 
 __all__ = ["Client", "HttpAnswer", "TLSError", "UnauthorizedError"]
 
+_STATES = frozenset(SchedulerState)
 
-_A = TypeVar("_A", bound=s.Answer)
+
+_A = TypeVar("_A", bound="s.Answer")
+_W = TypeVar("_W", bound=checked.WireInput)
 
 
 class Client:
@@ -127,12 +133,24 @@ class Client:
         try:
             return model.model_validate(response.json())
         except ValueError as exc:  # not JSON, or pydantic's ValidationError
-            route = ROUTES[name]
-            problem = describe_answer_error(exc)
-            raise ProtocolError(
-                f"{route.method} {route.path}: the answer is not a ppacer scheduler's "
-                f"({problem}); is {self.url} a ppacer scheduler?"
-            ) from None
+            raise self._not_ours(name, exc) from None
+
+    def _read(self, wire: type[_W], name: str, **kwargs: Any) -> _W:
+        """Call ``name`` and read its answer as ``wire`` (by hand, else by the route's
+        model; :class:`ProtocolError` if it is not one)."""
+        response = self._call(name, **kwargs)
+        try:
+            data = response.json()
+            return checked.read(wire, data, lambda: model_named(ROUTES[name].answer or ""))
+        except ValueError as exc:
+            raise self._not_ours(name, exc) from None
+
+    def _not_ours(self, name: str, exc: ValueError) -> ProtocolError:
+        route = ROUTES[name]
+        return ProtocolError(
+            f"{route.method} {route.path}: the answer is not a ppacer scheduler's "
+            f"({describe_answer_error(exc)}); is {self.url} a ppacer scheduler?"
+        )
 
     # ------------------------------------------------------------------ executors
 
@@ -221,10 +239,10 @@ class Client:
             error = task_error
         self.report(StatusReport.for_task(task, status, error, output=output, branch=branch))
 
-    def ship_logs(self, executor: str, records: list[LogRecord]) -> s.TaskLogsStoredOut:
+    def ship_logs(self, executor: str, records: list[LogRecord]) -> checked.LogsStored:
         """Ship task log records (``POST /dag/task/logs``); re-sent ones are stored once."""
         body = {"executor": executor, "records": [r.to_json() for r in records]}
-        return self._answer(s.TaskLogsStoredOut, "ship_task_logs", json=body)
+        return self._read(checked.LogsStored, "ship_task_logs", json=body)
 
     def register_executor(
         self,
@@ -234,7 +252,7 @@ class Client:
         versions: dict[str, dict[str, str]] | None = None,
         labels: dict[str, str] | None = None,
         retained: dict[str, dict[str, list[str]]] | None = None,
-    ) -> s.RegistrationOut:
+    ) -> checked.Terms:
         """Tell the scheduler which queues ``executor`` serves and which task code it has.
 
         ``retained``: older code versions it still holds (after a hot reload), for
@@ -252,7 +270,7 @@ class Client:
             "ppacerVersion": __version__,
             "protocolVersion": PROTOCOL_VERSION,
         }
-        return self._answer(s.RegistrationOut, "register_executor", json=body)
+        return self._read(checked.Terms, "register_executor", json=body)
 
     def heartbeat(
         self,
@@ -271,7 +289,14 @@ class Client:
 
     def get_state(self) -> SchedulerState:
         """The scheduler's state (RUNNING, ...)."""
-        return self._answer(s.StateOut, "state").state
+        response = self._call("state")
+        try:
+            data = response.json()
+            if isinstance(data, dict) and data.get("state") in _STATES:
+                return SchedulerState(data["state"])
+            return s.StateOut.model_validate(data).state
+        except ValueError as exc:
+            raise self._not_ours("state", exc) from None
 
     def trigger_dag_run(
         self,
@@ -434,9 +459,10 @@ def _ts(value: datetime | str) -> str:
 
 def describe_answer_error(exc: ValueError) -> str:
     """What is wrong with an answer, in one short line."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
+    if hasattr(exc, "error_count"):  # pydantic's ValidationError (not imported for this)
+        invalid: Any = exc
+        first = invalid.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "answer"
-        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        more = f" and {invalid.error_count() - 1} more" if invalid.error_count() > 1 else ""
         return f"{where}: {first['msg']}{more}"
     return f"not JSON: {exc}"

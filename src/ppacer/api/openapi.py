@@ -32,10 +32,12 @@ _ERROR_TEXT = {
 def _all_models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     out: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
     for route in ROUTES.values():
-        for model in (route.body, route.query, route.params):
+        for part in ("body", "query", "params"):
+            model = route.model(part)
             if model is not None:
                 out[(model, "validation")] = None
-        for model in (route.answer, route.error_answer):
+        for part in ("answer", "error_answer"):
+            model = route.model(part)  # type: ignore[arg-type]
             if model is not None:
                 out[(model, "serialization")] = None
     out[(s.ErrorOut, "serialization")] = None
@@ -75,20 +77,22 @@ def _operation(
     if route.description:
         out["description"] = route.description
     params: list[dict[str, Any]] = []
-    if route.params is not None:
-        params += _parameters(route.params, "path", components)
-    if route.query is not None:
-        params += _parameters(route.query, "query", components)
+    path_model, query_model = route.model("params"), route.model("query")
+    if path_model is not None:
+        params += _parameters(path_model, "path", components)
+    if query_model is not None:
+        params += _parameters(query_model, "query", components)
     if params:
         out["parameters"] = params
-    if route.body is not None:
+    body_model, answer_model = route.model("body"), route.model("answer")
+    if body_model is not None:
         out["requestBody"] = {
             "required": True,
-            "content": _json_content(refs[(route.body, "validation")]),
+            "content": _json_content(refs[(body_model, "validation")]),
         }
     responses: dict[str, Any] = {}
-    if route.answer is not None:
-        schema = refs[(route.answer, "serialization")]
+    if answer_model is not None:
+        schema = refs[(answer_model, "serialization")]
         if route.answer_is_list:
             schema = {"type": "array", "items": schema}
         responses["200"] = {"description": "OK", "content": _json_content(schema)}
@@ -102,7 +106,7 @@ def _operation(
     errors = set(route.errors) | ({401} if secured and not route.public else set())
     if route.body is not None:
         errors.add(413)
-    error_model = route.error_answer or s.ErrorOut
+    error_model = route.model("error_answer") or s.ErrorOut
     for code in sorted(errors):
         model = s.ErrorOut if code in (401, 413) else error_model
         responses[str(code)] = {

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ppacer.api.models import ACTOR_HEADER
 from ppacer.dag.status import DagRunStatus
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "TaskLogsQuery",
 ]
 
-#: The request header naming who asks for an operator action, when the body has no
-#: ``actor`` (our command line sends ``cli``; optional: without either it is ``api``).
-ACTOR_HEADER = "X-Ppacer-Actor"
 
 #: Largest integer the databases store (SQLite and PostgreSQL BIGINT).
 MAX_DB_INT = 2**63 - 1

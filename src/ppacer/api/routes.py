@@ -7,21 +7,30 @@ parameters, and the model of its answer. The server's one adapter
 models, the OpenAPI document (:mod:`ppacer.api.openapi`) is generated from them,
 and the client (:mod:`ppacer.api.client`) builds its URLs with
 :meth:`Route.url` and reads its answers with them: the contract is written once.
+
+Models are named (``"schemas.TriggerOut"``: module of :mod:`ppacer.api`, class)
+and imported on first use (:meth:`Route.model`): a scheduler that only serves
+executors never loads pydantic. The executors' routes also name a checked wire
+type (:mod:`ppacer.api.checked`) that reads the common, valid request by hand;
+whatever it is not sure of goes to the route's model, which decides.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel
+from ppacer.api import checked
 
-from ppacer.api import models as m
-from ppacer.api import original_ui as ui
-from ppacer.api import params
-from ppacer.api import schemas as s
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-__all__ = ["ROUTES", "Route"]
+__all__ = ["ROUTES", "Route", "model_named"]
+
+ModelPart = Literal["answer", "body", "query", "params", "error_answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +43,25 @@ class Route:
     summary: str
     tag: str
     # The 200 answer's model (None: an empty body); ``answer_is_list``: a JSON array of it.
-    answer: type[BaseModel] | None = None
+    answer: str | None = None
     answer_is_list: bool = False
     # The 200 answer's media type when it is not JSON (``answer`` is then None).
     answer_media: str | None = None
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    params: type[BaseModel] | None = None
+    body: str | None = None
+    query: str | None = None
+    params: str | None = None
     # Error statuses it may answer (401 is added when a token is required), and the
     # model of their body when it is not the API's error shape (``ErrorOut``).
     errors: tuple[int, ...] = (400,)
-    error_answer: type[BaseModel] | None = None
+    error_answer: str | None = None
     # Answers without a body besides 200 (e.g. 204 from a poll that found nothing).
     no_content: tuple[int, ...] = ()
     description: str = ""
     # Served without the API token (health probes).
     public: bool = False
+    # The executors' hot path: the body or query read by hand (the model decides the rest).
+    wire_body: type[checked.WireInput] | None = None
+    wire_query: type[checked.WireInput] | None = None
 
     def url(self, **params: object) -> str:
         """Fill the path template's ``{name}`` parts (URL-quoted)."""
@@ -57,6 +69,18 @@ class Route:
         for key, value in params.items():
             path = path.replace("{" + key + "}", quote(str(value), safe=""))
         return path
+
+    def model(self, part: ModelPart) -> type[BaseModel] | None:
+        """The model of ``part`` (imported on first use), or None if the route has none."""
+        name: str | None = getattr(self, part)
+        return None if name is None else model_named(name)
+
+
+@cache
+def model_named(name: str) -> Any:
+    """The model ``"module.Class"`` of :mod:`ppacer.api` (imported on first use)."""
+    module, _, cls = name.partition(".")
+    return getattr(importlib.import_module(f"ppacer.api.{module}"), cls)
 
 
 _ALL = (
@@ -67,10 +91,11 @@ _ALL = (
         "/dag/task/pop",
         "Take the next ready task attempt (long poll with wait_s)",
         "executor",
-        answer=s.TaskToExecOut,
-        query=params.PopQuery,
+        answer="schemas.TaskToExecOut",
+        query="params.PopQuery",
         no_content=(204,),
         description="204 when nothing became ready within `wait_s` seconds.",
+        wire_query=checked.PopQuery,
     ),
     Route(
         "update_task_status",
@@ -78,9 +103,10 @@ _ALL = (
         "/dag/task/update",
         "Report a task attempt's status",
         "executor",
-        body=m.TaskStatusUpdate,
+        body="inputs.TaskStatusUpdate",
         errors=(400, 404, 409),
         description="200 with an empty body; 409 for a stale attempt or an illegal change.",
+        wire_body=checked.StatusUpdate,
     ),
     Route(
         "trigger_dag_run",
@@ -88,8 +114,8 @@ _ALL = (
         "/dag/run/trigger",
         "Run a DAG now (or for execTs), with parameters",
         "runs",
-        answer=s.TriggerOut,
-        body=m.DagRunTriggerInput,
+        answer="schemas.TriggerOut",
+        body="inputs.DagRunTriggerInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -98,11 +124,19 @@ _ALL = (
         "/dag/run/restart",
         "Restart a FAILED run",
         "runs",
-        answer=s.RestartOut,
-        body=m.DagRunRestartInput,
+        answer="schemas.RestartOut",
+        body="inputs.DagRunRestartInput",
         errors=(400, 404, 409),
     ),
-    Route("state", "GET", "/state", "The scheduler's state", "scheduler", s.StateOut, errors=()),
+    Route(
+        "state",
+        "GET",
+        "/state",
+        "The scheduler's state",
+        "scheduler",
+        answer="schemas.StateOut",
+        errors=(),
+    ),
     # Extensions over the original protocol.
     Route(
         "register_executor",
@@ -110,10 +144,11 @@ _ALL = (
         "/executor/register",
         "An executor says which queues it serves and which code versions it has",
         "executor",
-        answer=s.RegistrationOut,
-        body=m.ExecutorRegistration,
+        answer="schemas.RegistrationOut",
+        body="inputs.ExecutorRegistration",
         errors=(400, 409),
         description="409 when the executor speaks a protocol version this scheduler lacks.",
+        wire_body=checked.Registration,
     ),
     Route(
         "executor_heartbeat",
@@ -121,8 +156,9 @@ _ALL = (
         "/executor/heartbeat",
         "An executor is alive; renew its leases",
         "executor",
-        answer=s.HeartbeatOut,
-        body=m.HeartbeatInput,
+        answer="schemas.HeartbeatOut",
+        body="inputs.HeartbeatInput",
+        wire_body=checked.Heartbeat,
     ),
     Route(
         "ship_task_logs",
@@ -130,10 +166,11 @@ _ALL = (
         "/dag/task/logs",
         "Store task log records an executor ships (each stored once, by attempt and seq)",
         "executor",
-        answer=s.TaskLogsStoredOut,
-        body=m.TaskLogsInput,
+        answer="schemas.TaskLogsStoredOut",
+        body="inputs.TaskLogsInput",
         errors=(400, 409),
         description="409 when the scheduler keeps no logs DB.",
+        wire_body=checked.LogShipment,
     ),
     Route(
         "pop_tasks",
@@ -141,8 +178,9 @@ _ALL = (
         "/dag/task/pop/batch",
         "Take up to `max` ready task attempts",
         "executor",
-        answer=s.BatchPopOut,
-        query=params.PopBatchQuery,
+        answer="schemas.BatchPopOut",
+        query="params.PopBatchQuery",
+        wire_query=checked.PopBatchQuery,
     ),
     Route(
         "update_task_statuses",
@@ -150,8 +188,9 @@ _ALL = (
         "/dag/task/update/batch",
         "Report several task attempts at once",
         "executor",
-        answer=s.BatchUpdateOut,
-        body=m.TaskStatusUpdates,
+        answer="schemas.BatchUpdateOut",
+        body="inputs.TaskStatusUpdates",
+        wire_body=checked.StatusUpdates,
     ),
     Route(
         "report_and_pop",
@@ -159,13 +198,14 @@ _ALL = (
         "/dag/task/update/pop",
         "Report task attempts and take up to `max` ready attempts, in one round trip",
         "executor",
-        answer=m.ReportAndPopOut,
-        body=m.ReportAndPopInput,
+        answer="schemas.ReportAndPopOut",
+        body="inputs.ReportAndPopInput",
         description=(
             "The reports as `/dag/task/update/batch` takes them, then up to `max` attempts "
             "as `/dag/task/pop/batch` hands them out, without waiting: an attempt a report "
             "made ready goes to this call before any waiting long poll."
         ),
+        wire_body=checked.ReportAndPopBody,
     ),
     Route(
         "pause_dag",
@@ -173,8 +213,8 @@ _ALL = (
         "/dag/pause",
         "Pause a DAG (no new scheduled runs)",
         "dags",
-        answer=s.DagPausedOut,
-        body=m.DagInput,
+        answer="schemas.DagPausedOut",
+        body="inputs.DagInput",
         errors=(400, 404),
     ),
     Route(
@@ -183,8 +223,8 @@ _ALL = (
         "/dag/unpause",
         "Unpause a DAG",
         "dags",
-        answer=s.DagPausedOut,
-        body=m.DagInput,
+        answer="schemas.DagPausedOut",
+        body="inputs.DagInput",
         errors=(400, 404),
     ),
     Route(
@@ -193,8 +233,8 @@ _ALL = (
         "/dag/backfill",
         "Run a DAG's schedule points in [from, to]",
         "dags",
-        answer=s.BackfillOut,
-        body=m.BackfillInput,
+        answer="schemas.BackfillOut",
+        body="inputs.BackfillInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -203,8 +243,8 @@ _ALL = (
         "/dag/backfill/{backfillId}",
         "A backfill's progress",
         "dags",
-        answer=s.BackfillOut,
-        params=params.BackfillIdPath,
+        answer="schemas.BackfillOut",
+        params="params.BackfillIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -213,8 +253,8 @@ _ALL = (
         "/dag/run/task/clear",
         "Run a task and its downstream again in a finished run",
         "runs",
-        answer=s.TaskClearedOut,
-        body=m.TaskActionInput,
+        answer="schemas.TaskClearedOut",
+        body="inputs.TaskActionInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -223,8 +263,8 @@ _ALL = (
         "/dag/run/task/mark",
         "Set a task's status (SUCCESS or FAILED) by hand",
         "runs",
-        answer=s.TaskMarkedOut,
-        body=m.TaskMarkInput,
+        answer="schemas.TaskMarkedOut",
+        body="inputs.TaskMarkInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -233,9 +273,9 @@ _ALL = (
         "/dag/schedule/{dagId}",
         "A DAG's next schedule points",
         "dags",
-        answer=s.SchedulePreviewOut,
-        params=params.DagIdPath,
-        query=params.SchedulePreviewQuery,
+        answer="schemas.SchedulePreviewOut",
+        params="params.DagIdPath",
+        query="params.SchedulePreviewQuery",
         errors=(400, 404),
     ),
     Route(
@@ -244,9 +284,9 @@ _ALL = (
         "/dag/run/history/{runId}",
         "Who did what to a run, and when",
         "runs",
-        answer=s.RunEventListOut,
-        params=params.RunIdPath,
-        query=params.PageQuery,
+        answer="schemas.RunEventListOut",
+        params="params.RunIdPath",
+        query="params.PageQuery",
         errors=(400, 404),
     ),
     # UI data, as in the original.
@@ -256,7 +296,7 @@ _ALL = (
         "/ui/dagrun/stats",
         "Runs and tasks by status, queue lengths (the original's UI data)",
         "ui data",
-        answer=ui.UiStatsOut,
+        answer="original_ui.UiStatsOut",
         errors=(),
     ),
     Route(
@@ -265,9 +305,9 @@ _ALL = (
         "/ui/dagrun/latest/{n}",
         "The latest n runs (the original's UI data)",
         "ui data",
-        answer=ui.UiLatestRunOut,
+        answer="original_ui.UiLatestRunOut",
         answer_is_list=True,
-        params=params.LatestRunsPath,
+        params="params.LatestRunsPath",
     ),
     Route(
         "ui_dagrun_task_details",
@@ -275,8 +315,8 @@ _ALL = (
         "/ui/dagrun/task/{runId}/{taskId}/{retry}",
         "One task attempt with its source and logs (the original's UI data)",
         "ui data",
-        answer=ui.UiTaskDetailsOut,
-        params=params.TaskAttemptPath,
+        answer="original_ui.UiTaskDetailsOut",
+        params="params.TaskAttemptPath",
         errors=(400, 404),
     ),
     Route(
@@ -285,8 +325,8 @@ _ALL = (
         "/ui/dagrun/{runId}",
         "A run with its tasks and logs (the original's UI data)",
         "ui data",
-        answer=ui.UiRunDetailsOut,
-        params=params.RunIdPath,
+        answer="original_ui.UiRunDetailsOut",
+        params="params.RunIdPath",
         errors=(400, 404),
     ),
     # Reads of the API and the command line; lists are paginated (limit, offset).
@@ -296,8 +336,8 @@ _ALL = (
         "/dag/list",
         "DAGs by id, with pause state, next point and latest run",
         "dags",
-        answer=s.DagListOut,
-        query=params.PageQuery,
+        answer="schemas.DagListOut",
+        query="params.PageQuery",
     ),
     Route(
         "get_dag",
@@ -305,8 +345,8 @@ _ALL = (
         "/dag/details/{dagId}",
         "A DAG: its tasks in graph order and its latest runs",
         "dags",
-        answer=s.DagDetailsOut,
-        params=params.DagIdPath,
+        answer="schemas.DagDetailsOut",
+        params="params.DagIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -315,8 +355,8 @@ _ALL = (
         "/dag/run/list",
         "DAG runs, newest first",
         "runs",
-        answer=s.DagRunListOut,
-        query=params.DagRunListQuery,
+        answer="schemas.DagRunListOut",
+        query="params.DagRunListQuery",
     ),
     Route(
         "get_dag_run",
@@ -324,8 +364,8 @@ _ALL = (
         "/dag/run/details/{runId}",
         "A DAG run with its parameters and every task attempt",
         "runs",
-        answer=s.DagRunDetailsOut,
-        params=params.RunIdPath,
+        answer="schemas.DagRunDetailsOut",
+        params="params.RunIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -334,9 +374,9 @@ _ALL = (
         "/dag/run/task/logs/{runId}/{taskId}",
         "Log records of a task attempt (the latest unless `retry` is given)",
         "runs",
-        answer=s.TaskLogsOut,
-        params=params.TaskLogsPath,
-        query=params.TaskLogsQuery,
+        answer="schemas.TaskLogsOut",
+        params="params.TaskLogsPath",
+        query="params.TaskLogsQuery",
         errors=(400, 404),
     ),
     Route(
@@ -345,8 +385,8 @@ _ALL = (
         "/dag/run/task/logs/search",
         "Find task log lines by their words, across runs, newest first",
         "runs",
-        answer=s.LogSearchOut,
-        query=params.LogSearchQuery,
+        answer="schemas.LogSearchOut",
+        query="params.LogSearchQuery",
         description="Full-text search (SQLite FTS5 or PostgreSQL text search). Every word of "
         '`q` must occur; `"quoted words"` in that order; `conn*` matches words starting '
         "with conn. Filters: DAG, task, lowest level, time range [from, to). Each line names "
@@ -358,8 +398,8 @@ _ALL = (
         "/executor/list",
         "Executors heard from, most recently seen first",
         "executor",
-        answer=s.ExecutorListOut,
-        query=params.PageQuery,
+        answer="schemas.ExecutorListOut",
+        query="params.PageQuery",
     ),
     # Observability.
     Route(
@@ -368,9 +408,9 @@ _ALL = (
         "/healthz",
         "Health: databases reachable, loops alive",
         "observability",
-        answer=s.HealthOut,
+        answer="schemas.HealthOut",
         errors=(503,),
-        error_answer=s.HealthOut,
+        error_answer="schemas.HealthOut",
         public=True,
     ),
     Route(

@@ -445,3 +445,10 @@ class HealthOut(Answer):
 
     status: str
     checks: dict[str, Any]
+
+
+class ReportAndPopOut(Answer):
+    """``POST /dag/task/update/pop``: one result per report, in order, and the attempts taken."""
+
+    results: list[UpdateResultOut]
+    tasks: list[TaskToExecOut]

@@ -51,6 +51,9 @@ CONNECT_TIMEOUT_S = 30.0
 class DaskRunner:
     """Runs attempts on the Dask cluster at ``address``; ``ship`` says where workers ship logs."""
 
+    #: How long past an attempt's timeout its result is waited for (:data:`REMOTE_GRACE_S`).
+    grace_s = REMOTE_GRACE_S
+
     def __init__(
         self, address: str, *, ship: ShipTarget | None, upload_files: tuple[str, ...] = ()
     ) -> None:

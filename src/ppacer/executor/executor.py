@@ -42,7 +42,6 @@ from ppacer.dag.status import TaskStatus
 from ppacer.dag.task import task_logger
 from ppacer.errors import ConflictError, NotFoundError, SchedulerUnavailableError
 from ppacer.executor.attempt import Attempt, describe, log_ids
-from ppacer.executor.dask_runner import REMOTE_GRACE_S, DaskRunner
 from ppacer.executor.logship import DEFAULT_LOG_SHIPPING, LogShipping
 from ppacer.executor.outcome import Outcome
 from ppacer.executor.registration import ExecutorConfigError, Registrar, config_problem
@@ -55,6 +54,8 @@ from ppacer.timeutils import monotonic
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from ppacer.executor.dask_runner import DaskRunner
 
 __all__ = ["RUN_DEADLINE_HEARTBEAT_S", "Executor"]
 
@@ -122,6 +123,8 @@ class Executor:
         self._retained: dict[tuple[str, str, str], tuple[Dag, TaskInfo]] = {}
         self._dask: DaskRunner | None = None
         if dask is not None:
+            from ppacer.executor.dask_runner import DaskRunner  # only with a cluster
+
             self._dask = DaskRunner.for_executor(
                 dask, self.client, self.name, self.shipper, upload_files=tuple(dask_upload)
             )
@@ -368,7 +371,7 @@ class Executor:
             task,
             info.config,
             has_run_deadline=dag.attributes.run_timeout_s is not None,
-            grace_s=REMOTE_GRACE_S if self._dask is not None else 0.0,
+            grace_s=self._dask.grace_s if self._dask is not None else 0.0,
         )
         logger = task_logger(
             self.task_log, task.dag_id, task.exec_ts, task.task_id, task.retry, task.run_id

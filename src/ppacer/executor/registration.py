@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ppacer.api.checked import Terms
 from ppacer.api.client import Client
-from ppacer.api.schemas import RegistrationOut
 from ppacer.dag.dag import Registry
 from ppacer.errors import NotFoundError, PpacerError
 from ppacer.executor.config_errors import ExecutorConfigError, config_problem
@@ -79,11 +79,11 @@ class Registrar:
     #: Older code versions still held, for runs started before a hot reload.
     retained: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     #: The scheduler's last answer (None: not registered, or it takes no registrations).
-    terms: RegistrationOut | None = None
+    terms: Terms | None = None
     #: False once the scheduler said it has no registration endpoint (older, or the original).
     is_supported: bool = True
 
-    def register(self) -> RegistrationOut | None:
+    def register(self) -> Terms | None:
         """Register (or again); None when the scheduler takes no registrations.
 
         Raises :class:`ExecutorConfigError` for a problem waiting will not fix;
@@ -119,7 +119,7 @@ class Registrar:
         log.info("%s", self.describe(terms))
         return terms
 
-    def describe(self, terms: RegistrationOut) -> str:
+    def describe(self, terms: Terms) -> str:
         """The one line a registration is logged as."""
         line = (
             f"executor {self.name} registered with the scheduler at {self.client.url} "

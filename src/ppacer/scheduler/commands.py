@@ -25,12 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ppacer.api.models import (
-    ExecutorRegistration,
-    LogRecord,
-    StatusReport,
-    TaskToExec,
-)
+from ppacer.api.checked import Registration
+from ppacer.api.models import LogRecord, StatusReport, TaskToExec
 from ppacer.dag.dag import Registry
 from ppacer.dag.schedule import NEVER
 from ppacer.dag.status import DagRunStatus, ScheduleEvent, SchedulerState, TaskStatus
@@ -295,7 +291,7 @@ class SchedulerCommands:
             return []
         return [tasks.dispatch.start_attempt(item, executor) for item in items]
 
-    def register_executor(self, registration: ExecutorRegistration) -> Registered:
+    def register_executor(self, registration: Registration) -> Registered:
         """Record what an executor serves and has; say what of the registry it lacks."""
         return executors.register(self._parts()[0], self.registry, registration, self.version)
 

@@ -40,7 +40,6 @@ from ppacer.scheduler.executors import LogDrops
 from ppacer.scheduler.frozen_heap import refreeze
 from ppacer.scheduler.leadership import Leadership, read_secret
 from ppacer.scheduler.reads import Reads
-from ppacer.scheduler.retention import retention_loop
 from ppacer.scheduler.startup import (
     apply_default_timezone,
     consume_runs,
@@ -299,6 +298,8 @@ class SchedulerCore(SchedulerCommands):
             asyncio.create_task(backfiller.run(), name="ppacer-backfiller"),
         ]
         if self.config.retention_days is not None:
+            from ppacer.scheduler.retention import retention_loop  # only when configured
+
             # Deletes finished runs past their age, in batches, off the event loop.
             self._loops.append(asyncio.create_task(retention_loop(self), name="ppacer-retention"))
         self._state = SchedulerState.RUNNING

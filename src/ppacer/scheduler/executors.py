@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ppacer.api.models import PROTOCOL_VERSION, ExecutorRegistration, LogRecord
+from ppacer.api.checked import Registration
+from ppacer.api.models import PROTOCOL_VERSION, LogRecord
 from ppacer.dag.dag import Registry
 from ppacer.db import dagruns as runs_db
 from ppacer.db.tasklogs import insert_shipped_logs
@@ -44,7 +45,7 @@ class LogsStored:
 
 
 def register(
-    tasks: TaskScheduler, registry: Registry, registration: ExecutorRegistration, version: str
+    tasks: TaskScheduler, registry: Registry, registration: Registration, version: str
 ) -> Registered:
     """Record what an executor serves and has (see :mod:`ppacer.scheduler.routing`).
 

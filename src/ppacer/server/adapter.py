@@ -16,16 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
-from ppacer.api.models import describe_validation_error, validation_detail
-from ppacer.api.params import ACTOR_HEADER
+from ppacer.api.checked import WireInput
+from ppacer.api.models import ACTOR_HEADER
 from ppacer.api.routes import ROUTES, Route
 from ppacer.api.strictjson import JsonInputError, loads_strict
 from ppacer.errors import InvalidInputError, PpacerError
@@ -46,7 +45,6 @@ log = logging.getLogger("ppacer.scheduler")
 _B = TypeVar("_B")
 _Q = TypeVar("_Q")
 _P = TypeVar("_P")
-_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +140,13 @@ def _endpoint(
             if forwarded is not None:
                 return forwarded
         try:
-            body = await _body(request, route.body, max_request_bytes) if route.body else None
-            query = _params(route.query, request.query_params) if route.query else None
-            path = _params(route.params, request.path_params) if route.params else None
+            body = await _body(request, route, max_request_bytes) if route.body else None
+            query = (
+                _params(route, "query", request.query_params, route.wire_query)
+                if route.query
+                else None
+            )
+            path = _params(route, "params", request.path_params) if route.params else None
             result = await handler(Call(body, query, path, request))
         except PpacerError as exc:
             return error_response(exc.http_status, str(exc), getattr(exc, "detail", None))
@@ -165,7 +167,7 @@ def _endpoint(
     return endpoint
 
 
-async def _body(request: Request, model: type[_M], limit: int) -> _M:
+async def _body(request: Request, route: Route, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"body: larger than the limit of {limit} bytes")
@@ -182,21 +184,50 @@ async def _body(request: Request, model: type[_M], limit: int) -> _M:
         raise InvalidInputError(str(exc) if exc.field else f"body: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInputError("body: expected a JSON object")
+    if route.wire_body is not None:
+        found = route.wire_body.check(data)
+        if found is not None:
+            return found
+        return route.wire_body.from_valid(_validate(route, "body", data).model_dump())
+    return _validate(route, "body", data)
+
+
+def _params(
+    route: Route,
+    part: Literal["query", "params"],
+    given: Mapping[str, Any],
+    wire: type[WireInput] | None = None,
+) -> Any:
+    data = dict(given)
+    if wire is not None:
+        found = wire.check(data)
+        if found is not None:
+            return found
+        return wire.from_valid(_validate(route, part, data).model_dump())
+    return _validate(route, part, data)
+
+
+def _validate(route: Route, part: Literal["body", "query", "params"], data: Any) -> Any:
+    """``data`` validated by the route's model of ``part`` (pydantic, loaded on first use)."""
+    from pydantic import ValidationError
+
+    from ppacer.api.inputs import describe_validation_error, validation_detail
+
+    model = route.model(part)
+    assert model is not None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
 
 
-def _params(model: type[_M], data: Mapping[str, Any]) -> _M:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc), validation_detail(exc)) from None
+def _is_model(value: Any) -> bool:
+    """Whether ``value`` is an answer model (pydantic), not a wire dataclass."""
+    return hasattr(value, "model_dump_json")
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if _is_model(value):
         return value.model_dump(mode="json", by_alias=True)
     return value.to_json()
 
@@ -206,8 +237,8 @@ def _serialise(result: Any) -> Response:
         return Response(status_code=200)
     if isinstance(result, Response):
         return result
-    if isinstance(result, BaseModel):
-        return Response(result.model_dump_json(by_alias=True), media_type="application/json")
     if isinstance(result, list):
         return JSONResponse([_json(item) for item in result])
+    if _is_model(result):
+        return Response(result.model_dump_json(by_alias=True), media_type="application/json")
     return JSONResponse(result.to_json())

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ppacer.api import models as m
-from ppacer.api import original_ui as ui
-from ppacer.api import params
-from ppacer.api import schemas as s
+from starlette.responses import JSONResponse
+
 from ppacer.api.models import parse_exec_ts
 from ppacer.dag.dag import Dag
 from ppacer.dag.status import TaskStatus
@@ -27,10 +25,21 @@ from ppacer.dag.task import task_type_name
 from ppacer.db.controls import BackfillRow
 from ppacer.db.dagruns import DagRunRow
 from ppacer.errors import InvalidInputError, NotFoundError
+from ppacer.lazy import lazy_module
 from ppacer.server import original
 from ppacer.server.adapter import Call
 from ppacer.server.executor_api import ExecutorHandlers
 from ppacer.timeutils import format_ts, parse_ts
+
+if TYPE_CHECKING:
+    from ppacer.api import inputs as i
+    from ppacer.api import original_ui as ui
+    from ppacer.api import params
+    from ppacer.api import schemas as s
+else:
+    # The answers' models, imported on the first call that answers with one.
+    s = lazy_module("ppacer.api.schemas")
+    ui = lazy_module("ppacer.api.original_ui")
 
 __all__ = ["ApiHandlers", "run_out"]
 
@@ -84,31 +93,32 @@ class ApiHandlers(ExecutorHandlers):
 
     # ------------------------------------------------------------------ runs
 
-    async def state(self, _call: Call[None, None, None]) -> s.StateOut:
-        """``GET /state``."""
-        return s.StateOut(state=self.scheduler.state)
+    async def state(self, _call: Call[None, None, None]) -> JSONResponse:
+        """``GET /state`` (as :class:`ppacer.api.schemas.StateOut`; executors and probes ask
+        often, so it is written without the model)."""
+        return JSONResponse({"state": self.scheduler.state.value})
 
-    async def trigger_dag_run(self, call: Call[m.DagRunTriggerInput, None, None]) -> s.TriggerOut:
+    async def trigger_dag_run(self, call: Call[i.DagRunTriggerInput, None, None]) -> s.TriggerOut:
         """``POST /dag/run/trigger``: the new run."""
         b = call.body
         at = parse_ts(parse_exec_ts(b.execTs)) if b.execTs is not None else None
         run = await self.scheduler.trigger(b.dagId, b.params, at, call.actor)
         return s.TriggerOut(runId=run.run_id, dagId=run.dag_id, execTs=run.exec_ts)
 
-    async def restart_dag_run(self, call: Call[m.DagRunRestartInput, None, None]) -> s.RestartOut:
+    async def restart_dag_run(self, call: Call[i.DagRunRestartInput, None, None]) -> s.RestartOut:
         """``POST /dag/run/restart``."""
         exec_ts = parse_exec_ts(call.body.execTs)
         number = self.scheduler.restart_run(call.body.dagId, parse_ts(exec_ts), call.actor)
         return s.RestartOut(dagId=call.body.dagId, execTs=exec_ts, restart=number)
 
-    async def clear_task(self, call: Call[m.TaskActionInput, None, None]) -> s.TaskClearedOut:
+    async def clear_task(self, call: Call[i.TaskActionInput, None, None]) -> s.TaskClearedOut:
         """``POST /dag/run/task/clear``: the tasks that will run again."""
         b = call.body
         at = parse_ts(parse_exec_ts(b.execTs))
         cleared = self.scheduler.clear_task(b.dagId, at, b.taskId, call.actor)
         return s.TaskClearedOut(dagId=b.dagId, execTs=format_ts(at), cleared=cleared)
 
-    async def mark_task(self, call: Call[m.TaskMarkInput, None, None]) -> s.TaskMarkedOut:
+    async def mark_task(self, call: Call[i.TaskMarkInput, None, None]) -> s.TaskMarkedOut:
         """``POST /dag/run/task/mark``."""
         b = call.body
         status = _task_status(b.status)
@@ -329,12 +339,12 @@ class ApiHandlers(ExecutorHandlers):
             {**details, "tasks": tasks, "recentRuns": [run_out(r) for r in recent]}
         )
 
-    async def pause_dag(self, call: Call[m.DagInput, None, None]) -> s.DagPausedOut:
+    async def pause_dag(self, call: Call[i.DagInput, None, None]) -> s.DagPausedOut:
         """``POST /dag/pause``."""
         self.scheduler.set_paused(call.body.dagId, True, call.actor)
         return s.DagPausedOut(dagId=call.body.dagId, paused=True)
 
-    async def unpause_dag(self, call: Call[m.DagInput, None, None]) -> s.DagPausedOut:
+    async def unpause_dag(self, call: Call[i.DagInput, None, None]) -> s.DagPausedOut:
         """``POST /dag/unpause``."""
         self.scheduler.set_paused(call.body.dagId, False, call.actor)
         return s.DagPausedOut(dagId=call.body.dagId, paused=False)
@@ -348,7 +358,7 @@ class ApiHandlers(ExecutorHandlers):
         points = self.scheduler.schedule_preview(call.path.dagId, q.n, after)
         return s.SchedulePreviewOut.model_validate({"dagId": call.path.dagId, "points": points})
 
-    async def backfill_dag(self, call: Call[m.BackfillInput, None, None]) -> s.BackfillOut:
+    async def backfill_dag(self, call: Call[i.BackfillInput, None, None]) -> s.BackfillOut:
         """``POST /dag/backfill``: the backfill, created, and how many of its points had a run."""
         b = call.body
         row, existing = self.scheduler.create_backfill(

@@ -9,17 +9,24 @@ executor calls them per attempt. :class:`ExecutorHandlers` is the base of
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
+from ppacer.api import checked as c
 from ppacer.api import models as m
-from ppacer.api import params
-from ppacer.api import schemas as s
 from ppacer.api.models import StatusReport, TaskBatch, TaskToExec
 from ppacer.errors import InvalidInputError, PpacerError
+from ppacer.lazy import lazy_module
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.server.adapter import Call, Handler
 from ppacer.timeutils import format_ts
+
+if TYPE_CHECKING:
+    from ppacer.api import params
+    from ppacer.api import schemas as s
+else:
+    s = lazy_module("ppacer.api.schemas")
 
 __all__ = ["ExecutorHandlers"]
 
@@ -36,33 +43,28 @@ class ExecutorHandlers:
         names = [n for n in dir(type(self)) if not n.startswith("_") and n != "by_name"]
         return {name: getattr(self, name) for name in names}
 
-    async def pop_task(self, call: Call[None, params.PopQuery, None]) -> Response | TaskToExec:
+    async def pop_task(self, call: Call[None, c.PopQuery, None]) -> Response | TaskToExec:
         """``GET /dag/task/pop``: one attempt, or 204."""
         q = call.query
         items = await self.scheduler.pop_tasks(q.wait_s, q.executor, 1, call.is_gone)
         return items[0] if items else Response(status_code=204)
 
-    async def pop_tasks(self, call: Call[None, params.PopBatchQuery, None]) -> TaskBatch:
+    async def pop_tasks(self, call: Call[None, c.PopBatchQuery, None]) -> TaskBatch:
         """``GET /dag/task/pop/batch``: up to ``max`` attempts."""
         q = call.query
         return TaskBatch(await self.scheduler.pop_tasks(q.wait_s, q.executor, q.max, call.is_gone))
 
-    async def update_task_status(self, call: Call[m.TaskStatusUpdate, None, None]) -> None:
+    async def update_task_status(self, call: Call[c.StatusUpdate, None, None]) -> None:
         """``POST /dag/task/update``: 200 with an empty body, as the original answers."""
         self.scheduler.apply_report(call.body.to_report())
 
     async def update_task_statuses(
-        self, call: Call[m.TaskStatusUpdates, None, None]
-    ) -> s.BatchUpdateOut:
+        self, call: Call[c.StatusUpdates, None, None]
+    ) -> c.UpdateResults:
         """``POST /dag/task/update/batch``: one result per report, in order."""
-        return s.BatchUpdateOut(
-            results=[
-                s.UpdateResultOut(status=status, error=error)
-                for status, error in self._apply_updates(call.body.updates)
-            ]
-        )
+        return c.UpdateResults(self._apply_updates(call.body.updates))
 
-    async def report_and_pop(self, call: Call[m.ReportAndPopInput, None, None]) -> m.ReportAndPop:
+    async def report_and_pop(self, call: Call[c.ReportAndPopBody, None, None]) -> m.ReportAndPop:
         """``POST /dag/task/update/pop``: the reports, then up to ``max`` attempts at once.
 
         What the reports made ready is held back from waiting long polls until
@@ -75,7 +77,7 @@ class ExecutorHandlers:
             items = await self.scheduler.pop_tasks(0.0, b.executor, b.max) if b.max else []
         return m.ReportAndPop(results, items)
 
-    def _apply_updates(self, updates: list[m.TaskStatusUpdate]) -> list[tuple[int, str | None]]:
+    def _apply_updates(self, updates: list[c.StatusUpdate]) -> list[tuple[int, str | None]]:
         """Apply reports in one transaction; per report its HTTP status and error."""
         reports: list[StatusReport | PpacerError] = []
         for i, update in enumerate(updates):
@@ -91,7 +93,7 @@ class ExecutorHandlers:
             results.append((200, None) if error is None else (error.http_status, str(error)))
         return results
 
-    async def ship_task_logs(self, call: Call[m.TaskLogsInput, None, None]) -> s.TaskLogsStoredOut:
+    async def ship_task_logs(self, call: Call[c.LogShipment, None, None]) -> c.LogsStored:
         """``POST /dag/task/logs``: store the records (off the event loop)."""
         records, bad = [], []
         for i, record in enumerate(call.body.records):
@@ -103,33 +105,29 @@ class ExecutorHandlers:
         # Indexes of refused records are positions in ``records``: map them back.
         kept = [i for i in range(len(call.body.records)) if i not in {j for j, _ in bad}]
         rejected = bad + [(kept[j], why) for j, why in result.rejected]
-        return s.TaskLogsStoredOut(
-            stored=result.stored,
-            duplicates=result.duplicates,
-            rejected=[s.RejectedOut(index=i, error=why) for i, why in sorted(rejected)],
+        return c.LogsStored(
+            result.stored, result.duplicates, [c.Rejected(i, why) for i, why in sorted(rejected)]
         )
 
-    async def register_executor(
-        self, call: Call[m.ExecutorRegistration, None, None]
-    ) -> s.RegistrationOut:
+    async def register_executor(self, call: Call[c.Registration, None, None]) -> c.Terms:
         """``POST /executor/register``: the scheduler's terms, and what the executor lacks."""
         found = self.scheduler.register_executor(call.body)
         config = self.scheduler.config
-        return s.RegistrationOut(
-            executor=call.body.executor,
-            schedulerVersion=self.scheduler.version,
-            protocolVersion=m.PROTOCOL_VERSION,
-            leaseTimeoutS=config.lease_timeout_s,
-            maxPopWaitS=config.max_pop_wait_s,
-            missingTasks=found.missing,
-            mismatchedTasks=found.mismatched,
+        return c.Terms(
+            call.body.executor,
+            self.scheduler.version,
+            m.PROTOCOL_VERSION,
+            config.lease_timeout_s,
+            config.max_pop_wait_s,
+            found.missing,
+            found.mismatched,
         )
 
-    async def executor_heartbeat(self, call: Call[m.HeartbeatInput, None, None]) -> s.HeartbeatOut:
+    async def executor_heartbeat(self, call: Call[c.Heartbeat, None, None]) -> c.HeartbeatAnswer:
         """``POST /executor/heartbeat``: the leases the executor no longer holds."""
         b = call.body
         lost = self.scheduler.heartbeat(b.executor, b.leases, b.running, b.capacity)
-        return s.HeartbeatOut(lost=lost, leaseTimeoutS=self.scheduler.config.lease_timeout_s)
+        return c.HeartbeatAnswer(lost, self.scheduler.config.lease_timeout_s)
 
     async def list_executors(self, call: Call[None, params.PageQuery, None]) -> s.ExecutorListOut:
         """``GET /executor/list``: executors heard from, most recently seen first."""

@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, text
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from ppacer.api.schemas import HealthOut
 from ppacer.dag.status import SchedulerState
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.dbgate import describe
@@ -52,10 +51,13 @@ def _standby(scheduler: SchedulerCore, checks: dict[str, Any]) -> Response:
     if refusal:
         checks["takeover"] = f"refused: {refusal}"
     healthy = checks["db"] == "ok" and checks["eventLoop"] == "ok" and not refusal
-    answer = HealthOut(status="standby" if healthy else "unhealthy", checks=checks)
-    return Response(
-        answer.model_dump_json(), status_code=200 if healthy else 503, media_type="application/json"
-    )
+    return _answer("standby" if healthy else "unhealthy", checks, healthy)
+
+
+def _answer(status: str, checks: dict[str, Any], healthy: bool) -> Response:
+    """The answer of :class:`ppacer.api.schemas.HealthOut` (written without loading it:
+    probes call often, and a scheduler serving executors only never loads the models)."""
+    return JSONResponse({"status": status, "checks": checks}, status_code=200 if healthy else 503)
 
 
 class HealthCheck:
@@ -94,9 +96,4 @@ class HealthCheck:
             and checks["eventLoop"] == "ok"
             and scheduler.state is SchedulerState.RUNNING
         )
-        answer = HealthOut(status="ok" if healthy else "unhealthy", checks=checks)
-        return Response(
-            answer.model_dump_json(),
-            status_code=200 if healthy else 503,
-            media_type="application/json",
-        )
+        return _answer("ok" if healthy else "unhealthy", checks, healthy)

@@ -13,16 +13,22 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ppacer.api import original_ui as ui
 from ppacer.dag.status import TaskStatus
 from ppacer.db.dags import TaskRow
 from ppacer.db.tasklogs import TaskLogLine
 from ppacer.errors import NotFoundError
 from ppacer.gotime import go_duration, ui_timestamp
+from ppacer.lazy import lazy_module
 from ppacer.scheduler.core import SchedulerCore
 from ppacer.scheduler.reads import RunView, seconds_between
+
+if TYPE_CHECKING:
+    from ppacer.api import original_ui as ui
+else:
+    ui = lazy_module("ppacer.api.original_ui")  # the Go UI's answers: loaded on its first call
 
 __all__ = ["dagrun_details", "dagrun_latest", "dagrun_stats", "dagrun_task_details"]
 

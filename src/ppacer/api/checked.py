@@ -1,0 +1,622 @@
+"""The executors' side of the wire, read by hand: no validation library on a hop's path.
+
+Each type here mirrors one model of :mod:`ppacer.api.inputs`, :mod:`ppacer.api.params`
+or :mod:`ppacer.api.schemas` (named in its docstring) and has two ways in:
+
+- :meth:`WireInput.check` reads the common case, a valid request, by hand. It
+  returns None whenever it is not sure the model would take the data as it is:
+  a missing or mistyped field, a value out of range, a NUL character.
+- :meth:`WireInput.from_valid` builds it from data the model already validated.
+
+The server's adapter and the client try ``check`` first and otherwise let the
+model decide (:func:`read`), so the model stays the one contract: it words every
+error and documents the route, and a request the hand check does not take
+costs only the time of loading the model. ``tests/unit/test_checked.py`` holds
+each check to its model: whatever a check takes, the model takes, as the same
+values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, parse_exec_ts
+from ppacer.dag.status import TaskStatus
+from ppacer.errors import InvalidInputError
+
+__all__ = [
+    "Heartbeat",
+    "HeartbeatAnswer",
+    "LogRecordIn",
+    "LogShipment",
+    "LogsStored",
+    "PopBatchQuery",
+    "PopQuery",
+    "Registration",
+    "ReportAndPopBody",
+    "StatusUpdate",
+    "StatusUpdates",
+    "Terms",
+    "UpdateResults",
+    "WireInput",
+    "read",
+]
+
+_W = TypeVar("_W", bound="WireInput")
+
+
+class WireInput(Protocol):
+    """A wire type read by hand when sure, else from its model's validated data."""
+
+    @classmethod
+    def check(cls: type[_W], data: Mapping[str, Any]) -> _W | None:
+        """The value, if ``data`` is certainly valid as it is; otherwise None."""
+
+    @classmethod
+    def from_valid(cls: type[_W], data: Mapping[str, Any]) -> _W:
+        """The value from data its model validated (``model_dump()``)."""
+
+
+def read(wire: type[_W], data: Any, model: Callable[[], Any]) -> _W:
+    """``data`` as ``wire``: checked by hand, else validated by the pydantic model class
+    ``model()`` returns (imported only then; its ``ValidationError`` passes through)."""
+    if isinstance(data, dict):
+        found = wire.check(data)
+        if found is not None:
+            return found
+    return wire.from_valid(model().model_validate(data).model_dump())
+
+
+# ---------------------------------------------------------------- what a check accepts
+# Each answers True only when the model's strict validation would keep the value as
+# it is: the exact type, within its bounds, and (outside free text and JSON values)
+# no NUL character, which the models refuse.
+
+
+def _text(value: Any, min_length: int = 1, max_length: int | None = None) -> bool:
+    return (
+        type(value) is str
+        and len(value) >= min_length
+        and (max_length is None or len(value) <= max_length)
+        and "\x00" not in value
+    )
+
+
+def _maybe_text(value: Any, max_length: int | None = None) -> bool:
+    return value is None or _text(value, 0, max_length)
+
+
+def _int(value: Any, ge: int, le: int | None = None) -> bool:
+    return type(value) is int and value >= ge and (le is None or value <= le)
+
+
+def _texts(value: Any, min_items: int = 0, max_items: int | None = None) -> bool:
+    return (
+        type(value) is list
+        and len(value) >= min_items
+        and (max_items is None or len(value) <= max_items)
+        and all(_text(item, 0) for item in value)
+    )
+
+
+def _text_map(value: Any) -> bool:
+    """``dict[str, str]``, no NUL in keys or values."""
+    return type(value) is dict and all("\x00" not in k and _text(v, 0) for k, v in value.items())
+
+
+def _json_object(value: Any) -> bool:
+    """``dict[str, Any]`` holding JSON (any character allowed)."""
+    return type(value) is dict
+
+
+def _json_value(value: Any) -> bool:
+    """Any JSON value; NUL is allowed inside, not in a bare string (the models refuse it)."""
+    return not (type(value) is str and "\x00" in value)
+
+
+def _nested_texts(value: Any, leaf: Any) -> bool:
+    """``dict[str, dict[str, leaf]]`` (a JSON value: NUL allowed), leaf a check."""
+    return type(value) is dict and all(
+        type(inner) is dict and all(leaf(v) for v in inner.values()) for inner in value.values()
+    )
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_str_list(value: Any) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _absent_or(data: Mapping[str, Any], key: str, check: Any) -> bool:
+    return key not in data or check(data[key])
+
+
+# ---------------------------------------------------------------- the executors' requests
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One report on a task attempt, as :class:`ppacer.api.inputs.TaskStatusUpdate`."""
+
+    dagId: str
+    execTs: str
+    taskId: str
+    retry: int
+    status: str
+    taskError: str | None = None
+    leaseToken: str | None = None
+    output: Any = None
+    branch: list[str] | None = None
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> StatusUpdate | None:
+        get = data.get
+        branch = get("branch")
+        task_error = get("taskError")
+        if (
+            _text(get("dagId"))
+            and _text(get("execTs"))
+            and _text(get("taskId"))
+            and _int(get("retry"), 0)
+            and _text(get("status"))
+            and _maybe_text(task_error)  # free text: NUL becomes U+FFFD, by the model
+            and _maybe_text(get("leaseToken"))
+            and (branch is None or _texts(branch))
+            and _json_value(get("output"))
+        ):
+            return cls(
+                data["dagId"],
+                data["execTs"],
+                data["taskId"],
+                data["retry"],
+                data["status"],
+                task_error,
+                get("leaseToken"),
+                get("output"),
+                branch,
+            )
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> StatusUpdate:
+        return cls(
+            data["dagId"],
+            data["execTs"],
+            data["taskId"],
+            data["retry"],
+            data["status"],
+            data.get("taskError"),
+            data.get("leaseToken"),
+            data.get("output"),
+            data.get("branch"),
+        )
+
+    def to_report(self) -> StatusReport:
+        """The report this update carries (timestamp normalised; a bad one or status is a 400)."""
+        try:
+            status = TaskStatus(self.status)
+        except ValueError:
+            raise InvalidInputError(f"status: unknown task status {self.status!r}") from None
+        return StatusReport(
+            self.dagId,
+            parse_exec_ts(self.execTs),
+            self.taskId,
+            self.retry,
+            status,
+            self.taskError,
+            self.leaseToken,
+            self.output,
+            self.branch,
+        )
+
+
+def _updates(value: Any) -> list[StatusUpdate] | None:
+    if type(value) is not list or len(value) > 1000:
+        return None
+    out = []
+    for item in value:
+        update = StatusUpdate.check(item) if type(item) is dict else None
+        if update is None:
+            return None
+        out.append(update)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdates:
+    """Several reports, as :class:`ppacer.api.inputs.TaskStatusUpdates`."""
+
+    updates: list[StatusUpdate]
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> StatusUpdates | None:
+        updates = _updates(data.get("updates"))
+        return None if updates is None else cls(updates)
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> StatusUpdates:
+        return cls([StatusUpdate.from_valid(u) for u in data["updates"]])
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAndPopBody:
+    """Reports, then attempts to take, as :class:`ppacer.api.inputs.ReportAndPopInput`."""
+
+    updates: list[StatusUpdate]
+    executor: str
+    max: int = 1
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> ReportAndPopBody | None:
+        updates = _updates(data.get("updates"))
+        executor = data.get("executor")
+        n = data.get("max", 1)
+        if updates is None or not _text(executor, 1, 200) or not _int(n, 0, 1000):
+            return None
+        return cls(updates, data["executor"], n)
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> ReportAndPopBody:
+        updates = [StatusUpdate.from_valid(u) for u in data["updates"]]
+        return cls(updates, data["executor"], data["max"])
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """An executor is alive, as :class:`ppacer.api.inputs.HeartbeatInput`."""
+
+    executor: str
+    leases: list[str] = field(default_factory=list)
+    running: int = 0
+    capacity: int | None = None
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> Heartbeat | None:
+        get = data.get
+        capacity = get("capacity")
+        if (
+            _text(get("executor"), 1, 200)
+            and _absent_or(data, "leases", _texts)
+            and _absent_or(data, "running", lambda v: _int(v, 0))
+            and (capacity is None or _int(capacity, 1))
+        ):
+            return cls(data["executor"], get("leases", []), get("running", 0), capacity)
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> Heartbeat:
+        return cls(data["executor"], data["leases"], data["running"], data["capacity"])
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Who an executor is and what it can run, as
+    :class:`ppacer.api.inputs.ExecutorRegistration`."""
+
+    executor: str
+    queues: list[str] = field(default_factory=lambda: ["default"])
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    retained: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    ppacerVersion: str | None = None
+    protocolVersion: int = PROTOCOL_VERSION
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> Registration | None:
+        get = data.get
+        if (
+            _text(get("executor"), 1, 200)
+            and _absent_or(data, "queues", lambda v: _texts(v, 1, 100))
+            and _absent_or(data, "versions", lambda v: _nested_texts(v, _is_str))
+            and _absent_or(data, "retained", lambda v: _nested_texts(v, _is_str_list))
+            and _absent_or(data, "labels", _text_map)
+            and _maybe_text(get("ppacerVersion"), 100)
+            and _absent_or(data, "protocolVersion", lambda v: _int(v, 1))
+        ):
+            return cls(
+                data["executor"],
+                get("queues", ["default"]),
+                get("versions", {}),
+                get("retained", {}),
+                get("labels", {}),
+                get("ppacerVersion"),
+                get("protocolVersion", PROTOCOL_VERSION),
+            )
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> Registration:
+        return cls(
+            data["executor"],
+            data["queues"],
+            data["versions"],
+            data["retained"],
+            data["labels"],
+            data["ppacerVersion"],
+            data["protocolVersion"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecordIn:
+    """One shipped log record, as :class:`ppacer.api.inputs.LogRecordInput`."""
+
+    dagId: str
+    execTs: str
+    taskId: str
+    retry: int
+    seq: int
+    insertTs: str
+    level: str
+    message: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> LogRecordIn | None:
+        get = data.get
+        if (
+            _text(get("dagId"))
+            and _text(get("execTs"))
+            and _text(get("taskId"))
+            and _int(get("retry"), 0)
+            and _int(get("seq"), 0, 2**62)
+            and _text(get("insertTs"))
+            and _text(get("level"), 1, 20)
+            and _text(get("message"), 0)  # free text: NUL becomes U+FFFD, by the model
+            and _absent_or(data, "attributes", _json_object)
+        ):
+            return cls.from_valid({"attributes": {}, **data})
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> LogRecordIn:
+        return cls(
+            data["dagId"],
+            data["execTs"],
+            data["taskId"],
+            data["retry"],
+            data["seq"],
+            data["insertTs"],
+            data["level"],
+            data["message"],
+            data["attributes"],
+        )
+
+    def to_record(self) -> LogRecord:
+        """The record, timestamps in stored form (a bad one is a 400 naming it)."""
+        return LogRecord(
+            self.dagId,
+            parse_exec_ts(self.execTs),
+            self.taskId,
+            self.retry,
+            self.seq,
+            parse_exec_ts(self.insertTs, "insertTs"),
+            self.level,
+            self.message,
+            self.attributes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogShipment:
+    """Log records an executor ships, as :class:`ppacer.api.inputs.TaskLogsInput`."""
+
+    executor: str
+    records: list[LogRecordIn]
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> LogShipment | None:
+        executor = data.get("executor")
+        records = data.get("records")
+        if not _text(executor, 1, 200) or type(records) is not list or len(records) > 5000:
+            return None
+        out = []
+        for item in records:
+            record = LogRecordIn.check(item) if type(item) is dict else None
+            if record is None:
+                return None
+            out.append(record)
+        return cls(data["executor"], out)
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> LogShipment:
+        return cls(data["executor"], [LogRecordIn.from_valid(r) for r in data["records"]])
+
+
+# Query parameters are text: plain decimal numbers are read here, anything else by the model.
+_DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+_COUNT = re.compile(r"[1-9][0-9]{0,3}")
+
+
+@dataclass(frozen=True, slots=True)
+class PopQuery:
+    """A long poll's wait and the executor's name, as :class:`ppacer.api.params.PopQuery`."""
+
+    wait_s: float = 0.0
+    executor: str | None = None
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> PopQuery | None:
+        wait = _wait(data)
+        executor = data.get("executor")
+        if wait is None or not (executor is None or len(executor) <= 200):
+            return None
+        return cls(wait, executor)
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> PopQuery:
+        return cls(data["wait_s"], data["executor"])
+
+
+@dataclass(frozen=True, slots=True)
+class PopBatchQuery:
+    """As :class:`PopQuery`, and how many attempts at most, as
+    :class:`ppacer.api.params.PopBatchQuery`."""
+
+    wait_s: float = 0.0
+    executor: str | None = None
+    max: int = 1
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> PopBatchQuery | None:
+        first = PopQuery.check(data)
+        n = data.get("max", "1")
+        if first is None or _COUNT.fullmatch(n) is None or int(n) > 1000:
+            return None
+        return cls(first.wait_s, first.executor, int(n))
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> PopBatchQuery:
+        return cls(data["wait_s"], data["executor"], data["max"])
+
+
+def _wait(data: Mapping[str, Any]) -> float | None:
+    text = data.get("wait_s")
+    if text is None:
+        return 0.0
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
+# ---------------------------------------------------------------- the executors' answers
+
+
+class _JsonView:
+    """An answer read by attribute or, as the JSON it is, by item (as
+    :class:`ppacer.api.schemas.Answer`)."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_json().get(key, default)
+
+    def keys(self) -> Any:
+        return self.to_json().keys()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_json()
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResults(_JsonView):
+    """Per report its HTTP status and error, as :class:`ppacer.api.schemas.BatchUpdateOut`."""
+
+    results: list[tuple[int, str | None]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"results": [{"status": s, "error": e} for s, e in self.results]}
+
+
+@dataclass(frozen=True, slots=True)
+class Terms(_JsonView):
+    """The scheduler's terms to an executor, as :class:`ppacer.api.schemas.RegistrationOut`."""
+
+    _fields: ClassVar[tuple[str, ...]] = (
+        "executor",
+        "schedulerVersion",
+        "protocolVersion",
+        "leaseTimeoutS",
+        "maxPopWaitS",
+        "missingTasks",
+        "mismatchedTasks",
+    )
+    executor: str
+    schedulerVersion: str
+    protocolVersion: int
+    leaseTimeoutS: float
+    maxPopWaitS: float
+    missingTasks: list[str] = field(default_factory=list)
+    mismatchedTasks: list[str] = field(default_factory=list)
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> Terms | None:
+        get = data.get
+        if (
+            type(get("executor")) is str
+            and type(get("schedulerVersion")) is str
+            and type(get("protocolVersion")) is int
+            and type(get("leaseTimeoutS")) in (int, float)
+            and type(get("maxPopWaitS")) in (int, float)
+            and _absent_or(data, "missingTasks", _is_str_list)
+            and _absent_or(data, "mismatchedTasks", _is_str_list)
+        ):
+            return cls.from_valid({"missingTasks": [], "mismatchedTasks": [], **data})
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> Terms:
+        return cls(
+            data["executor"],
+            data["schedulerVersion"],
+            data["protocolVersion"],
+            float(data["leaseTimeoutS"]),
+            float(data["maxPopWaitS"]),
+            list(data["missingTasks"]),
+            list(data["mismatchedTasks"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAnswer(_JsonView):
+    """The leases an executor lost, as :class:`ppacer.api.schemas.HeartbeatOut`."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("lost", "leaseTimeoutS")
+    lost: list[str]
+    leaseTimeoutS: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(_JsonView):
+    """A refused item of a batch, as :class:`ppacer.api.schemas.RejectedOut`."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("index", "error")
+    index: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogsStored(_JsonView):
+    """Records stored, re-sent copies skipped, records refused, as
+    :class:`ppacer.api.schemas.TaskLogsStoredOut`."""
+
+    stored: int
+    duplicates: int
+    rejected: list[Rejected]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": [r.to_json() for r in self.rejected],
+        }
+
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> LogsStored | None:
+        rejected = data.get("rejected")
+        if (
+            type(data.get("stored")) is int
+            and type(data.get("duplicates")) is int
+            and type(rejected) is list
+            and all(
+                type(r) is dict and type(r.get("index")) is int and type(r.get("error")) is str
+                for r in rejected
+            )
+        ):
+            return cls.from_valid(data)
+        return None
+
+    @classmethod
+    def from_valid(cls, data: Mapping[str, Any]) -> LogsStored:
+        rejected = [Rejected(r["index"], r["error"]) for r in data["rejected"]]
+        return cls(data["stored"], data["duplicates"], rejected)
