@@ -141,7 +141,7 @@ class Client:
         response = self._call(name, **kwargs)
         try:
             data = response.json()
-            return checked.read(wire, data, lambda: model_named(ROUTES[name].answer or ""))
+            return checked.read(wire, data, lambda: model_named(ROUTES[name].answer_name or ""))
         except ValueError as exc:
             raise self._not_ours(name, exc) from None
 

@@ -8,8 +8,9 @@ models, the OpenAPI document (:mod:`ppacer.api.openapi`) is generated from them,
 and the client (:mod:`ppacer.api.client`) builds its URLs with
 :meth:`Route.url` and reads its answers with them: the contract is written once.
 
-Models are named (``"schemas.TriggerOut"``: module of :mod:`ppacer.api`, class)
-and imported on first use (:meth:`Route.model`): a scheduler that only serves
+Models are named (``answer_name="schemas.TriggerOut"``: a module of
+:mod:`ppacer.api`, a class) and imported on first use (:meth:`Route.model`, or
+the properties ``answer``, ``body``, ``query``, ``params``): a scheduler that only serves
 executors never loads pydantic. The executors' routes also name a checked wire
 type (:mod:`ppacer.api.checked`) that reads the common, valid request by hand;
 whatever it is not sure of goes to the route's model, which decides.
@@ -43,17 +44,17 @@ class Route:
     summary: str
     tag: str
     # The 200 answer's model (None: an empty body); ``answer_is_list``: a JSON array of it.
-    answer: str | None = None
+    answer_name: str | None = None
     answer_is_list: bool = False
     # The 200 answer's media type when it is not JSON (``answer`` is then None).
     answer_media: str | None = None
-    body: str | None = None
-    query: str | None = None
-    params: str | None = None
+    body_name: str | None = None
+    query_name: str | None = None
+    params_name: str | None = None
     # Error statuses it may answer (401 is added when a token is required), and the
     # model of their body when it is not the API's error shape (``ErrorOut``).
     errors: tuple[int, ...] = (400,)
-    error_answer: str | None = None
+    error_answer_name: str | None = None
     # Answers without a body besides 200 (e.g. 204 from a poll that found nothing).
     no_content: tuple[int, ...] = ()
     description: str = ""
@@ -72,8 +73,33 @@ class Route:
 
     def model(self, part: ModelPart) -> type[BaseModel] | None:
         """The model of ``part`` (imported on first use), or None if the route has none."""
-        name: str | None = getattr(self, part)
+        name: str | None = getattr(self, f"{part}_name")
         return None if name is None else model_named(name)
+
+    @property
+    def answer(self) -> type[BaseModel] | None:
+        """The 200 answer's model (imported on first use)."""
+        return self.model("answer")
+
+    @property
+    def body(self) -> type[BaseModel] | None:
+        """The body's model (imported on first use)."""
+        return self.model("body")
+
+    @property
+    def query(self) -> type[BaseModel] | None:
+        """The query parameters' model (imported on first use)."""
+        return self.model("query")
+
+    @property
+    def params(self) -> type[BaseModel] | None:
+        """The path parameters' model (imported on first use)."""
+        return self.model("params")
+
+    @property
+    def error_answer(self) -> type[BaseModel] | None:
+        """The error answers' model when it is not ``ErrorOut`` (imported on first use)."""
+        return self.model("error_answer")
 
 
 @cache
@@ -91,8 +117,8 @@ _ALL = (
         "/dag/task/pop",
         "Take the next ready task attempt (long poll with wait_s)",
         "executor",
-        answer="schemas.TaskToExecOut",
-        query="params.PopQuery",
+        answer_name="schemas.TaskToExecOut",
+        query_name="params.PopQuery",
         no_content=(204,),
         description="204 when nothing became ready within `wait_s` seconds.",
         wire_query=checked.PopQuery,
@@ -103,7 +129,7 @@ _ALL = (
         "/dag/task/update",
         "Report a task attempt's status",
         "executor",
-        body="inputs.TaskStatusUpdate",
+        body_name="inputs.TaskStatusUpdate",
         errors=(400, 404, 409),
         description="200 with an empty body; 409 for a stale attempt or an illegal change.",
         wire_body=checked.StatusUpdate,
@@ -114,8 +140,8 @@ _ALL = (
         "/dag/run/trigger",
         "Run a DAG now (or for execTs), with parameters",
         "runs",
-        answer="schemas.TriggerOut",
-        body="inputs.DagRunTriggerInput",
+        answer_name="schemas.TriggerOut",
+        body_name="inputs.DagRunTriggerInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -124,8 +150,8 @@ _ALL = (
         "/dag/run/restart",
         "Restart a FAILED run",
         "runs",
-        answer="schemas.RestartOut",
-        body="inputs.DagRunRestartInput",
+        answer_name="schemas.RestartOut",
+        body_name="inputs.DagRunRestartInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -134,7 +160,7 @@ _ALL = (
         "/state",
         "The scheduler's state",
         "scheduler",
-        answer="schemas.StateOut",
+        answer_name="schemas.StateOut",
         errors=(),
     ),
     # Extensions over the original protocol.
@@ -144,8 +170,8 @@ _ALL = (
         "/executor/register",
         "An executor says which queues it serves and which code versions it has",
         "executor",
-        answer="schemas.RegistrationOut",
-        body="inputs.ExecutorRegistration",
+        answer_name="schemas.RegistrationOut",
+        body_name="inputs.ExecutorRegistration",
         errors=(400, 409),
         description="409 when the executor speaks a protocol version this scheduler lacks.",
         wire_body=checked.Registration,
@@ -156,8 +182,8 @@ _ALL = (
         "/executor/heartbeat",
         "An executor is alive; renew its leases",
         "executor",
-        answer="schemas.HeartbeatOut",
-        body="inputs.HeartbeatInput",
+        answer_name="schemas.HeartbeatOut",
+        body_name="inputs.HeartbeatInput",
         wire_body=checked.Heartbeat,
     ),
     Route(
@@ -166,8 +192,8 @@ _ALL = (
         "/dag/task/logs",
         "Store task log records an executor ships (each stored once, by attempt and seq)",
         "executor",
-        answer="schemas.TaskLogsStoredOut",
-        body="inputs.TaskLogsInput",
+        answer_name="schemas.TaskLogsStoredOut",
+        body_name="inputs.TaskLogsInput",
         errors=(400, 409),
         description="409 when the scheduler keeps no logs DB.",
         wire_body=checked.LogShipment,
@@ -178,8 +204,8 @@ _ALL = (
         "/dag/task/pop/batch",
         "Take up to `max` ready task attempts",
         "executor",
-        answer="schemas.BatchPopOut",
-        query="params.PopBatchQuery",
+        answer_name="schemas.BatchPopOut",
+        query_name="params.PopBatchQuery",
         wire_query=checked.PopBatchQuery,
     ),
     Route(
@@ -188,8 +214,8 @@ _ALL = (
         "/dag/task/update/batch",
         "Report several task attempts at once",
         "executor",
-        answer="schemas.BatchUpdateOut",
-        body="inputs.TaskStatusUpdates",
+        answer_name="schemas.BatchUpdateOut",
+        body_name="inputs.TaskStatusUpdates",
         wire_body=checked.StatusUpdates,
     ),
     Route(
@@ -198,8 +224,8 @@ _ALL = (
         "/dag/task/update/pop",
         "Report task attempts and take up to `max` ready attempts, in one round trip",
         "executor",
-        answer="schemas.ReportAndPopOut",
-        body="inputs.ReportAndPopInput",
+        answer_name="schemas.ReportAndPopOut",
+        body_name="inputs.ReportAndPopInput",
         description=(
             "The reports as `/dag/task/update/batch` takes them, then up to `max` attempts "
             "as `/dag/task/pop/batch` hands them out, without waiting: an attempt a report "
@@ -213,8 +239,8 @@ _ALL = (
         "/dag/pause",
         "Pause a DAG (no new scheduled runs)",
         "dags",
-        answer="schemas.DagPausedOut",
-        body="inputs.DagInput",
+        answer_name="schemas.DagPausedOut",
+        body_name="inputs.DagInput",
         errors=(400, 404),
     ),
     Route(
@@ -223,8 +249,8 @@ _ALL = (
         "/dag/unpause",
         "Unpause a DAG",
         "dags",
-        answer="schemas.DagPausedOut",
-        body="inputs.DagInput",
+        answer_name="schemas.DagPausedOut",
+        body_name="inputs.DagInput",
         errors=(400, 404),
     ),
     Route(
@@ -233,8 +259,8 @@ _ALL = (
         "/dag/backfill",
         "Run a DAG's schedule points in [from, to]",
         "dags",
-        answer="schemas.BackfillOut",
-        body="inputs.BackfillInput",
+        answer_name="schemas.BackfillOut",
+        body_name="inputs.BackfillInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -243,8 +269,8 @@ _ALL = (
         "/dag/backfill/{backfillId}",
         "A backfill's progress",
         "dags",
-        answer="schemas.BackfillOut",
-        params="params.BackfillIdPath",
+        answer_name="schemas.BackfillOut",
+        params_name="params.BackfillIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -253,8 +279,8 @@ _ALL = (
         "/dag/run/task/clear",
         "Run a task and its downstream again in a finished run",
         "runs",
-        answer="schemas.TaskClearedOut",
-        body="inputs.TaskActionInput",
+        answer_name="schemas.TaskClearedOut",
+        body_name="inputs.TaskActionInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -263,8 +289,8 @@ _ALL = (
         "/dag/run/task/mark",
         "Set a task's status (SUCCESS or FAILED) by hand",
         "runs",
-        answer="schemas.TaskMarkedOut",
-        body="inputs.TaskMarkInput",
+        answer_name="schemas.TaskMarkedOut",
+        body_name="inputs.TaskMarkInput",
         errors=(400, 404, 409),
     ),
     Route(
@@ -273,9 +299,9 @@ _ALL = (
         "/dag/schedule/{dagId}",
         "A DAG's next schedule points",
         "dags",
-        answer="schemas.SchedulePreviewOut",
-        params="params.DagIdPath",
-        query="params.SchedulePreviewQuery",
+        answer_name="schemas.SchedulePreviewOut",
+        params_name="params.DagIdPath",
+        query_name="params.SchedulePreviewQuery",
         errors=(400, 404),
     ),
     Route(
@@ -284,9 +310,9 @@ _ALL = (
         "/dag/run/history/{runId}",
         "Who did what to a run, and when",
         "runs",
-        answer="schemas.RunEventListOut",
-        params="params.RunIdPath",
-        query="params.PageQuery",
+        answer_name="schemas.RunEventListOut",
+        params_name="params.RunIdPath",
+        query_name="params.PageQuery",
         errors=(400, 404),
     ),
     # UI data, as in the original.
@@ -296,7 +322,7 @@ _ALL = (
         "/ui/dagrun/stats",
         "Runs and tasks by status, queue lengths (the original's UI data)",
         "ui data",
-        answer="original_ui.UiStatsOut",
+        answer_name="original_ui.UiStatsOut",
         errors=(),
     ),
     Route(
@@ -305,9 +331,9 @@ _ALL = (
         "/ui/dagrun/latest/{n}",
         "The latest n runs (the original's UI data)",
         "ui data",
-        answer="original_ui.UiLatestRunOut",
+        answer_name="original_ui.UiLatestRunOut",
         answer_is_list=True,
-        params="params.LatestRunsPath",
+        params_name="params.LatestRunsPath",
     ),
     Route(
         "ui_dagrun_task_details",
@@ -315,8 +341,8 @@ _ALL = (
         "/ui/dagrun/task/{runId}/{taskId}/{retry}",
         "One task attempt with its source and logs (the original's UI data)",
         "ui data",
-        answer="original_ui.UiTaskDetailsOut",
-        params="params.TaskAttemptPath",
+        answer_name="original_ui.UiTaskDetailsOut",
+        params_name="params.TaskAttemptPath",
         errors=(400, 404),
     ),
     Route(
@@ -325,8 +351,8 @@ _ALL = (
         "/ui/dagrun/{runId}",
         "A run with its tasks and logs (the original's UI data)",
         "ui data",
-        answer="original_ui.UiRunDetailsOut",
-        params="params.RunIdPath",
+        answer_name="original_ui.UiRunDetailsOut",
+        params_name="params.RunIdPath",
         errors=(400, 404),
     ),
     # Reads of the API and the command line; lists are paginated (limit, offset).
@@ -336,8 +362,8 @@ _ALL = (
         "/dag/list",
         "DAGs by id, with pause state, next point and latest run",
         "dags",
-        answer="schemas.DagListOut",
-        query="params.PageQuery",
+        answer_name="schemas.DagListOut",
+        query_name="params.PageQuery",
     ),
     Route(
         "get_dag",
@@ -345,8 +371,8 @@ _ALL = (
         "/dag/details/{dagId}",
         "A DAG: its tasks in graph order and its latest runs",
         "dags",
-        answer="schemas.DagDetailsOut",
-        params="params.DagIdPath",
+        answer_name="schemas.DagDetailsOut",
+        params_name="params.DagIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -355,8 +381,8 @@ _ALL = (
         "/dag/run/list",
         "DAG runs, newest first",
         "runs",
-        answer="schemas.DagRunListOut",
-        query="params.DagRunListQuery",
+        answer_name="schemas.DagRunListOut",
+        query_name="params.DagRunListQuery",
     ),
     Route(
         "get_dag_run",
@@ -364,8 +390,8 @@ _ALL = (
         "/dag/run/details/{runId}",
         "A DAG run with its parameters and every task attempt",
         "runs",
-        answer="schemas.DagRunDetailsOut",
-        params="params.RunIdPath",
+        answer_name="schemas.DagRunDetailsOut",
+        params_name="params.RunIdPath",
         errors=(400, 404),
     ),
     Route(
@@ -374,9 +400,9 @@ _ALL = (
         "/dag/run/task/logs/{runId}/{taskId}",
         "Log records of a task attempt (the latest unless `retry` is given)",
         "runs",
-        answer="schemas.TaskLogsOut",
-        params="params.TaskLogsPath",
-        query="params.TaskLogsQuery",
+        answer_name="schemas.TaskLogsOut",
+        params_name="params.TaskLogsPath",
+        query_name="params.TaskLogsQuery",
         errors=(400, 404),
     ),
     Route(
@@ -385,8 +411,8 @@ _ALL = (
         "/dag/run/task/logs/search",
         "Find task log lines by their words, across runs, newest first",
         "runs",
-        answer="schemas.LogSearchOut",
-        query="params.LogSearchQuery",
+        answer_name="schemas.LogSearchOut",
+        query_name="params.LogSearchQuery",
         description="Full-text search (SQLite FTS5 or PostgreSQL text search). Every word of "
         '`q` must occur; `"quoted words"` in that order; `conn*` matches words starting '
         "with conn. Filters: DAG, task, lowest level, time range [from, to). Each line names "
@@ -398,8 +424,8 @@ _ALL = (
         "/executor/list",
         "Executors heard from, most recently seen first",
         "executor",
-        answer="schemas.ExecutorListOut",
-        query="params.PageQuery",
+        answer_name="schemas.ExecutorListOut",
+        query_name="params.PageQuery",
     ),
     # Observability.
     Route(
@@ -408,9 +434,9 @@ _ALL = (
         "/healthz",
         "Health: databases reachable, loops alive",
         "observability",
-        answer="schemas.HealthOut",
+        answer_name="schemas.HealthOut",
         errors=(503,),
-        error_answer="schemas.HealthOut",
+        error_answer_name="schemas.HealthOut",
         public=True,
     ),
     Route(

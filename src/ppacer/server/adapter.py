@@ -140,13 +140,13 @@ def _endpoint(
             if forwarded is not None:
                 return forwarded
         try:
-            body = await _body(request, route, max_request_bytes) if route.body else None
+            body = await _body(request, route, max_request_bytes) if route.body_name else None
             query = (
                 _params(route, "query", request.query_params, route.wire_query)
-                if route.query
+                if route.query_name
                 else None
             )
-            path = _params(route, "params", request.path_params) if route.params else None
+            path = _params(route, "params", request.path_params) if route.params_name else None
             result = await handler(Call(body, query, path, request))
         except PpacerError as exc:
             return error_response(exc.http_status, str(exc), getattr(exc, "detail", None))
