@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, parse_exec_ts
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 _W = TypeVar("_W", bound="WireInput")
+_D = TypeVar("_D")
 
 
 class WireInput(Protocol):
@@ -58,6 +60,18 @@ class WireInput(Protocol):
     @classmethod
     def from_valid(cls: type[_W], data: Mapping[str, Any]) -> _W:
         """The value from data its model validated (``model_dump()``)."""
+
+
+def build(cls: type[_D], data: Mapping[str, Any]) -> _D:
+    """A wire dataclass from JSON data whose keys are its fields' names (extra keys
+    ignored; every field present)."""
+    names: tuple[str, ...] = _field_names(cls)  # type: ignore[arg-type]
+    return cls(*[data[name] for name in names])
+
+
+@cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def read(wire: type[_W], data: Any, model: Callable[[], Any]) -> _W:
@@ -169,32 +183,12 @@ class StatusUpdate:
             and (branch is None or _texts(branch))
             and _json_value(get("output"))
         ):
-            return cls(
-                data["dagId"],
-                data["execTs"],
-                data["taskId"],
-                data["retry"],
-                data["status"],
-                task_error,
-                get("leaseToken"),
-                get("output"),
-                branch,
-            )
+            return build(cls, {**_UPDATE_DEFAULTS, **data})
         return None
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> StatusUpdate:
-        return cls(
-            data["dagId"],
-            data["execTs"],
-            data["taskId"],
-            data["retry"],
-            data["status"],
-            data.get("taskError"),
-            data.get("leaseToken"),
-            data.get("output"),
-            data.get("branch"),
-        )
+        return build(cls, data)
 
     def to_report(self) -> StatusReport:
         """The report this update carries (timestamp normalised; a bad one or status is a 400)."""
@@ -213,6 +207,9 @@ class StatusUpdate:
             self.output,
             self.branch,
         )
+
+
+_UPDATE_DEFAULTS = {"taskError": None, "leaseToken": None, "output": None, "branch": None}
 
 
 def _updates(value: Any) -> list[StatusUpdate] | None:
@@ -290,7 +287,18 @@ class Heartbeat:
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> Heartbeat:
-        return cls(data["executor"], data["leases"], data["running"], data["capacity"])
+        return build(cls, data)
+
+
+def _registration_defaults() -> dict[str, Any]:
+    return {
+        "queues": ["default"],
+        "versions": {},
+        "retained": {},
+        "labels": {},
+        "ppacerVersion": None,
+        "protocolVersion": PROTOCOL_VERSION,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,28 +326,12 @@ class Registration:
             and _maybe_text(get("ppacerVersion"), 100)
             and _absent_or(data, "protocolVersion", lambda v: _int(v, 1))
         ):
-            return cls(
-                data["executor"],
-                get("queues", ["default"]),
-                get("versions", {}),
-                get("retained", {}),
-                get("labels", {}),
-                get("ppacerVersion"),
-                get("protocolVersion", PROTOCOL_VERSION),
-            )
+            return build(cls, {**_registration_defaults(), **data})
         return None
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> Registration:
-        return cls(
-            data["executor"],
-            data["queues"],
-            data["versions"],
-            data["retained"],
-            data["labels"],
-            data["ppacerVersion"],
-            data["protocolVersion"],
-        )
+        return build(cls, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,22 +362,12 @@ class LogRecordIn:
             and _text(get("message"), 0)  # free text: NUL becomes U+FFFD, by the model
             and _absent_or(data, "attributes", _json_object)
         ):
-            return cls.from_valid({"attributes": {}, **data})
+            return build(cls, {"attributes": {}, **data})
         return None
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> LogRecordIn:
-        return cls(
-            data["dagId"],
-            data["execTs"],
-            data["taskId"],
-            data["retry"],
-            data["seq"],
-            data["insertTs"],
-            data["level"],
-            data["message"],
-            data["attributes"],
-        )
+        return build(cls, data)
 
     def to_record(self) -> LogRecord:
         """The record, timestamps in stored form (a bad one is a 400 naming it)."""
@@ -450,7 +432,7 @@ class PopQuery:
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> PopQuery:
-        return cls(data["wait_s"], data["executor"])
+        return build(cls, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +454,7 @@ class PopBatchQuery:
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> PopBatchQuery:
-        return cls(data["wait_s"], data["executor"], data["max"])
+        return build(cls, data)
 
 
 def _wait(data: Mapping[str, Any]) -> float | None:

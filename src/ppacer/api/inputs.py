@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport, parse_exec_ts
-from ppacer.dag.status import TaskStatus
-from ppacer.errors import InvalidInputError
+from ppacer.api.checked import LogRecordIn, StatusUpdate
+from ppacer.api.models import PROTOCOL_VERSION, LogRecord, StatusReport
 
 __all__ = [
     "BackfillInput",
@@ -83,21 +82,7 @@ class TaskStatusUpdate(_Input):
 
     def to_report(self) -> StatusReport:
         """The report this update carries (timestamp normalised; a bad one or status is a 400)."""
-        try:
-            status = TaskStatus(self.status)
-        except ValueError:
-            raise InvalidInputError(f"status: unknown task status {self.status!r}") from None
-        return StatusReport(
-            self.dagId,
-            parse_exec_ts(self.execTs),
-            self.taskId,
-            self.retry,
-            status,
-            self.taskError,
-            self.leaseToken,
-            self.output,
-            self.branch,
-        )
+        return StatusUpdate.from_valid(self.model_dump()).to_report()
 
 
 class LogRecordInput(_Input):
@@ -115,17 +100,7 @@ class LogRecordInput(_Input):
 
     def to_record(self) -> LogRecord:
         """The record, timestamps in stored form (a bad one is a 400 naming it)."""
-        return LogRecord(
-            self.dagId,
-            parse_exec_ts(self.execTs),
-            self.taskId,
-            self.retry,
-            self.seq,
-            parse_exec_ts(self.insertTs, "insertTs"),
-            self.level,
-            self.message,
-            self.attributes,
-        )
+        return LogRecordIn.from_valid(self.model_dump()).to_record()
 
 
 class TaskLogsInput(_Input):

@@ -28,38 +28,15 @@ __all__ = [
     "parse_exec_ts",
 ]
 
-#: The request models that moved to :mod:`ppacer.api.inputs` (and the answer to
-#: :mod:`ppacer.api.schemas`): importing them from here still works.
-_MOVED = {
-    **dict.fromkeys(
-        (
-            "BackfillInput",
-            "DagInput",
-            "DagRunRestartInput",
-            "DagRunTriggerInput",
-            "ExecutorRegistration",
-            "HeartbeatInput",
-            "LogRecordInput",
-            "ReportAndPopInput",
-            "TaskActionInput",
-            "TaskLogsInput",
-            "TaskMarkInput",
-            "TaskStatusUpdate",
-            "TaskStatusUpdates",
-            "describe_validation_error",
-            "validation_detail",
-        ),
-        "ppacer.api.inputs",
-    ),
-    "ReportAndPopOut": "ppacer.api.schemas",
-}
-
-
 def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    """The request models that moved to :mod:`ppacer.api.inputs` (and ``ReportAndPopOut``,
+    to :mod:`ppacer.api.schemas`): importing them from here still works, loading them."""
+    if not name.startswith("_"):
+        for module in ("ppacer.api.inputs", "ppacer.api.schemas"):
+            found = getattr(importlib.import_module(module), name, None)
+            if found is not None:
+                return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
