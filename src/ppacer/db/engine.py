@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from ppacer.db.migrate import LOGS_DB, SCHEDULER_DB, History, ensure_schema
@@ -102,14 +104,45 @@ def _make_engine(
         "connect_timeout": max(1, round(busy_timeout_s)),
         "options": f"-c lock_timeout={wait_ms} -c idle_in_transaction_session_timeout=60000",
     }
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         pool_timeout=max(1.0, busy_timeout_s),
         connect_args=pg_args,
     )
+    event.listen(engine, "checkin", _rest_started)
+    event.listen(engine, "checkout", _ping_if_rested)
+    return engine
+
+
+#: A pooled PostgreSQL connection idle this long is pinged before it is used again.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _rest_started(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_rested(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that rested in the pool (a ``SELECT 1``): one the server or the
+    network dropped meanwhile is replaced before it is used (the pool retries with a new
+    one). A connection back within :data:`PING_AFTER_IDLE_S` is not pinged: on a busy
+    scheduler, where a hop takes a connection for each transaction, the ping was a round
+    trip in every hop; a connection lost that soon fails its transaction, which the
+    database gate treats as any outage."""
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+        return
+    try:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_conn.rollback()
+    except Exception as exc:
+        raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
 def _open(
