@@ -33,7 +33,7 @@ import uvicorn
 from workloads import build_registry
 
 import ppacer
-from ppacer.local import LocalRunner
+from ppacer.local import LocalRunner, QuietServer
 
 try:
     from ppacer.scheduler.frozen_heap import frozen_heap
@@ -68,7 +68,7 @@ def run_scheduler(args: argparse.Namespace) -> None:
     _ready(url=f"http://127.0.0.1:{sock.getsockname()[1]}")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     with frozen_heap():  # as `ppacer scheduler` does (LocalRunner.serve_forever)
-        uvicorn.Server(config).run(sockets=[sock])
+        QuietServer(config).run(sockets=[sock])
 
 
 def run_executor(args: argparse.Namespace) -> None:

@@ -88,3 +88,48 @@ def test_runs_through_scheduler_and_executor_load_no_validation_library(tmp_path
     # The models load when a call needs one, and then answer as before.
     assert found["trigger"] == 200
     assert found["after_trigger"] is True
+
+
+def test_an_idle_server_wakes_once_a_second_and_stops_when_asked() -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ppacer.local import QuietServer
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # lifespan only
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()  # type: ignore[operator]
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})  # type: ignore[operator]
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
+                    return
+
+    class Counting(QuietServer):
+        ticks = 0
+
+        async def on_tick(self, counter: int) -> bool:
+            Counting.ticks += 1
+            return await super().on_tick(counter)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = Counting(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert server.started
+    idle_from = time.monotonic()
+    while time.monotonic() < idle_from + 2.5:  # idle for 2.5 s: uvicorn's own ticks 25 times
+        time.sleep(0.05)
+    server.request_exit()
+    thread.join(10)
+    sock.close()
+    assert not thread.is_alive()
+    assert Counting.ticks <= 5

@@ -28,6 +28,7 @@ __all__ = [
     "parse_exec_ts",
 ]
 
+
 def __getattr__(name: str) -> Any:
     """The request models that moved to :mod:`ppacer.api.inputs` (and ``ReportAndPopOut``,
     to :mod:`ppacer.api.schemas`): importing them from here still works, loading them."""
