@@ -212,16 +212,21 @@ class StatusUpdate:
 _UPDATE_DEFAULTS = {"taskError": None, "leaseToken": None, "output": None, "branch": None}
 
 
-def _updates(value: Any) -> list[StatusUpdate] | None:
-    if type(value) is not list or len(value) > 1000:
+def _items(wire: type[_W], value: Any, max_items: int) -> list[_W] | None:
+    """A list of at most ``max_items`` objects, each taken by ``wire``'s check; else None."""
+    if type(value) is not list or len(value) > max_items:
         return None
     out = []
     for item in value:
-        update = StatusUpdate.check(item) if type(item) is dict else None
-        if update is None:
+        found = wire.check(item) if type(item) is dict else None
+        if found is None:
             return None
-        out.append(update)
+        out.append(found)
     return out
+
+
+def _updates(value: Any) -> list[StatusUpdate] | None:
+    return _items(StatusUpdate, value, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,17 +398,10 @@ class LogShipment:
 
     @classmethod
     def check(cls, data: Mapping[str, Any]) -> LogShipment | None:
-        executor = data.get("executor")
-        records = data.get("records")
-        if not _text(executor, 1, 200) or type(records) is not list or len(records) > 5000:
+        records = _items(LogRecordIn, data.get("records"), 5000)
+        if records is None or not _text(data.get("executor"), 1, 200):
             return None
-        out = []
-        for item in records:
-            record = LogRecordIn.check(item) if type(item) is dict else None
-            if record is None:
-                return None
-            out.append(record)
-        return cls(data["executor"], out)
+        return cls(data["executor"], records)
 
     @classmethod
     def from_valid(cls, data: Mapping[str, Any]) -> LogShipment:
