@@ -37,12 +37,14 @@ __all__ = [
     "PopBatchQuery",
     "PopQuery",
     "Registration",
+    "Rejected",
     "ReportAndPopBody",
     "StatusUpdate",
     "StatusUpdates",
     "Terms",
     "UpdateResults",
     "WireInput",
+    "build",
     "read",
 ]
 
