@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ppacer.api import checked
+from ppacer.api import answers, checked
 from ppacer.api.models import LogRecord, StatusReport, parse_exec_ts
 from ppacer.api.routes import ROUTES
 from ppacer.dag.status import TaskStatus
@@ -248,13 +248,13 @@ def test_the_executors_answers_read_as_their_models_read_them() -> None:
     }
     model = ROUTES["register_executor"].model("answer")
     assert model is not None
-    by_hand = checked.Terms.check(terms)
+    by_hand = answers.Terms.check(terms)
     assert by_hand is not None
-    assert by_hand == checked.Terms.from_valid(model.model_validate(terms).model_dump())
+    assert by_hand == answers.Terms.from_valid(model.model_validate(terms).model_dump())
     assert by_hand["missingTasks"] == [] and by_hand.leaseTimeoutS == 30.0
-    assert checked.Terms.check({**terms, "protocolVersion": "2"}) is None
+    assert answers.Terms.check({**terms, "protocolVersion": "2"}) is None
     stored = {"stored": 2, "duplicates": 1, "rejected": [{"index": 0, "error": "bad"}]}
-    logs = checked.LogsStored.check(stored)
+    logs = answers.LogsStored.check(stored)
     assert logs is not None and logs.to_json() == stored and logs.rejected[0].index == 0
 
 

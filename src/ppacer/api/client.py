@@ -15,7 +15,7 @@ import ssl
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ppacer.api import checked
+from ppacer.api import answers, checked
 from ppacer.api.models import ACTOR_HEADER, PROTOCOL_VERSION, LogRecord, StatusReport, TaskToExec
 from ppacer.api.routes import ROUTES, model_named
 from ppacer.api.transport import HttpAnswer, Transport
@@ -239,10 +239,10 @@ class Client:
             error = task_error
         self.report(StatusReport.for_task(task, status, error, output=output, branch=branch))
 
-    def ship_logs(self, executor: str, records: list[LogRecord]) -> checked.LogsStored:
+    def ship_logs(self, executor: str, records: list[LogRecord]) -> answers.LogsStored:
         """Ship task log records (``POST /dag/task/logs``); re-sent ones are stored once."""
         body = {"executor": executor, "records": [r.to_json() for r in records]}
-        return self._read(checked.LogsStored, "ship_task_logs", json=body)
+        return self._read(answers.LogsStored, "ship_task_logs", json=body)
 
     def register_executor(
         self,
@@ -252,7 +252,7 @@ class Client:
         versions: dict[str, dict[str, str]] | None = None,
         labels: dict[str, str] | None = None,
         retained: dict[str, dict[str, list[str]]] | None = None,
-    ) -> checked.Terms:
+    ) -> answers.Terms:
         """Tell the scheduler which queues ``executor`` serves and which task code it has.
 
         ``retained``: older code versions it still holds (after a hot reload), for
@@ -270,7 +270,7 @@ class Client:
             "ppacerVersion": __version__,
             "protocolVersion": PROTOCOL_VERSION,
         }
-        return self._read(checked.Terms, "register_executor", json=body)
+        return self._read(answers.Terms, "register_executor", json=body)
 
     def heartbeat(
         self,

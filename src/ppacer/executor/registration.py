@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ppacer.api.checked import Terms
+from ppacer.api.answers import Terms
 from ppacer.api.client import Client
 from ppacer.dag.dag import Registry
 from ppacer.errors import NotFoundError, PpacerError

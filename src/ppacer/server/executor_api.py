@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
+from ppacer.api import answers as a
 from ppacer.api import checked as c
 from ppacer.api import models as m
 from ppacer.api.models import StatusReport, TaskBatch, TaskToExec
@@ -60,9 +61,9 @@ class ExecutorHandlers:
 
     async def update_task_statuses(
         self, call: Call[c.StatusUpdates, None, None]
-    ) -> c.UpdateResults:
+    ) -> a.UpdateResults:
         """``POST /dag/task/update/batch``: one result per report, in order."""
-        return c.UpdateResults(self._apply_updates(call.body.updates))
+        return a.UpdateResults(self._apply_updates(call.body.updates))
 
     async def report_and_pop(self, call: Call[c.ReportAndPopBody, None, None]) -> m.ReportAndPop:
         """``POST /dag/task/update/pop``: the reports, then up to ``max`` attempts at once.
@@ -93,7 +94,7 @@ class ExecutorHandlers:
             results.append((200, None) if error is None else (error.http_status, str(error)))
         return results
 
-    async def ship_task_logs(self, call: Call[c.LogShipment, None, None]) -> c.LogsStored:
+    async def ship_task_logs(self, call: Call[c.LogShipment, None, None]) -> a.LogsStored:
         """``POST /dag/task/logs``: store the records (off the event loop)."""
         records, bad = [], []
         for i, record in enumerate(call.body.records):
@@ -105,15 +106,15 @@ class ExecutorHandlers:
         # Indexes of refused records are positions in ``records``: map them back.
         kept = [i for i in range(len(call.body.records)) if i not in {j for j, _ in bad}]
         rejected = bad + [(kept[j], why) for j, why in result.rejected]
-        return c.LogsStored(
-            result.stored, result.duplicates, [c.Rejected(i, why) for i, why in sorted(rejected)]
+        return a.LogsStored(
+            result.stored, result.duplicates, [a.Rejected(i, why) for i, why in sorted(rejected)]
         )
 
-    async def register_executor(self, call: Call[c.Registration, None, None]) -> c.Terms:
+    async def register_executor(self, call: Call[c.Registration, None, None]) -> a.Terms:
         """``POST /executor/register``: the scheduler's terms, and what the executor lacks."""
         found = self.scheduler.register_executor(call.body)
         config = self.scheduler.config
-        return c.Terms(
+        return a.Terms(
             call.body.executor,
             self.scheduler.version,
             m.PROTOCOL_VERSION,
@@ -123,11 +124,11 @@ class ExecutorHandlers:
             found.mismatched,
         )
 
-    async def executor_heartbeat(self, call: Call[c.Heartbeat, None, None]) -> c.HeartbeatAnswer:
+    async def executor_heartbeat(self, call: Call[c.Heartbeat, None, None]) -> a.HeartbeatAnswer:
         """``POST /executor/heartbeat``: the leases the executor no longer holds."""
         b = call.body
         lost = self.scheduler.heartbeat(b.executor, b.leases, b.running, b.capacity)
-        return c.HeartbeatAnswer(lost, self.scheduler.config.lease_timeout_s)
+        return a.HeartbeatAnswer(lost, self.scheduler.config.lease_timeout_s)
 
     async def list_executors(self, call: Call[None, params.PageQuery, None]) -> s.ExecutorListOut:
         """``GET /executor/list``: executors heard from, most recently seen first."""
