@@ -16,7 +16,8 @@ after the WAL changes. One thread serves a scheduler's databases (the scheduler
 DB and the logs DB). It looks every :data:`BUSY_S` while a WAL changes and every
 :data:`IDLE_S` while none does (one ``stat`` of each WAL file): an idle scheduler
 wakes it once in five seconds; a burst is over before it looks, and checkpointed
-at its next look.
+at its next look. A checkpoint that could not copy every frame back (a reader
+still needed some) is tried again at the next look.
 """
 
 from __future__ import annotations
@@ -70,38 +71,47 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
-        conns: dict[str, sqlite3.Connection] = {}
-        for path in self.paths:
-            try:  # mode=rw: a database file gone is not made again, empty, by this thread
-                conns[path] = sqlite3.connect(
-                    f"file:{quote(path)}?mode=rw", uri=True, timeout=1.0, check_same_thread=False
-                )
-            except sqlite3.Error as exc:
-                log.warning("no WAL checkpoints in a thread for %s: %s", path, exc)
-        seen: dict[str, tuple[int, int] | None] = dict.fromkeys(conns)
-        try:
-            while True:
-                stopping = self._stop.is_set()
-                changed = False
-                for path, conn in conns.items():
-                    wal = path + "-wal"
-                    if _stamp(wal) != seen[path] or stopping:
-                        changed = True
-                        self._checkpoint(path, conn)
-                        seen[path] = _stamp(wal)
-                if stopping:
-                    return
-                self._stop.wait(self.busy_s if changed else self.idle_s)
-        finally:
-            for conn in conns.values():
-                conn.close()
+        seen: dict[str, tuple[int, int] | None] = dict.fromkeys(self.paths)
+        while True:
+            stopping = self._stop.is_set()
+            changed = False
+            for path in self.paths:
+                # Stamped before the checkpoint: a commit landing meanwhile changes the
+                # stamp, and the next look copies it back too.
+                stamp = _stamp(path + "-wal")
+                if stamp != seen[path] or stopping:
+                    changed = True
+                    if self._checkpoint(path):
+                        seen[path] = stamp
+            if stopping:
+                return
+            self._stop.wait(self.busy_s if changed else self.idle_s)
 
-    def _checkpoint(self, path: str, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, path: str) -> bool:
+        """One PASSIVE checkpoint: whether it copied every frame of the WAL back (if not, a
+        reader still needed some, or it failed: the next look tries again).
+
+        From a connection of its own each time: a connection kept open was seen to
+        report an empty WAL at every later look once its first look had met a writer
+        opening the database (the WAL then grew to the fallback's 10,000 pages).
+        """
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
-        except sqlite3.Error as exc:  # busy, or the file is gone: the next look tries again
+            # mode=rw: a database file gone is not made again, empty, by this thread.
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=rw", uri=True, timeout=1.0, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
             log.debug("WAL checkpoint of %s skipped: %s", path, exc)
+            return False
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # busy, or the file is gone
+            log.debug("WAL checkpoint of %s skipped: %s", path, exc)
+            return False
+        finally:
+            conn.close()
+        self.checkpoints += 1
+        return bool(busy == 0 and copied >= frames)
 
 
 def _stamp(path: str) -> tuple[int, int]:
