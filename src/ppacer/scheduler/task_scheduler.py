@@ -202,15 +202,13 @@ class TaskScheduler:
         try:
             with self.engine.begin() as conn:
                 yield conn
-                progress.write_running(conn)
+                progress.write_pending(conn)
         except PpacerError:
             # Raised by checks before anything was written or changed in memory.
-            progress.outbox.clear()
-            progress.events.clear()
+            progress.abandon()
             raise
         except BaseException as exc:
-            progress.outbox.clear()
-            progress.events.clear()
+            progress.abandon()
             if is_unavailable(exc):
                 self._unavailable(exc)
                 raise DatabaseUnavailableError(str(exc)) from exc
@@ -290,11 +288,10 @@ class TaskScheduler:
         """
         progress = self.progress
         self.ready.drain()
-        progress.outbox.clear()
-        progress.events.clear()
+        progress.abandon()
         with self.engine.begin() as conn:
             self.runs.reload(conn)
-            progress.write_running(conn)
+            progress.write_pending(conn)
         outbox, progress.outbox = progress.outbox, []
         progress.events.clear()
         for state, task_id, retry in outbox:
