@@ -66,3 +66,44 @@ def test_the_help_lists_every_command() -> None:
     listed = done.stdout.split("Commands:", 1)[1].split()
     assert all(name in listed for name in COMMAND_MODULES)
     assert _modules_after(["runs", "--help"])["rich"] is False  # help prints no table
+
+
+def _loaded_before_running(argv: list[str]) -> dict[str, bool]:
+    code = (
+        "import json, sys\n"
+        "from ppacer.cli import load_command\n"
+        f"load_command({argv!r})\n"
+        "names = ('ppacer.cli.admin', 'ppacer.cli.runs', 'ppacer.cli.serve')\n"
+        "print(json.dumps({n: n in sys.modules for n in names}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_entry_point_loads_the_command_it_is_given_before_running_it() -> None:
+    # `ppacer` loads the command's modules up front (with the collector off): the
+    # command named after the global options, and only that one.
+    serve_only = {"ppacer.cli.admin": False, "ppacer.cli.runs": False, "ppacer.cli.serve": True}
+    assert _loaded_before_running(["run", "ppacer.examples.hello"]) == serve_only
+    assert _loaded_before_running(["--config", "runs", "--debug", "run"]) == serve_only
+    nothing = dict.fromkeys(serve_only, False)
+    assert _loaded_before_running(["--debug", "nope", "run"]) == nothing
+    assert _loaded_before_running(["--help"]) == nothing
+
+
+def test_the_entry_point_runs_the_command_with_the_collector_on() -> None:
+    code = (
+        "import gc, sys\n"
+        "import ppacer.cli\n"
+        "ppacer.cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count() > 10_000)\n"
+        "sys.argv = ['ppacer', 'run', 'ppacer.examples.hello']\n"
+        "from ppacer.__main__ import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    # On while the command runs; what loading it made is left out of the collector's passes.
+    assert done.stdout.split() == ["True", "True"]

@@ -30,4 +30,4 @@ def test_wheel_has_templates_static_files_licences_and_the_console_script(tmp_pa
     assert "ppacer/py.typed" in names and "ppacer/__main__.py" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "ppacer = ppacer.cli:main" in text
+    assert "ppacer = ppacer.__main__:run" in text

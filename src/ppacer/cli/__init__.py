@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -26,7 +27,7 @@ import click
 from ppacer.cli.common import EXIT_FAILURE, State, describe_error
 from ppacer.cli.loader import load_registry
 
-__all__ = ["COMMAND_MODULES", "load_registry", "main"]
+__all__ = ["COMMAND_MODULES", "load_command", "load_registry", "main"]
 
 #: Each command's module in ``ppacer.cli``, imported when the command is run (``ppacer
 #: --help`` imports them all): ``ppacer run`` loads neither the client commands' table
@@ -48,6 +49,19 @@ COMMAND_MODULES = {
     "config": "admin",
     "prune": "prune",
 }
+
+
+def load_command(args: Sequence[str]) -> None:
+    """Import the modules of the command ``args`` name (``ppacer [OPTIONS] COMMAND ...``),
+    if they name one, as running it would."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--config":
+            next(rest, None)  # its value
+        elif not arg.startswith("-"):
+            if arg in COMMAND_MODULES:
+                importlib.import_module(f"ppacer.cli.{COMMAND_MODULES[arg]}")
+            return
 
 
 class _Commands(dict[str, click.Command]):

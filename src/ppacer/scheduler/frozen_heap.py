@@ -8,7 +8,9 @@ DAGs here, on the event loop, in the middle of creating the runs. ``gc.freeze()`
 moves the objects alive when the scheduler starts to a generation the collector
 skips; garbage made later is collected as before.
 
-The processes ppacer runs as a server freeze their heap once started
+The command line loads its modules frozen (:mod:`ppacer.__main__`). The
+processes ppacer runs as a server collect what is garbage and freeze their heap
+once started
 (:meth:`ppacer.local.LocalRunner.serve_forever`: ``ppacer run``, ``ppacer
 scheduler``), and unfreeze it when they stop. A program that embeds the
 scheduler's app may do the same around its server with :func:`frozen_heap`
@@ -37,6 +39,11 @@ def frozen_heap() -> Iterator[None]:
     global _holders
     with _lock:
         _holders += 1
+        if _holders == 1:
+            # What is garbage now is not kept: the command line loads its modules
+            # frozen (ppacer.__main__), the few cycles they left included.
+            gc.unfreeze()
+            gc.collect()
         gc.freeze()
     try:
         yield
