@@ -33,18 +33,23 @@ def test_every_command_of_every_module_is_listed_once() -> None:
     assert main.commands.get("nope") is None and "nope" not in main.commands
 
 
-def _modules_after(argv: list[str]) -> dict[str, bool]:
-    code = (
-        "import json, sys\n"
-        "from ppacer.cli import main\n"
-        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        "names = ('rich', 'alembic', 'ppacer.cli.admin', 'ppacer.cli.runs', 'ppacer.cli.serve')\n"
-        "print(json.dumps({n: n in sys.modules for n in names}), file=sys.stderr)\n"
-    )
+def _python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; its last line on stderr."""
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    return json.loads(done.stderr.strip().splitlines()[-1])
+    return done.stderr.strip().splitlines()[-1]
+
+
+def _loaded(names: tuple[str, ...]) -> str:
+    return f"print(json.dumps({{n: n in sys.modules for n in {names!r}}}), file=sys.stderr)\n"
+
+
+def _modules_after(argv: list[str]) -> dict[str, bool]:
+    names = ("rich", "alembic", "ppacer.cli.admin", "ppacer.cli.runs", "ppacer.cli.serve")
+    code = "import json, sys\nfrom ppacer.cli import main\n"
+    code += f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n" + _loaded(names)
+    return dict(json.loads(_python(code)))
 
 
 def test_ppacer_run_loads_only_its_own_command() -> None:
@@ -69,17 +74,9 @@ def test_the_help_lists_every_command() -> None:
 
 
 def _loaded_before_running(argv: list[str]) -> dict[str, bool]:
-    code = (
-        "import json, sys\n"
-        "from ppacer.cli import load_command\n"
-        f"load_command({argv!r})\n"
-        "names = ('ppacer.cli.admin', 'ppacer.cli.runs', 'ppacer.cli.serve')\n"
-        "print(json.dumps({n: n in sys.modules for n in names}))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    names = ("ppacer.cli.admin", "ppacer.cli.runs", "ppacer.cli.serve")
+    code = f"import json, sys\nfrom ppacer.cli import load_command\nload_command({argv!r})\n"
+    return dict(json.loads(_python(code + _loaded(names))))
 
 
 def test_the_entry_point_loads_the_command_it_is_given_before_running_it() -> None:
@@ -97,13 +94,12 @@ def test_the_entry_point_runs_the_command_with_the_collector_on() -> None:
     code = (
         "import gc, sys\n"
         "import ppacer.cli\n"
-        "ppacer.cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count() > 10_000)\n"
+        "ppacer.cli.main = lambda: print(\n"
+        "    gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr\n"
+        ")\n"
         "sys.argv = ['ppacer', 'run', 'ppacer.examples.hello']\n"
         "from ppacer.__main__ import run\n"
         "run()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
     # On while the command runs; what loading it made is left out of the collector's passes.
-    assert done.stdout.split() == ["True", "True"]
+    assert _python(code).split() == ["True", "True"]
