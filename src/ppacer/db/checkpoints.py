@@ -17,7 +17,7 @@ DB and the logs DB). It looks every :data:`BUSY_S` while a WAL changes and every
 :data:`IDLE_S` while none does (one ``stat`` of each WAL file): an idle scheduler
 wakes it once in five seconds; a burst is over before it looks, and checkpointed
 at its next look. A checkpoint that could not copy every frame back (a reader
-still needed some) is tried again at the next look.
+still needed some) is tried again at a later look.
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
-        seen: dict[str, tuple[int, int] | None] = dict.fromkeys(self.paths)
+        # Per database: the WAL's stamp at the last look, and at the last checkpoint
+        # that copied all of it back.
+        looked: dict[str, tuple[int, int] | None] = dict.fromkeys(self.paths)
+        copied: dict[str, tuple[int, int] | None] = dict.fromkeys(self.paths)
         while True:
             stopping = self._stop.is_set()
             changed = False
@@ -79,17 +82,19 @@ class WalCheckpointer:
                 # Stamped before the checkpoint: a commit landing meanwhile changes the
                 # stamp, and the next look copies it back too.
                 stamp = _stamp(path + "-wal")
-                if stamp != seen[path] or stopping:
-                    changed = True
-                    if self._checkpoint(path):
-                        seen[path] = stamp
+                changed = changed or stamp != looked[path]
+                looked[path] = stamp
+                if (stamp != copied[path] or stopping) and self._checkpoint(path):
+                    copied[path] = stamp
             if stopping:
                 return
             self._stop.wait(self.busy_s if changed else self.idle_s)
 
     def _checkpoint(self, path: str) -> bool:
         """One PASSIVE checkpoint: whether it copied every frame of the WAL back (if not, a
-        reader still needed some, or it failed: the next look tries again).
+        reader still needed some, or it failed: a later look tries again, soon while the
+        WAL changes, else at the idle pace: a database file gone costs a look in five
+        seconds, not a busy loop).
 
         From a connection of its own each time: a connection kept open was seen to
         report an empty WAL at every later look once its first look had met a writer

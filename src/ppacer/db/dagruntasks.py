@@ -177,7 +177,7 @@ def update_dag_run_task_statuses(
 ) -> None:
     """Set many attempts' statuses ``(dag_id, exec_ts, task_id, retry, status, now)`` at once."""
     if len(changes) == 1:  # a hop's one report: a plain statement (no batch set up)
-        _SET_STATUS.execute(conn, _status_params(*changes[0]))
+        update_dag_run_task_status(conn, *changes[0])
     elif changes:
         _SET_STATUS.executemany(conn, [_status_params(*change) for change in changes])
 

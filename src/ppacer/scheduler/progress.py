@@ -175,12 +175,9 @@ class RunProgress:
     def write_pending(self, conn: Connection) -> None:
         """End of a write transaction: write its status changes, then the RUNNING rows and
         starts of attempts handed out since the last transaction."""
-        if self._statuses:
-            statuses, self._statuses = self._statuses, []
-            tasks_db.update_dag_run_task_statuses(conn, statuses)
+        changes, self._statuses = self._statuses, []
         if self._running:
             pending, self._running = self._running, {}
-            changes = []
             for key, (state, started) in pending.items():
                 task_id, retry = key[2], key[3]
                 self._starts.append((*key, started))
@@ -188,7 +185,7 @@ class RunProgress:
                     continue  # taken back (a lease lost, a run failed): its own row says it
                 changes.append((*key, TaskStatus.RUNNING, started.start_ts))
                 self.run_started(conn, state, started.start_ts)
-            tasks_db.update_dag_run_task_statuses(conn, changes)
+        tasks_db.update_dag_run_task_statuses(conn, changes)  # all of them in one statement
         if self._starts:
             starts, self._starts = self._starts, []
             tasks_db.insert_task_starts(conn, starts)
